@@ -1,0 +1,38 @@
+// Package fsm owns kdnsd's replicated record model: the services and endpoint
+// slices that every replica answers from, the commands that change them, and
+// the durable store that applies those commands in Raft log order.
+//
+// # Model
+//
+// The model is deliberately free of Kubernetes and DNS types: a Service and an
+// EndpointSlice here are plain values that the watcher translates into and the
+// resolver translates out of. Endpoints are keyed by their slice, so an
+// EndpointSlice change replaces exactly that slice's endpoints.
+//
+// # Durability and monotonic reads
+//
+// hashicorp/raft restores only its last snapshot on start and re-applies the
+// entries after it only once a leader has told it the commit index. A replica
+// restarted while the cluster has no quorum would therefore serve an old
+// snapshot, or nothing, even though it had applied newer entries before it
+// stopped. kdnsd avoids that by making the state machine itself durable:
+//
+//   - Store keeps its own bbolt file. Every batch of log entries is applied in
+//     one bbolt transaction that also records the index of the last entry, and
+//     the transaction commits (fsync) before the new state is published.
+//   - Entries at or below the recorded index are skipped, so re-applying the
+//     log after a restart is harmless (apply is idempotent by log index).
+//   - Raft is configured with NoSnapshotRestoreOnStart; on start the store
+//     loads its file and publishes it before Raft is even started. A replica
+//     therefore answers at once after a restart, without leader, quorum or API
+//     server, and never serves state older than it served before it stopped,
+//     also after kill -9 (a state is published only after it is on disk).
+//   - Snapshots (for followers that fall behind the log) carry the applied
+//     index; Restore replaces the whole file in one transaction.
+//
+// # Publication
+//
+// Each apply publishes a new immutable View through an atomic pointer. Readers
+// never lock and never block apply; they learn of a new View through a
+// coalescing notification channel (Store.Subscribe) and read Store.View.
+package fsm

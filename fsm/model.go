@@ -1,0 +1,97 @@
+package fsm
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// Port is a named port of a service or of an endpoint slice.
+type Port struct {
+	Name     string `json:"name,omitempty"`
+	Protocol string `json:"protocol"` // TCP, UDP or SCTP
+	Port     uint16 `json:"port"`
+}
+
+// ServiceKey names a service.
+type ServiceKey struct {
+	Namespace string `json:"ns"`
+	Name      string `json:"name"`
+}
+
+// Service types, as Kubernetes names them.
+const (
+	TypeClusterIP    = "ClusterIP"
+	TypeNodePort     = "NodePort"
+	TypeLoadBalancer = "LoadBalancer"
+	TypeExternalName = "ExternalName"
+)
+
+// Service is what DNS needs to know of a Kubernetes Service.
+type Service struct {
+	Namespace string `json:"ns"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	// ClusterIPs holds one address per family, primary first. It is empty for
+	// headless and ExternalName services.
+	ClusterIPs               []netip.Addr `json:"ips,omitempty"`
+	Headless                 bool         `json:"headless,omitempty"`
+	ExternalName             string       `json:"externalName,omitempty"`
+	Ports                    []Port       `json:"ports,omitempty"`
+	PublishNotReadyAddresses bool         `json:"publishNotReady,omitempty"`
+}
+
+// Key returns the service's key.
+func (s *Service) Key() ServiceKey { return ServiceKey{s.Namespace, s.Name} }
+
+// Equal reports whether two services carry the same records.
+func (s *Service) Equal(o *Service) bool {
+	return s.Namespace == o.Namespace && s.Name == o.Name && s.Type == o.Type &&
+		slices.Equal(s.ClusterIPs, o.ClusterIPs) && s.Headless == o.Headless &&
+		s.ExternalName == o.ExternalName && slices.Equal(s.Ports, o.Ports) &&
+		s.PublishNotReadyAddresses == o.PublishNotReadyAddresses
+}
+
+// SliceKey names an endpoint slice. Slice names are unique in a namespace.
+type SliceKey struct {
+	Namespace string `json:"ns"`
+	Name      string `json:"name"`
+}
+
+// EndpointSlice is one Kubernetes EndpointSlice of a service.
+type EndpointSlice struct {
+	Namespace string `json:"ns"`
+	Name      string `json:"name"`
+	// Service is the name of the service the slice belongs to (in the same
+	// namespace).
+	Service   string     `json:"service"`
+	Ports     []Port     `json:"ports,omitempty"`
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// Key returns the slice's key.
+func (e *EndpointSlice) Key() SliceKey { return SliceKey{e.Namespace, e.Name} }
+
+// ServiceKey returns the key of the service the slice belongs to.
+func (e *EndpointSlice) ServiceKey() ServiceKey { return ServiceKey{e.Namespace, e.Service} }
+
+// Equal reports whether two slices carry the same records.
+func (e *EndpointSlice) Equal(o *EndpointSlice) bool {
+	return e.Namespace == o.Namespace && e.Name == o.Name && e.Service == o.Service &&
+		slices.Equal(e.Ports, o.Ports) &&
+		slices.EqualFunc(e.Endpoints, o.Endpoints, func(a, b Endpoint) bool { return a.Equal(&b) })
+}
+
+// Endpoint is one endpoint of a slice: usually a pod.
+type Endpoint struct {
+	Addresses []netip.Addr `json:"addrs"`
+	Hostname  string       `json:"hostname,omitempty"`
+	Ready     bool         `json:"ready,omitempty"`
+	PodName   string       `json:"pod,omitempty"`
+	NodeName  string       `json:"node,omitempty"`
+}
+
+// Equal reports whether two endpoints are the same.
+func (e *Endpoint) Equal(o *Endpoint) bool {
+	return slices.Equal(e.Addresses, o.Addresses) && e.Hostname == o.Hostname &&
+		e.Ready == o.Ready && e.PodName == o.PodName && e.NodeName == o.NodeName
+}

@@ -1,0 +1,309 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketServices = []byte("services")
+	bucketSlices   = []byte("slices")
+	keyApplied     = []byte("applied")
+)
+
+// Entry is one Raft log entry handed to the store.
+type Entry struct {
+	Index uint64
+	Data  []byte
+}
+
+// Store is the durable state machine. It is safe for concurrent use; apply
+// and restore calls are serialized by the caller (Raft's FSM goroutine).
+type Store struct {
+	path string
+	db   *bolt.DB
+	log  *slog.Logger
+	view atomic.Pointer[View]
+
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+}
+
+// Open opens (creating if needed) the store's file and publishes what it
+// holds at once. A corrupt file gives an error and is left untouched.
+func Open(path string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: file is locked; is another kdnsd using this data dir?", path)
+		}
+		return nil, fmt.Errorf("open %s: %w (the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster)", path, err)
+	}
+	s := &Store{path: path, db: db, log: logger, subs: map[chan struct{}]struct{}{}}
+	v, err := s.load()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read %s: %w (the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster)", path, err)
+	}
+	s.view.Store(v)
+	return s, nil
+}
+
+func (s *Store) load() (*View, error) {
+	c := newChange(emptyView())
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketServices, bucketSlices} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if raw := tx.Bucket(bucketMeta).Get(keyApplied); raw != nil {
+			if len(raw) != 8 {
+				return fmt.Errorf("applied index has %d bytes, want 8", len(raw))
+			}
+			c.next.index = binary.BigEndian.Uint64(raw)
+		}
+		err := tx.Bucket(bucketServices).ForEach(func(k, raw []byte) error {
+			var svc Service
+			cmd := Command{Op: OpUpsertService, Service: &svc}
+			if err := json.Unmarshal(raw, &svc); err != nil {
+				return fmt.Errorf("service %q: %w", k, err)
+			}
+			if err := cmd.validate(); err != nil {
+				return fmt.Errorf("service %q: %w", k, err)
+			}
+			c.apply(&cmd)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSlices).ForEach(func(k, raw []byte) error {
+			var sl EndpointSlice
+			cmd := Command{Op: OpUpsertSlice, Slice: &sl}
+			if err := json.Unmarshal(raw, &sl); err != nil {
+				return fmt.Errorf("endpoint slice %q: %w", k, err)
+			}
+			if err := cmd.validate(); err != nil {
+				return fmt.Errorf("endpoint slice %q: %w", k, err)
+			}
+			c.apply(&cmd)
+			return nil
+		})
+	})
+	return c.next, err
+}
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// View returns the current state. It never blocks.
+func (s *Store) View() *View { return s.view.Load() }
+
+// Subscribe returns a channel that receives a value after each new View is
+// published. Notifications coalesce: a slow reader sees one signal for many
+// Views and then reads View. cancel ends the subscription.
+func (s *Store) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Store) publish(v *View) {
+	s.view.Store(v)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ApplyEntries applies log entries in order, durably, in one transaction.
+// Entries at or below the applied index are skipped. The per-entry errors
+// report entries that could not be decoded; such entries change nothing but
+// still advance the applied index, so every replica skips them alike. The
+// second result is a storage failure: the state on disk is then unchanged and
+// the caller must not go on applying.
+func (s *Store) ApplyEntries(entries []Entry) ([]error, error) {
+	errs := make([]error, len(entries))
+	cur := s.View()
+	c := newChange(cur)
+	applied := false
+	for i, e := range entries {
+		if e.Index <= c.next.index {
+			continue
+		}
+		c.next.index = e.Index
+		applied = true
+		cmds, err := Decode(e.Data)
+		if err != nil {
+			errs[i] = fmt.Errorf("log entry %d: %w", e.Index, err)
+			s.log.Error("skipping undecodable log entry", "index", e.Index, "err", err)
+			continue
+		}
+		for j := range cmds {
+			c.apply(&cmds[j])
+		}
+	}
+	if !applied {
+		return errs, nil
+	}
+	next := c.next
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
+		for k := range c.touchedSvc {
+			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, next.services[k]); err != nil {
+				return err
+			}
+		}
+		for k := range c.touchedSlic {
+			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, next.slices[k]); err != nil {
+				return err
+			}
+		}
+		return putIndex(tx, next.index)
+	})
+	if err != nil {
+		return errs, fmt.Errorf("write %s: %w", s.path, err)
+	}
+	s.publish(next)
+	return errs, nil
+}
+
+func putOrDelete[T any](b *bolt.Bucket, key string, value *T) error {
+	if value == nil {
+		return b.Delete([]byte(key))
+	}
+	raw, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+func putIndex(tx *bolt.Tx, index uint64) error {
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], index)
+	return tx.Bucket(bucketMeta).Put(keyApplied, raw[:])
+}
+
+// snapshotFormatV1 leads every snapshot; a JSON snapshotBody follows.
+const snapshotFormatV1 byte = 1
+
+type snapshotBody struct {
+	Index    uint64           `json:"index"`
+	Services []*Service       `json:"services"`
+	Slices   []*EndpointSlice `json:"slices"`
+}
+
+// WriteSnapshot writes the whole of v to w.
+func WriteSnapshot(w io.Writer, v *View) error {
+	body := snapshotBody{Index: v.index}
+	for svc := range v.Services() {
+		body.Services = append(body.Services, svc)
+	}
+	for sl := range v.Slices() {
+		body.Slices = append(body.Slices, sl)
+	}
+	if _, err := w.Write([]byte{snapshotFormatV1}); err != nil {
+		return err
+	}
+	return json.NewEncoder(w).Encode(&body)
+}
+
+// ReadSnapshot reads a snapshot written by WriteSnapshot into a View.
+func ReadSnapshot(r io.Reader) (*View, error) {
+	var format [1]byte
+	if _, err := io.ReadFull(r, format[:]); err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	if format[0] != snapshotFormatV1 {
+		return nil, fmt.Errorf("read snapshot: %w: version byte %d", ErrUnknownFormat, format[0])
+	}
+	var body snapshotBody
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
+		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
+	}
+	c := newChange(emptyView())
+	c.next.index = body.Index
+	for _, svc := range body.Services {
+		cmd := Command{Op: OpUpsertService, Service: svc}
+		if err := cmd.validate(); err != nil {
+			return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
+		}
+		c.apply(&cmd)
+	}
+	for _, sl := range body.Slices {
+		cmd := Command{Op: OpUpsertSlice, Slice: sl}
+		if err := cmd.validate(); err != nil {
+			return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
+		}
+		c.apply(&cmd)
+	}
+	return c.next, nil
+}
+
+// Restore replaces the whole state with a snapshot, durably, in one
+// transaction. A corrupt snapshot changes nothing.
+func (s *Store) Restore(r io.Reader) error {
+	v, err := ReadSnapshot(r)
+	if err != nil {
+		return err
+	}
+	if cur := s.View(); v.index < cur.index {
+		s.log.Warn("restoring a snapshot older than the applied state; later log entries will be applied again",
+			"snapshot_index", v.index, "applied_index", cur.index)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketServices, bucketSlices} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
+		for k, svc := range v.services {
+			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, svc); err != nil {
+				return err
+			}
+		}
+		for k, sl := range v.slices {
+			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, sl); err != nil {
+				return err
+			}
+		}
+		return putIndex(tx, v.index)
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.path, err)
+	}
+	s.publish(v)
+	return nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }

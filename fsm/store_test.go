@@ -1,0 +1,313 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func svc(ns, name string, ips ...string) *Service {
+	s := &Service{Namespace: ns, Name: name, Type: TypeClusterIP, Ports: []Port{{Name: "http", Protocol: "TCP", Port: 80}}}
+	for _, ip := range ips {
+		s.ClusterIPs = append(s.ClusterIPs, netip.MustParseAddr(ip))
+	}
+	return s
+}
+
+func slice(ns, name, service string, ips ...string) *EndpointSlice {
+	e := &EndpointSlice{Namespace: ns, Name: name, Service: service, Ports: []Port{{Name: "http", Protocol: "TCP", Port: 8080}}}
+	for _, ip := range ips {
+		e.Endpoints = append(e.Endpoints, Endpoint{Addresses: []netip.Addr{netip.MustParseAddr(ip)}, Ready: true})
+	}
+	return e
+}
+
+func entry(t testing.TB, index uint64, cmds ...Command) Entry {
+	t.Helper()
+	data, err := Encode(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Entry{Index: index, Data: data}
+}
+
+func openStore(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func mustApply(t testing.TB, s *Store, entries ...Entry) {
+	t.Helper()
+	errs, err := s.ApplyEntries(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+}
+
+// viewsEqual compares two Views record by record.
+func viewsEqual(a, b *View) bool {
+	if a.Index() != b.Index() || len(a.services) != len(b.services) || len(a.slices) != len(b.slices) {
+		return false
+	}
+	for k, s := range a.services {
+		if o := b.services[k]; o == nil || !s.Equal(o) {
+			return false
+		}
+	}
+	for k, s := range a.slices {
+		if o := b.slices[k]; o == nil || !s.Equal(o) {
+			return false
+		}
+	}
+	for k, list := range a.bySvc {
+		if len(b.bySvc[k]) != len(list) {
+			return false
+		}
+	}
+	return len(a.bySvc) == len(b.bySvc)
+}
+
+func TestApplyCommands(t *testing.T) {
+	web := ServiceKey{"default", "web"}
+	tests := []struct {
+		name       string
+		entries    [][]Command
+		wantSvcs   int
+		wantSlices int
+		check      func(t *testing.T, v *View)
+	}{
+		{
+			name:     "upsert service",
+			entries:  [][]Command{{UpsertService(svc("default", "web", "10.96.0.10"))}},
+			wantSvcs: 1,
+			check: func(t *testing.T, v *View) {
+				if got := v.Service(web).ClusterIPs[0].String(); got != "10.96.0.10" {
+					t.Errorf("cluster IP %s", got)
+				}
+			},
+		},
+		{
+			name: "replace service",
+			entries: [][]Command{
+				{UpsertService(svc("default", "web", "10.96.0.10"))},
+				{UpsertService(svc("default", "web", "10.96.0.11", "fd00::11"))},
+			},
+			wantSvcs: 1,
+			check: func(t *testing.T, v *View) {
+				if got := len(v.Service(web).ClusterIPs); got != 2 {
+					t.Errorf("%d cluster IPs, want 2", got)
+				}
+			},
+		},
+		{
+			name: "delete service keeps its slices until they are deleted",
+			entries: [][]Command{
+				{UpsertService(svc("default", "web", "10.96.0.10")), UpsertSlice(slice("default", "web-a", "web", "10.0.0.1"))},
+				{DeleteService(web)},
+			},
+			wantSlices: 1,
+		},
+		{
+			name: "slice change replaces exactly that slice",
+			entries: [][]Command{
+				{UpsertSlice(slice("default", "web-a", "web", "10.0.0.1")), UpsertSlice(slice("default", "web-b", "web", "10.0.0.2"))},
+				{UpsertSlice(slice("default", "web-a", "web", "10.0.0.3", "10.0.0.4"))},
+			},
+			wantSlices: 2,
+			check: func(t *testing.T, v *View) {
+				list := v.SlicesOf(web)
+				if len(list) != 2 || list[0].Name != "web-a" || len(list[0].Endpoints) != 2 || list[1].Name != "web-b" {
+					t.Errorf("slices of web: %+v", list)
+				}
+			},
+		},
+		{
+			name: "delete slice",
+			entries: [][]Command{
+				{UpsertSlice(slice("default", "web-a", "web", "10.0.0.1")), UpsertSlice(slice("default", "web-b", "web", "10.0.0.2"))},
+				{DeleteSlice(SliceKey{"default", "web-a"})},
+			},
+			wantSlices: 1,
+			check: func(t *testing.T, v *View) {
+				if list := v.SlicesOf(web); len(list) != 1 || list[0].Name != "web-b" {
+					t.Errorf("slices of web: %+v", list)
+				}
+			},
+		},
+		{
+			name: "slice moved to another service",
+			entries: [][]Command{
+				{UpsertSlice(slice("default", "s", "web", "10.0.0.1"))},
+				{UpsertSlice(slice("default", "s", "api", "10.0.0.1"))},
+			},
+			wantSlices: 1,
+			check: func(t *testing.T, v *View) {
+				if len(v.SlicesOf(web)) != 0 || len(v.SlicesOf(ServiceKey{"default", "api"})) != 1 {
+					t.Errorf("slice not moved")
+				}
+			},
+		},
+		{
+			name:    "deleting what does not exist is harmless",
+			entries: [][]Command{{DeleteService(web), DeleteSlice(SliceKey{"default", "x"})}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fsm.db")
+			s := openStore(t, path)
+			var before []*View
+			for i, cmds := range tt.entries {
+				before = append(before, s.View())
+				mustApply(t, s, entry(t, uint64(i+1), cmds...))
+			}
+			v := s.View()
+			if n, m := v.Counts(); n != tt.wantSvcs || m != tt.wantSlices {
+				t.Fatalf("counts %d services %d slices, want %d %d", n, m, tt.wantSvcs, tt.wantSlices)
+			}
+			if v.Index() != uint64(len(tt.entries)) {
+				t.Errorf("index %d", v.Index())
+			}
+			if tt.check != nil {
+				tt.check(t, v)
+			}
+			// Earlier Views are immutable.
+			if len(before) > 0 && before[0].Index() != 0 {
+				t.Errorf("first view changed index to %d", before[0].Index())
+			}
+			// The same state comes back from disk.
+			s.Close()
+			if !viewsEqual(openStore(t, path).View(), v) {
+				t.Errorf("reopened store differs")
+			}
+		})
+	}
+}
+
+func TestApplyIsIdempotentByIndex(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "fsm.db"))
+	mustApply(t, s, entry(t, 5, UpsertService(svc("default", "web", "10.96.0.10"))))
+	// A replay of 5 and an older entry change nothing.
+	mustApply(t, s,
+		entry(t, 3, UpsertService(svc("default", "old", "10.96.0.3"))),
+		entry(t, 5, DeleteService(ServiceKey{"default", "web"})))
+	v := s.View()
+	if v.Index() != 5 || v.Service(ServiceKey{"default", "web"}) == nil || v.Service(ServiceKey{"default", "old"}) != nil {
+		t.Fatalf("replay changed state: index %d", v.Index())
+	}
+}
+
+func TestUndecodableEntryIsSkippedButAdvancesIndex(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "fsm.db"))
+	errs, err := s.ApplyEntries([]Entry{
+		{Index: 1, Data: []byte{9, '{'}},
+		entry(t, 2, UpsertService(svc("default", "web", "10.96.0.10"))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(errs[0], ErrUnknownFormat) || errs[1] != nil {
+		t.Fatalf("errs %v", errs)
+	}
+	if v := s.View(); v.Index() != 2 || v.Service(ServiceKey{"default", "web"}) == nil {
+		t.Fatalf("state after skip: index %d", v.Index())
+	}
+}
+
+func TestSubscribeCoalesces(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "fsm.db"))
+	ch, cancel := s.Subscribe()
+	defer cancel()
+	for i := uint64(1); i <= 3; i++ {
+		mustApply(t, s, entry(t, i, UpsertService(svc("default", "web", "10.96.0.10"))))
+	}
+	<-ch
+	select {
+	case <-ch:
+		t.Fatal("three publishes gave more than one pending signal")
+	default:
+	}
+	if s.View().Index() != 3 {
+		t.Fatal("view not current after signal")
+	}
+}
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	src := openStore(t, filepath.Join(t.TempDir(), "a.db"))
+	mustApply(t, src,
+		entry(t, 1, UpsertService(svc("default", "web", "10.96.0.10", "fd00::10")), UpsertSlice(slice("default", "web-a", "web", "10.0.0.1", "10.0.0.2"))),
+		entry(t, 2, UpsertService(svc("kube-system", "dns", "10.96.0.53"))))
+	var buf bytes.Buffer
+	if err := WriteSnapshot(&buf, src.View()); err != nil {
+		t.Fatal(err)
+	}
+	dstPath := filepath.Join(t.TempDir(), "b.db")
+	dst := openStore(t, dstPath)
+	mustApply(t, dst, entry(t, 1, UpsertService(svc("default", "gone", "10.96.0.99"))))
+	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if !viewsEqual(dst.View(), src.View()) {
+		t.Fatal("restored view differs")
+	}
+	dst.Close()
+	if !viewsEqual(openStore(t, dstPath).View(), src.View()) {
+		t.Fatal("restored view differs after reopen")
+	}
+}
+
+func TestRestoreRejectsCorruptSnapshotAndKeepsState(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "fsm.db"))
+	mustApply(t, s, entry(t, 1, UpsertService(svc("default", "web", "10.96.0.10"))))
+	for name, data := range map[string][]byte{
+		"empty":        nil,
+		"wrong format": {7, '{', '}'},
+		"truncated":    {snapshotFormatV1, '{', '"', 'i'},
+		"invalid":      append([]byte{snapshotFormatV1}, `{"index":4,"services":[{"ns":"","name":""}]}`...),
+	} {
+		if err := s.Restore(bytes.NewReader(data)); err == nil {
+			t.Errorf("%s: restore succeeded", name)
+		}
+	}
+	if v := s.View(); v.Index() != 1 || v.Service(ServiceKey{"default", "web"}) == nil {
+		t.Fatal("failed restore changed state")
+	}
+}
+
+func TestOpenCorruptFileFailsClearlyAndKeepsIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	garbage := bytes.Repeat([]byte("not a bolt file "), 1024)
+	if err := os.WriteFile(path, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, nil)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("open of corrupt file: %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(after, garbage) {
+		t.Fatal("corrupt file was modified")
+	}
+}
+
+func TestOpenLockedFileFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	openStore(t, path)
+	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v", err)
+	}
+}
