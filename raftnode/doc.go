@@ -1,0 +1,11 @@
+// Package raftnode owns kdnsd's Raft group: it runs hashicorp/raft with
+// raft-boltdb log and stable stores, a file snapshot store and a TCP
+// transport, drives the durable fsm.Store as the state machine, and tells
+// the rest of kdnsd when this replica leads.
+//
+// Leadership is exposed as a level, not as a stream of events: WhileLeader
+// runs a function for each leadership term and waits for it to return before
+// it could start another, and it re-reads Raft's state after every
+// notification and on a timer. A missed or duplicated notification therefore
+// cannot leave two watchers running, or none while this replica leads.
+package raftnode

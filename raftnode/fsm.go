@@ -1,0 +1,73 @@
+package raftnode
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// stateMachine adapts the durable fsm.Store to raft.BatchingFSM.
+type stateMachine struct {
+	store *fsm.Store
+	log   *slog.Logger
+}
+
+var _ raft.BatchingFSM = (*stateMachine)(nil)
+
+func (m *stateMachine) Apply(l *raft.Log) any { return m.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies the command entries of logs in one durable write. The
+// result for each log is nil or the error that entry's commands gave.
+func (m *stateMachine) ApplyBatch(logs []*raft.Log) []any {
+	entries := make([]fsm.Entry, 0, len(logs))
+	positions := make([]int, 0, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			entries = append(entries, fsm.Entry{Index: l.Index, Data: l.Data})
+			positions = append(positions, i)
+		}
+	}
+	results := make([]any, len(logs))
+	errs, err := m.store.ApplyEntries(entries)
+	if err != nil {
+		// Raft already counts these entries as applied; going on would
+		// serve a state that is not on disk and break the monotonic
+		// guarantee. Stopping lets the replica restart from its file and
+		// apply the log again.
+		m.log.Error("cannot persist applied log entries; stopping", "err", err)
+		panic(fmt.Sprintf("kdnsd: state machine write failed: %v", err))
+	}
+	for j, e := range errs {
+		if e != nil {
+			results[positions[j]] = e
+		}
+	}
+	return results
+}
+
+// Snapshot captures the current View; Views are immutable, so Persist may
+// run while later entries are applied.
+func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
+	return viewSnapshot{m.store.View()}, nil
+}
+
+func (m *stateMachine) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return m.store.Restore(rc)
+}
+
+type viewSnapshot struct{ view *fsm.View }
+
+func (s viewSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := fsm.WriteSnapshot(sink, s.view); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (viewSnapshot) Release() {}

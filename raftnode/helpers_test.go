@@ -1,0 +1,115 @@
+package raftnode
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// member is one replica of an in-process test cluster: a real store and a
+// real Raft node talking TCP on loopback.
+type member struct {
+	id, addr, dir string
+	store         *fsm.Store
+	node          *Node
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newCluster makes n members that bootstrap the same configuration.
+func newCluster(t testing.TB, n int) []*member {
+	t.Helper()
+	var peers []Peer
+	var ms []*member
+	for i := range n {
+		m := &member{id: fmt.Sprintf("r%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
+		ms = append(ms, m)
+	}
+	for _, m := range ms {
+		m.start(t, peers)
+	}
+	return ms
+}
+
+func (m *member) start(t testing.TB, peers []Peer) {
+	t.Helper()
+	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "warn"}, store)
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	m.store, m.node = store, node
+	t.Cleanup(m.stop)
+}
+
+// stop shuts the member down; it is safe to call twice.
+func (m *member) stop() {
+	if m.node == nil {
+		return
+	}
+	m.node.Shutdown()
+	m.store.Close()
+	m.node, m.store = nil, nil
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func leaderOf(t testing.TB, ms []*member) *member {
+	t.Helper()
+	var leader *member
+	waitFor(t, "a leader", 10*time.Second, func() bool {
+		leader = nil
+		for _, m := range ms {
+			if m.node != nil && m.node.IsLeader() {
+				leader = m
+			}
+		}
+		return leader != nil
+	})
+	return leader
+}
+
+func service(name, ip string) *fsm.Service {
+	return &fsm.Service{Namespace: "default", Name: name, Type: fsm.TypeClusterIP, ClusterIPs: []netip.Addr{netip.MustParseAddr(ip)}}
+}
+
+func commit(t testing.TB, m *member, cmds ...fsm.Command) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.node.Commit(ctx, cmds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasService(m *member, name string) bool {
+	return m.store != nil && m.store.View().Service(fsm.ServiceKey{Namespace: "default", Name: name}) != nil
+}

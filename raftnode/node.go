@@ -1,0 +1,333 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// Peer is one member of the static bootstrap configuration.
+type Peer struct {
+	ID   string
+	Addr string // host:port of its Raft transport
+}
+
+// ParsePeers reads "id=host:port,id=host:port".
+func ParsePeers(s string) ([]Peer, error) {
+	var peers []Peer
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(item, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q: want id=host:port", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: %w", item, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("peer id %q appears twice", id)
+		}
+		seen[id] = true
+		peers = append(peers, Peer{ID: id, Addr: addr})
+	}
+	return peers, nil
+}
+
+// Config configures a Node.
+type Config struct {
+	ID        string
+	BindAddr  string // where the Raft transport listens
+	Advertise string // the address peers dial; BindAddr when empty
+	// Peers is the configuration bootstrapped when this replica has no Raft
+	// state yet. Every peer is given the same list, itself included.
+	Peers   []Peer
+	DataDir string
+	Logger  *slog.Logger
+	// RaftLogLevel is hashicorp/raft's own log level ("info" by default).
+	RaftLogLevel string
+}
+
+// Node is this replica's member of the Raft group.
+type Node struct {
+	id        string
+	raft      *raft.Raft
+	store     *fsm.Store
+	transport *raft.NetworkTransport
+	logStore  *raftboltdb.BoltStore
+	log       *slog.Logger
+	leader    *leadership
+	stop      chan struct{}
+	stopped   chan struct{}
+}
+
+// Start opens the Raft stores in cfg.DataDir, bootstraps the static
+// configuration if this replica has never had state, and joins the group.
+// store must already be open: it is served from before Raft starts.
+func Start(cfg Config, store *fsm.Store) (*Node, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("raft: an id is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.BindAddr
+	}
+	if len(cfg.Peers) > 0 && !containsID(cfg.Peers, cfg.ID) {
+		return nil, fmt.Errorf("raft: peers %v do not include this replica's id %q", cfg.Peers, cfg.ID)
+	}
+	advertise, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		return nil, fmt.Errorf("raft: advertise address %q: %w", cfg.Advertise, err)
+	}
+	if advertise.IP == nil || advertise.IP.IsUnspecified() {
+		return nil, fmt.Errorf("raft: advertise address %q must name a reachable IP, not an unspecified one", cfg.Advertise)
+	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	level := cfg.RaftLogLevel
+	if level == "" {
+		level = "info"
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(level), Output: os.Stderr})
+
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("raft: open log store %s: %w (the file is kept as it is)", filepath.Join(raftDir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("raft: snapshot store: %w", err)
+	}
+	if err := catchUpFromSnapshot(store, snaps, cfg.Logger); err != nil {
+		logStore.Close()
+		return nil, err
+	}
+	transport, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 3, 10*time.Second, hlog)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("raft: listen on %s: %w", cfg.BindAddr, err)
+	}
+
+	notify := make(chan bool, 16)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hlog
+	rc.NotifyCh = notify
+	// The store is durable and already published; replaying the last
+	// snapshot into it on start would only move it backwards.
+	rc.NoSnapshotRestoreOnStart = true
+	// A LAN of a few pods: detect a dead leader within about a second.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.CommitTimeout = 20 * time.Millisecond
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = 4096
+	rc.TrailingLogs = 4096
+
+	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("raft: read state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, log: cfg.Logger}, logStore, logStore, snaps, transport)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	if !existing && len(cfg.Peers) > 0 {
+		var servers []raft.Server
+		for _, p := range cfg.Peers {
+			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			transport.Close()
+			logStore.Close()
+			return nil, fmt.Errorf("raft: bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped raft configuration", "peers", len(servers))
+	}
+	n := &Node{
+		id: cfg.ID, raft: r, store: store, transport: transport, logStore: logStore, log: cfg.Logger,
+		leader: newLeadership(), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go n.followLeadership(notify)
+	return n, nil
+}
+
+func containsID(peers []Peer, id string) bool {
+	for _, p := range peers {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUpFromSnapshot covers a crash between Raft persisting a snapshot sent
+// by the leader and the store applying it: Raft would then start after that
+// snapshot while the store is older, so the store restores it first.
+func catchUpFromSnapshot(store *fsm.Store, snaps *raft.FileSnapshotStore, log *slog.Logger) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("raft: list snapshots: %w", err)
+	}
+	if len(list) == 0 || list[0].Index <= store.View().Index() {
+		return nil
+	}
+	meta, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("raft: open snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	log.Info("state is older than the last raft snapshot; restoring it", "snapshot_index", meta.Index, "applied_index", store.View().Index())
+	if err := store.Restore(rc); err != nil {
+		return fmt.Errorf("raft: restore snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
+}
+
+// followLeadership keeps n.leader equal to Raft's state. Notifications only
+// prompt a re-read; the timer covers any that were missed.
+func (n *Node) followLeadership(notify <-chan bool) {
+	defer close(n.stopped)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		leader := n.raft.State() == raft.Leader
+		n.leader.set(leader, n.raft.CurrentTerm())
+		select {
+		case <-n.stop:
+			n.leader.set(false, 0)
+			return
+		case <-notify:
+		case <-tick.C:
+		}
+	}
+}
+
+// WhileLeader runs fn for each term in which this replica leads, at most one
+// at a time, cancelling its context when the term ends; it returns when ctx
+// ends and fn has returned.
+func (n *Node) WhileLeader(ctx context.Context, fn func(context.Context)) {
+	n.leader.whileLeader(ctx, fn)
+}
+
+// IsLeader reports whether this replica leads now.
+func (n *Node) IsLeader() bool {
+	leader, _, _ := n.leader.get()
+	return leader
+}
+
+// ErrNotLeader is returned by Commit and Barrier on a replica that does not
+// lead.
+var ErrNotLeader = raft.ErrNotLeader
+
+// Commit replicates cmds as one log entry and returns once the entry is
+// applied on this replica, or ctx ends.
+func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
+	data, err := fsm.Encode(cmds)
+	if err != nil {
+		return err
+	}
+	f := n.raft.Apply(data, 0)
+	if err := wait(ctx, f); err != nil {
+		return err
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// Barrier returns once every entry committed before it is applied here.
+func (n *Node) Barrier(ctx context.Context) error { return wait(ctx, n.raft.Barrier(0)) }
+
+func wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status is what this replica knows of the group.
+type Status struct {
+	ID           string       `json:"id"`
+	State        string       `json:"state"`
+	Term         uint64       `json:"term"`
+	LeaderID     string       `json:"leader_id"`
+	LeaderAddr   string       `json:"leader_addr"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"` // the durable store's
+	LastContact  time.Time    `json:"last_contact"`
+	Servers      []ServerInfo `json:"servers"`
+}
+
+// ServerInfo is one member of the Raft configuration.
+type ServerInfo struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+}
+
+// Status returns the current status.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	st := Status{
+		ID:           n.id,
+		State:        n.raft.State().String(),
+		Term:         n.raft.CurrentTerm(),
+		LeaderID:     string(id),
+		LeaderAddr:   string(addr),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.store.View().Index(),
+		LastContact:  n.raft.LastContact(),
+	}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Servers = append(st.Servers, ServerInfo{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		}
+	}
+	return st
+}
+
+// Shutdown leaves the group cleanly: a leader first hands leadership to
+// another voter so the group does not wait for an election timeout.
+func (n *Node) Shutdown() error {
+	if n.raft.State() == raft.Leader {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("leadership transfer before shutdown failed", "err", err)
+		}
+	}
+	close(n.stop)
+	<-n.stopped
+	err := n.raft.Shutdown().Error()
+	return errors.Join(err, n.transport.Close(), n.logStore.Close())
+}

@@ -1,0 +1,64 @@
+package raftnode
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// TestRestartServesFromDiskWithoutQuorum: a replica restarted while the rest
+// of the group is down serves what it had applied, at the same index.
+func TestRestartServesFromDiskWithoutQuorum(t *testing.T) {
+	ms := newCluster(t, 3)
+	leader := leaderOf(t, ms)
+	for i, name := range []string{"a", "b", "c"} {
+		commit(t, leader, fsm.UpsertService(service(name, "10.96.0."+string(rune('1'+i)))))
+	}
+	var follower *member
+	for _, m := range ms {
+		if m != leader {
+			follower = m
+		}
+	}
+	waitFor(t, "follower to apply", 5*time.Second, func() bool { return hasService(follower, "c") })
+	applied := follower.store.View().Index()
+	peers := []Peer{}
+	for _, m := range ms {
+		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
+	}
+	for _, m := range ms {
+		m.stop()
+	}
+	follower.start(t, peers)
+	if got := follower.store.View().Index(); got < applied {
+		t.Fatalf("restarted at index %d, had applied %d", got, applied)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if !hasService(follower, name) {
+			t.Errorf("service %s missing after restart", name)
+		}
+	}
+	if follower.node.IsLeader() {
+		t.Error("a lone replica of three leads")
+	}
+}
+
+// TestRestartedReplicaCatchesUp: a replica that was down while entries were
+// committed receives them after it restarts.
+func TestRestartedReplicaCatchesUp(t *testing.T) {
+	ms := newCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var follower *member
+	var peers []Peer
+	for _, m := range ms {
+		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
+		if m != leader {
+			follower = m
+		}
+	}
+	follower.stop()
+	commit(t, leader, fsm.UpsertService(service("while-down", "10.96.0.20")))
+	follower.start(t, peers)
+	waitFor(t, "restarted follower to catch up", 10*time.Second, func() bool { return hasService(follower, "while-down") })
+}

@@ -1,0 +1,46 @@
+package raftnode
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// TestEmptyReplicaRejoinsFromSnapshot: a replica that lost its data dir is
+// sent a snapshot once the log it needs has been compacted away.
+func TestEmptyReplicaRejoinsFromSnapshot(t *testing.T) {
+	ms := newCluster(t, 3)
+	leader := leaderOf(t, ms)
+	var lost *member
+	var peers []Peer
+	for _, m := range ms {
+		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
+		if m != leader {
+			lost = m
+		}
+	}
+	lost.stop()
+	for i := range 20 {
+		commit(t, leader, fsm.UpsertService(service(fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.1.%d", i+1))))
+	}
+	if err := leader.node.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	// Compact the leader's log so the lost replica cannot be sent entries.
+	rc := leader.node.raft.ReloadableConfig()
+	rc.TrailingLogs = 0
+	if err := leader.node.raft.ReloadConfig(rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.node.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	lost.dir = t.TempDir()
+	lost.start(t, peers)
+	waitFor(t, "empty replica to receive the snapshot", 15*time.Second, func() bool { return hasService(lost, "s19") })
+	if n, _ := lost.store.View().Counts(); n != 20 {
+		t.Fatalf("%d services after snapshot, want 20", n)
+	}
+}
