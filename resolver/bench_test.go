@@ -1,0 +1,138 @@
+package resolver
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// bigView returns a View of n services in n/50 namespaces: four in five
+// ClusterIP services with two named ports, one in five headless services with
+// a slice of five endpoints, two of them with hostnames.
+func bigView(n int, index uint64) *fsm.View {
+	svcs := make([]*fsm.Service, 0, n)
+	var eps []*fsm.EndpointSlice
+	for i := range n {
+		ns := fmt.Sprintf("ns-%d", i/50)
+		name := fmt.Sprintf("svc-%d", i)
+		s := &fsm.Service{Namespace: ns, Name: name, Type: fsm.TypeClusterIP,
+			Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "metrics", Protocol: "TCP", Port: 9090}}}
+		if i%5 == 4 {
+			s.Headless = true
+			sl := &fsm.EndpointSlice{Namespace: ns, Name: name + "-abcde", Service: name,
+				Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}, {Name: "metrics", Protocol: "TCP", Port: 9090}}}
+			for j := range 5 {
+				ep := fsm.Endpoint{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j + 1)})}, Ready: true}
+				if j < 2 {
+					ep.Hostname = fmt.Sprintf("%s-%d", name, j)
+				}
+				sl.Endpoints = append(sl.Endpoints, ep)
+			}
+			eps = append(eps, sl)
+		} else {
+			s.ClusterIPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})}
+		}
+		svcs = append(svcs, s)
+	}
+	return fsm.NewView(index, svcs, eps)
+}
+
+// discard is a dns.ResponseWriter that drops what is written.
+type discard struct{ recorder }
+
+func (*discard) Write(b []byte) (int, error) { return len(b), nil }
+
+var benchAddr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+
+func (*discard) LocalAddr() net.Addr { return benchAddr }
+
+func BenchmarkServeDNS(b *testing.B) {
+	r := newTestResolver(b, bigView(1000, 1))
+	cases := []struct {
+		name  string
+		qname string
+		qtype uint16
+		edns  bool
+	}{
+		{"A", "svc-10.ns-0.svc.cluster.local.", dns.TypeA, false},
+		{"A-mixedcase-edns", "SVC-10.Ns-0.svc.Cluster.Local.", dns.TypeA, true},
+		{"headless-A", "svc-14.ns-0.svc.cluster.local.", dns.TypeA, false},
+		{"SRV", "_http._tcp.svc-10.ns-0.svc.cluster.local.", dns.TypeSRV, true},
+		{"headless-SRV", "_http._tcp.svc-14.ns-0.svc.cluster.local.", dns.TypeSRV, true},
+		{"NODATA", "svc-10.ns-0.svc.cluster.local.", dns.TypeAAAA, false},
+		{"NXDOMAIN", "svc-10.ns-0.svc.cluster.local.ns-0.svc.cluster.local.", dns.TypeA, false},
+		{"REFUSED", "example.com.", dns.TypeA, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
+			if c.edns {
+				req.SetEdns0(1232, false)
+			}
+			w := &discard{}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.ServeDNS(w, req)
+			}
+		})
+	}
+	// Parallel, over a spread of names, as a server sees it.
+	b.Run("parallel-mix", func(b *testing.B) {
+		var reqs []*dns.Msg
+		for i := range 1000 {
+			name := fmt.Sprintf("svc-%d.ns-%d.svc.cluster.local.", i, i/50)
+			reqs = append(reqs, new(dns.Msg).SetQuestion(name, dns.TypeA))
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			w := &discard{}
+			for i := 0; pb.Next(); i++ {
+				r.ServeDNS(w, reqs[i%len(reqs)])
+			}
+		})
+	})
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	const n = 10000
+	v := bigView(n, 1)
+	b.Run("full-10k", func(b *testing.B) {
+		r := newTestResolver(b, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.idx.Store(nil) // nothing to reuse
+			r.Update(v)
+		}
+		b.ReportMetric(float64(len(r.idx.Load().nodes)), "names")
+	})
+	b.Run("one-changed-10k", func(b *testing.B) {
+		r := newTestResolver(b, v)
+		// Alternate between two Views that differ in one service.
+		var svcs []*fsm.Service
+		var eps []*fsm.EndpointSlice
+		for s := range v.Services() {
+			if s.Name == "svc-10" {
+				c := *s
+				c.ClusterIPs = []netip.Addr{netip.MustParseAddr("10.255.0.1")}
+				s = &c
+			}
+			svcs = append(svcs, s)
+		}
+		for e := range v.Slices() {
+			eps = append(eps, e)
+		}
+		w := fsm.NewView(2, svcs, eps)
+		views := [2]*fsm.View{v, w}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			r.Update(views[i%2])
+		}
+	})
+}

@@ -1,0 +1,204 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// Config configures a Resolver.
+type Config struct {
+	// Zone is the cluster domain the resolver is authoritative for;
+	// "cluster.local." when empty. A trailing dot is optional.
+	Zone string
+	// TTL of every record, and the SOA minimum (negative caching) TTL; 30
+	// seconds when zero.
+	TTL uint32
+	// Logger receives the resolver's logs; none when nil.
+	Logger *slog.Logger
+	// Forward, when set, answers queries for names outside Zone (forwarding
+	// is a later issue). When nil those queries are REFUSED.
+	Forward dns.Handler
+}
+
+// Default configuration values.
+const (
+	DefaultZone = "cluster.local."
+	DefaultTTL  = 30
+)
+
+// ViewSource is where Follow gets Views from; *fsm.Store is one.
+type ViewSource interface {
+	// View returns the current View.
+	View() *fsm.View
+	// Subscribe returns a channel that receives (coalesced) after each new
+	// View, and a function that ends the subscription.
+	Subscribe() (<-chan struct{}, func())
+}
+
+// Resolver answers DNS queries for the cluster zone from the latest View it
+// was given. It is safe for concurrent use.
+type Resolver struct {
+	log     *slog.Logger
+	ttl     uint32
+	forward dns.Handler
+
+	// Wire names derived from the zone.
+	zone    string // the apex
+	svcZone string // svc.<zone>
+	version string // dns-version.<zone>
+	mname   string // ns.dns.<zone>
+	rname   string // hostmaster.<zone>
+
+	idx atomic.Pointer[index]
+
+	mu sync.Mutex // serializes Update, and guards b
+	b  builder
+}
+
+// New returns a Resolver that answers SERVFAIL for the zone until the first
+// Update.
+func New(cfg Config) (*Resolver, error) {
+	zone := cfg.Zone
+	if zone == "" {
+		zone = DefaultZone
+	}
+	zw, err := zoneName(zone)
+	if err != nil {
+		return nil, fmt.Errorf("resolver: invalid zone %q: %w", cfg.Zone, err)
+	}
+	r := &Resolver{
+		log:     cfg.Logger,
+		ttl:     cfg.TTL,
+		forward: cfg.Forward,
+		zone:    zw,
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.ttl == 0 {
+		r.ttl = DefaultTTL
+	}
+	var ok [4]bool
+	r.svcZone, ok[0] = wireName(zw, "svc")
+	r.version, ok[1] = wireName(zw, "dns-version")
+	r.mname, ok[2] = wireName(zw, "ns", "dns")
+	r.rname, ok[3] = wireName(zw, "hostmaster")
+	if ok != [4]bool{true, true, true, true} {
+		return nil, fmt.Errorf("resolver: invalid zone %q: too long to hold service names", cfg.Zone)
+	}
+	r.b.ttl = r.ttl
+	return r, nil
+}
+
+// zoneName checks a zone in presentation form and returns its wire name.
+func zoneName(s string) (string, error) {
+	if _, ok := dns.IsDomainName(s); !ok {
+		return "", errors.New("not a domain name")
+	}
+	t := strings.TrimSuffix(s, ".")
+	if t == "" {
+		return "", errors.New("the root cannot be the cluster zone")
+	}
+	for _, l := range strings.Split(t, ".") {
+		if !validLabel(l) {
+			return "", fmt.Errorf("label %q: want 1 to 63 letters, digits, hyphens or underscores", l)
+		}
+	}
+	// Names below the zone that do not fit in 255 octets are skipped, and
+	// logged, when the index is built.
+	w, ok := parseName(t)
+	if !ok {
+		return "", errors.New("name too long")
+	}
+	return w, nil
+}
+
+// Update builds the DNS index of v and serves it from now on. Queries never
+// wait for it. Services whose records v shares with the View served so far
+// are not rebuilt. A nil View is ignored.
+func (r *Resolver) Update(v *fsm.View) {
+	if v == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev := r.idx.Load()
+	if prev != nil && prev.view == v {
+		return
+	}
+	start := time.Now()
+	next, rebuilt := r.build(prev, v)
+	r.idx.Store(next)
+	services, slices := v.Counts()
+	r.log.Debug("dns index updated", "index", v.Index(), "services", services, "slices", slices,
+		"names", len(next.nodes), "rebuilt", rebuilt, "took", time.Since(start))
+}
+
+// Follow serves src's View now and each new View it announces, until ctx is
+// done or src closes its notification channel.
+func (r *Resolver) Follow(ctx context.Context, src ViewSource) {
+	ch, cancel := src.Subscribe() // before View(), so no View is missed
+	defer cancel()
+	r.Update(src.View())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			r.Update(src.View())
+		}
+	}
+}
+
+// AppliedIndex returns the Index of the View being served, 0 before the
+// first Update.
+func (r *Resolver) AppliedIndex() uint64 {
+	if ix := r.idx.Load(); ix != nil {
+		return ix.view.Index()
+	}
+	return 0
+}
+
+// bufPool holds response buffers. Most responses fit in 4 KiB; a larger
+// (TCP) one is written to a buffer of its own.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4096)
+	return &b
+}}
+
+// ServeDNS answers one query. It implements dns.Handler.
+func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if req == nil || req.Response {
+		return // never answer a response
+	}
+	bp := bufPool.Get().(*[]byte)
+	out, act := r.reply((*bp)[:0], req, isTCP(w))
+	switch act {
+	case actAnswer:
+		_, err := w.Write(out)
+		if err != nil {
+			r.log.Debug("writing dns response", "remote", w.RemoteAddr(), "err", err)
+		}
+	case actForward:
+		r.forward.ServeDNS(w, req)
+	}
+	bufPool.Put(bp) // out, if it outgrew *bp, is left to the GC
+}
+
+func isTCP(w dns.ResponseWriter) bool {
+	a := w.LocalAddr()
+	return a != nil && strings.HasPrefix(a.Network(), "tcp")
+}

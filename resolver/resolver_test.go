@@ -1,0 +1,597 @@
+package resolver
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+const soa7 = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 7 7200 1800 86400 30"
+
+type tableCase struct {
+	name   string
+	qtype  uint16
+	rcode  int
+	answer []string
+	ns     []string
+	extra  []string
+	notAA  bool
+}
+
+var table = []tableCase{
+	// ClusterIP services.
+	{name: "web.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10"}},
+	{name: "web.default.svc.cluster.local.", qtype: dns.TypeAAAA,
+		answer: []string{"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
+	{name: "Web.Default.SVC.Cluster.LOCAL.", qtype: dns.TypeA,
+		answer: []string{"Web.Default.SVC.Cluster.LOCAL. 30 IN A 10.0.0.10"}},
+	{name: "web.default.svc.cluster.local.", qtype: dns.TypeANY,
+		answer: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10"}},
+	{name: "web.default.svc.cluster.local.", qtype: dns.TypeMX, ns: []string{soa7}},
+	{name: "v4only.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"v4only.default.svc.cluster.local. 30 IN A 10.0.0.11"}},
+	{name: "v4only.default.svc.cluster.local.", qtype: dns.TypeAAAA, ns: []string{soa7}},
+	{name: "db.other.svc.cluster.local.", qtype: dns.TypeAAAA,
+		answer: []string{"db.other.svc.cluster.local. 30 IN AAAA fd00::20"}},
+	{name: "db.other.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+
+	// ClusterIP SRV.
+	{name: "_http._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV,
+		answer: []string{"_http._tcp.web.default.svc.cluster.local. 30 IN SRV 0 100 80 web.default.svc.cluster.local."},
+		extra: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10",
+			"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
+	{name: "_DNS._UDP.web.default.svc.cluster.local.", qtype: dns.TypeSRV,
+		answer: []string{"_DNS._UDP.web.default.svc.cluster.local. 30 IN SRV 0 100 53 web.default.svc.cluster.local."},
+		extra: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10",
+			"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
+	{name: "_postgres._tcp.db.other.svc.cluster.local.", qtype: dns.TypeSRV,
+		answer: []string{"_postgres._tcp.db.other.svc.cluster.local. 30 IN SRV 0 100 5432 db.other.svc.cluster.local."},
+		extra:  []string{"db.other.svc.cluster.local. 30 IN AAAA fd00::20"}},
+	{name: "_http._tcp.web.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "_http._udp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "_https._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa7}},
+
+	// Empty non-terminals and the apex.
+	{name: "_tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, ns: []string{soa7}},
+	{name: "_udp.web.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "kube-system.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+	{name: "cluster.local.", qtype: dns.TypeSOA, answer: []string{soa7}},
+	{name: "CLUSTER.local.", qtype: dns.TypeSOA,
+		answer: []string{"CLUSTER.local. 30 IN SOA ns.dns.CLUSTER.local. hostmaster.CLUSTER.local. 7 7200 1800 86400 30"}},
+	{name: "cluster.local.", qtype: dns.TypeNS, answer: []string{"cluster.local. 30 IN NS ns.dns.cluster.local."}},
+	{name: "dns-version.cluster.local.", qtype: dns.TypeTXT, answer: []string{`dns-version.cluster.local. 30 IN TXT "1.1.0"`}},
+
+	// Names that do not exist.
+	{name: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "web.nons.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "nons.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "a.b.web.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "pod.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: `we\.b.default.svc.cluster.local.`, qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "Nope.Cluster.Local.", qtype: dns.TypeA, rcode: dns.RcodeNameError,
+		ns: []string{"Cluster.Local. 30 IN SOA ns.dns.Cluster.Local. hostmaster.Cluster.Local. 7 7200 1800 86400 30"}},
+
+	// ExternalName.
+	{name: "ext.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"ext.default.svc.cluster.local. 30 IN CNAME example.com."}},
+	{name: "ext.default.svc.cluster.local.", qtype: dns.TypeCNAME,
+		answer: []string{"ext.default.svc.cluster.local. 30 IN CNAME example.com."}},
+
+	// Headless.
+	{name: "hl.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"hl.default.svc.cluster.local. 30 IN A 10.1.0.1", "hl.default.svc.cluster.local. 30 IN A 10.1.0.2"}},
+	{name: "hl.default.svc.cluster.local.", qtype: dns.TypeAAAA,
+		answer: []string{"hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1"}},
+	{name: "web-0.hl.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"web-0.hl.default.svc.cluster.local. 30 IN A 10.1.0.1"}},
+	{name: "web-0.hl.default.svc.cluster.local.", qtype: dns.TypeAAAA,
+		answer: []string{"web-0.hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1"}},
+	{name: "10-1-0-2.hl.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"10-1-0-2.hl.default.svc.cluster.local. 30 IN A 10.1.0.2"}},
+	{name: "10-1-0-3.hl.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "web-2.hl.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
+	{name: "_http._tcp.hl.default.svc.cluster.local.", qtype: dns.TypeSRV,
+		answer: []string{
+			"_http._tcp.hl.default.svc.cluster.local. 30 IN SRV 0 50 8080 10-1-0-2.hl.default.svc.cluster.local.",
+			"_http._tcp.hl.default.svc.cluster.local. 30 IN SRV 0 50 8080 web-0.hl.default.svc.cluster.local.",
+		},
+		extra: []string{
+			"10-1-0-2.hl.default.svc.cluster.local. 30 IN A 10.1.0.2",
+			"web-0.hl.default.svc.cluster.local. 30 IN A 10.1.0.1",
+			"web-0.hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1",
+		}},
+	{name: "hlpub.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"hlpub.default.svc.cluster.local. 30 IN A 10.2.0.1"}},
+	{name: "10-2-0-1.hlpub.default.svc.cluster.local.", qtype: dns.TypeA,
+		answer: []string{"10-2-0-1.hlpub.default.svc.cluster.local. 30 IN A 10.2.0.1"}},
+	{name: "empty.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
+
+	// Refused: outside the zone, zone transfers.
+	{name: "example.com.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
+	{name: "local.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
+	{name: "xcluster.local.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
+	{name: ".", qtype: dns.TypeNS, rcode: dns.RcodeRefused, notAA: true},
+	{name: "cluster.local.", qtype: dns.TypeAXFR, rcode: dns.RcodeRefused, notAA: true},
+}
+
+// runTable checks every table case through ex.
+func runTable(t *testing.T, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
+	for _, tc := range table {
+		t.Run(dns.TypeToString[tc.qtype]+" "+tc.name, func(t *testing.T) {
+			req := new(dns.Msg)
+			req.SetQuestion(tc.name, tc.qtype)
+			resp := ex(t, req)
+			if resp.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if resp.Authoritative == tc.notAA {
+				t.Errorf("AA %v, want %v", resp.Authoritative, !tc.notAA)
+			}
+			if !resp.Response || resp.Truncated || !resp.RecursionDesired || resp.RecursionAvailable {
+				t.Errorf("flags: %+v", resp.MsgHdr)
+			}
+			if len(resp.Question) != 1 || resp.Question[0] != req.Question[0] {
+				t.Errorf("question %v, want %v", resp.Question, req.Question)
+			}
+			for _, s := range []struct {
+				name      string
+				got, want []string
+			}{
+				{"answer", rrStrings(resp.Answer), tc.answer},
+				{"authority", rrStrings(resp.Ns), tc.ns},
+				{"additional", rrStrings(resp.Extra), tc.extra},
+			} {
+				want := slices.Sorted(slices.Values(s.want))
+				if !slices.Equal(s.got, want) {
+					t.Errorf("%s:\n got %q\nwant %q", s.name, s.got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestServeDNSTable(t *testing.T) {
+	r := newTestResolver(t, testView(7))
+	for _, tcp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "udp", true: "tcp"}[tcp], func(t *testing.T) {
+			runTable(t, func(t *testing.T, req *dns.Msg) *dns.Msg { return exchange(t, r, req, tcp) })
+		})
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, zone := range []string{"", "cluster.local", "Cluster.Local.", "example.org.", "k8s_1.internal"} {
+		if _, err := New(Config{Zone: zone}); err != nil {
+			t.Errorf("New(%q): %v", zone, err)
+		}
+	}
+	for _, zone := range []string{".", "a..b", "a b.", `a\.b.`, strings.Repeat("a", 64) + ".", strings.Repeat("abcdefghi.", 25)} {
+		_, err := New(Config{Zone: zone})
+		if err == nil {
+			t.Errorf("New(%q) succeeded", zone)
+		} else if !strings.Contains(err.Error(), "invalid zone") {
+			t.Errorf("New(%q): unclear error %v", zone, err)
+		}
+	}
+}
+
+func TestOtherZoneAndTTL(t *testing.T) {
+	r, err := New(Config{Zone: "Kube.Example", TTL: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Update(testView(1))
+	req := new(dns.Msg).SetQuestion("web.default.svc.kube.example.", dns.TypeA)
+	resp := exchange(t, r, req, false)
+	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.kube.example. 5 IN A 10.0.0.10"}) {
+		t.Errorf("answer %q", got)
+	}
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeRefused {
+		t.Errorf("rcode %s for the default zone", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+func TestBeforeFirstView(t *testing.T) {
+	r := newTestResolver(t, nil)
+	if got := r.AppliedIndex(); got != 0 {
+		t.Errorf("AppliedIndex %d before any View", got)
+	}
+	req := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeServerFailure || resp.Authoritative {
+		t.Errorf("before any View: %s AA=%v, want SERVFAIL", dns.RcodeToString[resp.Rcode], resp.Authoritative)
+	}
+	r.Update(testView(42))
+	if got := r.AppliedIndex(); got != 42 {
+		t.Errorf("AppliedIndex %d, want 42", got)
+	}
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		t.Errorf("after Update: %v", resp)
+	}
+}
+
+func TestProtocolErrors(t *testing.T) {
+	r := newTestResolver(t, testView(7))
+
+	// More than one question.
+	req := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.Question = append(req.Question, req.Question[0])
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("two questions: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// No question.
+	req.Question = nil
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("no question: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// Opcodes other than QUERY.
+	for _, op := range []int{dns.OpcodeNotify, dns.OpcodeUpdate, dns.OpcodeStatus, dns.OpcodeIQuery} {
+		req := new(dns.Msg).SetQuestion("cluster.local.", dns.TypeSOA)
+		req.Opcode = op
+		resp := exchange(t, r, req, false)
+		if resp.Rcode != dns.RcodeNotImplemented || resp.Opcode != op {
+			t.Errorf("opcode %d: %s opcode %d", op, dns.RcodeToString[resp.Rcode], resp.Opcode)
+		}
+	}
+	// A name that cannot be packed.
+	req = new(dns.Msg).SetQuestion(strings.Repeat("a.", 130), dns.TypeA)
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("name too long: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// Another class.
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.Question[0].Qclass = dns.ClassCHAOS
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeRefused {
+		t.Errorf("class CH: %s", dns.RcodeToString[resp.Rcode])
+	}
+	// A response is never answered.
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.Response = true
+	w := &recorder{}
+	r.ServeDNS(w, req)
+	if len(w.writes) != 0 {
+		t.Errorf("answered a response")
+	}
+	// Flags: RD and CD are copied, nothing else.
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.RecursionDesired, req.CheckingDisabled, req.AuthenticatedData = false, true, true
+	resp := exchange(t, r, req, false)
+	if resp.RecursionDesired || !resp.CheckingDisabled || resp.AuthenticatedData || resp.Zero {
+		t.Errorf("flags %+v", resp.MsgHdr)
+	}
+}
+
+func TestEDNS(t *testing.T) {
+	r := newTestResolver(t, testView(7))
+	big := "big.kube-system.svc.cluster.local."
+
+	// Without EDNS: 512 octets, TC, and as many whole answers as fit.
+	req := new(dns.Msg).SetQuestion(big, dns.TypeA)
+	resp := exchange(t, r, req, false)
+	if !resp.Truncated || len(resp.Answer) == 0 || len(resp.Answer) >= 100 || resp.IsEdns0() != nil {
+		t.Errorf("no EDNS: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), resp.IsEdns0())
+	}
+	w := &recorder{}
+	r.ServeDNS(w, req)
+	if n := len(w.writes[0]); n > 512 || n < 480 {
+		t.Errorf("no EDNS: %d octets", n)
+	}
+
+	// EDNS with room: everything; the OPT record comes back with DO echoed.
+	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
+	req.SetEdns0(4096, true)
+	resp = exchange(t, r, req, false)
+	opt := resp.IsEdns0()
+	if resp.Truncated || len(resp.Answer) != 100 || opt == nil || !opt.Do() || opt.Version() != 0 || opt.UDPSize() != ednsPayload {
+		t.Errorf("EDNS 4096: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), opt)
+	}
+
+	// EDNS with a small buffer: truncated to it.
+	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
+	req.SetEdns0(1000, false)
+	w = &recorder{}
+	r.ServeDNS(w, req)
+	if n := len(w.writes[0]); n > 1000 || n < 900 {
+		t.Errorf("EDNS 1000: %d octets", n)
+	}
+	resp = exchange(t, r, req, false)
+	if !resp.Truncated || resp.IsEdns0() == nil || resp.IsEdns0().Do() {
+		t.Errorf("EDNS 1000: TC=%v opt %v", resp.Truncated, resp.IsEdns0())
+	}
+
+	// TCP: everything.
+	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
+	resp = exchange(t, r, req, true)
+	if resp.Truncated || len(resp.Answer) != 100 {
+		t.Errorf("TCP: TC=%v, %d answers", resp.Truncated, len(resp.Answer))
+	}
+
+	// The additional section is dropped, without TC, when only it does not
+	// fit.
+	req = new(dns.Msg).SetQuestion("_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV)
+	req.SetEdns0(512, false)
+	full := exchange(t, r, req, false)
+	if len(full.Extra) != 3 { // A, AAAA, OPT
+		t.Fatalf("SRV additional %v", full.Extra)
+	}
+
+	// Unknown EDNS version.
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.SetEdns0(1232, false)
+	req.IsEdns0().SetVersion(1)
+	resp = exchange(t, r, req, false)
+	if resp.Rcode != dns.RcodeBadVers || resp.IsEdns0() == nil || len(resp.Answer) != 0 {
+		t.Errorf("EDNS version 1: %s, opt %v", dns.RcodeToString[resp.Rcode], resp.IsEdns0())
+	}
+
+	// Two OPT records.
+	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	req.SetEdns0(1232, false)
+	req.Extra = append(req.Extra, req.Extra[0])
+	if resp := exchange(t, r, req, false); resp.Rcode != dns.RcodeFormatError {
+		t.Errorf("two OPT: %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+func TestTruncateSRVAdditional(t *testing.T) {
+	// A headless service whose SRV answer fits in 512 octets only without
+	// its additional records.
+	svc := &fsm.Service{Namespace: "ns", Name: "s", Headless: true, Ports: []fsm.Port{{Name: "p", Protocol: "TCP"}}}
+	sl := &fsm.EndpointSlice{Namespace: "ns", Name: "s-1", Service: "s", Ports: []fsm.Port{{Name: "p", Protocol: "TCP", Port: 1}}}
+	for _, a := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7"} {
+		sl.Endpoints = append(sl.Endpoints, fsm.Endpoint{Addresses: addrs(a), Ready: true})
+	}
+	r := newTestResolver(t, fsm.NewView(1, []*fsm.Service{svc}, []*fsm.EndpointSlice{sl}))
+	req := new(dns.Msg).SetQuestion("_p._tcp.s.ns.svc.cluster.local.", dns.TypeSRV)
+	resp := exchange(t, r, req, true)
+	if len(resp.Answer) != 7 || len(resp.Extra) != 7 {
+		t.Fatalf("TCP: %d answers, %d additional", len(resp.Answer), len(resp.Extra))
+	}
+	resp = exchange(t, r, req, false)
+	if resp.Truncated || len(resp.Answer) != 7 || len(resp.Extra) != 0 {
+		t.Errorf("UDP: TC=%v %d answers, %d additional; response is %d octets with them", resp.Truncated,
+			len(resp.Answer), len(resp.Extra), exchange(t, r, req, true).Len())
+	}
+}
+
+func TestForwardHook(t *testing.T) {
+	var got []string
+	fwd := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		got = append(got, req.Question[0].Name)
+		m := new(dns.Msg).SetRcode(req, dns.RcodeSuccess)
+		w.WriteMsg(m)
+	})
+	r, err := New(Config{Forward: fwd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Update(testView(1))
+	exchange(t, r, new(dns.Msg).SetQuestion("example.com.", dns.TypeA), false)
+	exchange(t, r, new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA), false)
+	if !slices.Equal(got, []string{"example.com."}) {
+		t.Errorf("forwarded %q", got)
+	}
+}
+
+func TestIncrementalUpdate(t *testing.T) {
+	v1 := testView(1)
+	r := newTestResolver(t, v1)
+	before := r.idx.Load()
+
+	// Change one service and add one slice to another; delete a third.
+	web := *v1.Service(fsm.ServiceKey{Namespace: "default", Name: "web"})
+	web.ClusterIPs = addrs("10.0.0.99")
+	var svcs []*fsm.Service
+	for s := range v1.Services() {
+		switch s.Name {
+		case "web":
+			svcs = append(svcs, &web)
+		case "v4only":
+		default:
+			svcs = append(svcs, s)
+		}
+	}
+	var eps []*fsm.EndpointSlice
+	for e := range v1.Slices() {
+		eps = append(eps, e)
+	}
+	eps = append(eps, &fsm.EndpointSlice{Namespace: "default", Name: "hlpub-y", Service: "hlpub",
+		Endpoints: []fsm.Endpoint{{Addresses: addrs("10.2.0.2")}}})
+	v2 := fsm.NewView(2, svcs, eps)
+	r.Update(v2)
+	after := r.idx.Load()
+
+	for k, rec := range after.services {
+		reused := before.services[k] == rec
+		changed := k.Name == "web" || k.Name == "hlpub"
+		if reused == changed {
+			t.Errorf("%v: reused %v", k, reused)
+		}
+	}
+	if _, ok := after.services[fsm.ServiceKey{Namespace: "default", Name: "v4only"}]; ok {
+		t.Errorf("deleted service still indexed")
+	}
+	for _, c := range []struct {
+		name  string
+		rcode int
+		n     int
+	}{
+		{"web.default.svc.cluster.local.", dns.RcodeSuccess, 1},
+		{"v4only.default.svc.cluster.local.", dns.RcodeNameError, 0},
+		{"hlpub.default.svc.cluster.local.", dns.RcodeSuccess, 2},
+		{"10-2-0-2.hlpub.default.svc.cluster.local.", dns.RcodeSuccess, 1},
+		{"hl.default.svc.cluster.local.", dns.RcodeSuccess, 2},
+	} {
+		resp := exchange(t, r, new(dns.Msg).SetQuestion(c.name, dns.TypeA), false)
+		if resp.Rcode != c.rcode || len(resp.Answer) != c.n {
+			t.Errorf("%s: %s with %d answers, want %s with %d", c.name, dns.RcodeToString[resp.Rcode],
+				len(resp.Answer), dns.RcodeToString[c.rcode], c.n)
+		}
+	}
+	resp := exchange(t, r, new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA), false)
+	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.99"}) {
+		t.Errorf("web: %q", got)
+	}
+	resp = exchange(t, r, new(dns.Msg).SetQuestion("nope.cluster.local.", dns.TypeA), false)
+	if len(resp.Ns) != 1 || resp.Ns[0].(*dns.SOA).Serial != 2 {
+		t.Errorf("SOA %v, want serial 2", resp.Ns)
+	}
+	// The same View again changes nothing.
+	r.Update(v2)
+	if r.idx.Load() != after {
+		t.Errorf("same View rebuilt")
+	}
+	// Namespaces whose services are all gone disappear.
+	r.Update(fsm.NewView(3, nil, nil))
+	resp = exchange(t, r, new(dns.Msg).SetQuestion("default.svc.cluster.local.", dns.TypeA), false)
+	if resp.Rcode != dns.RcodeNameError {
+		t.Errorf("empty View: namespace is %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+func TestInvalidNamesSkipped(t *testing.T) {
+	svcs := []*fsm.Service{
+		{Namespace: "default", Name: "bad.name", ClusterIPs: addrs("10.0.0.1")},
+		{Namespace: "default", Name: "ok", ClusterIPs: addrs("10.0.0.2"),
+			Ports: []fsm.Port{{Name: "bad port", Protocol: "TCP", Port: 1}, {Name: "p", Protocol: "TCP", Port: 2}, {Name: "p", Protocol: "TCP", Port: 3}}},
+		{Namespace: "default", Name: "ext", Type: fsm.TypeExternalName, ExternalName: "bad..name"},
+		{Namespace: "default", Name: "hl", Headless: true},
+	}
+	eps := []*fsm.EndpointSlice{{Namespace: "default", Name: "hl-1", Service: "hl",
+		Endpoints: []fsm.Endpoint{{Addresses: addrs("10.0.0.3"), Hostname: "bad_host!", Ready: true}, {Addresses: []netip.Addr{{}}, Ready: true}}}}
+	r := newTestResolver(t, fsm.NewView(1, svcs, eps))
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		rcode int
+		n     int
+	}{
+		{"ok.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, 1},
+		{"_p._tcp.ok.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess, 1},
+		{"ext.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, 0},
+		{"hl.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, 1},
+		{"10-0-0-3.hl.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, 1},
+	} {
+		resp := exchange(t, r, new(dns.Msg).SetQuestion(c.name, c.qtype), false)
+		if resp.Rcode != c.rcode || len(resp.Answer) != c.n {
+			t.Errorf("%s: %s with %d answers", c.name, dns.RcodeToString[resp.Rcode], len(resp.Answer))
+		}
+	}
+}
+
+// source is a ViewSource for Follow.
+type source struct {
+	mu   sync.Mutex
+	v    *fsm.View
+	ch   chan struct{}
+	subs int
+}
+
+func (s *source) View() *fsm.View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.v
+}
+
+func (s *source) Subscribe() (<-chan struct{}, func()) {
+	s.mu.Lock()
+	s.subs++
+	s.mu.Unlock()
+	return s.ch, func() {
+		s.mu.Lock()
+		s.subs--
+		s.mu.Unlock()
+	}
+}
+
+func (s *source) set(v *fsm.View) {
+	s.mu.Lock()
+	s.v = v
+	s.mu.Unlock()
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+
+func TestFollow(t *testing.T) {
+	src := &source{v: testView(5), ch: make(chan struct{}, 1)}
+	r := newTestResolver(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.Follow(ctx, src)
+		close(done)
+	}()
+	waitIndex := func(want uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); r.AppliedIndex() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("AppliedIndex %d, want %d", r.AppliedIndex(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitIndex(5)
+	src.set(testView(6))
+	waitIndex(6)
+	cancel()
+	<-done
+	if src.subs != 0 {
+		t.Errorf("subscription not ended")
+	}
+
+	// A closed channel ends Follow too.
+	close(src.ch)
+	src.v = testView(9)
+	r.Follow(context.Background(), src)
+	if r.AppliedIndex() != 9 {
+		t.Errorf("AppliedIndex %d, want 9", r.AppliedIndex())
+	}
+}
+
+func TestQueriesDuringUpdates(t *testing.T) {
+	r := newTestResolver(t, testView(1))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			w := &recorder{}
+			req := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				w.writes = w.writes[:0]
+				r.ServeDNS(w, req)
+				resp := new(dns.Msg)
+				if err := resp.Unpack(w.writes[0]); err != nil || len(resp.Answer) != 1 {
+					t.Errorf("during updates: %v %v", resp, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 50 {
+		r.Update(testView(uint64(i + 2)))
+	}
+	close(stop)
+	wg.Wait()
+	if r.AppliedIndex() != 51 {
+		t.Errorf("AppliedIndex %d", r.AppliedIndex())
+	}
+}

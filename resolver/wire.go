@@ -1,0 +1,339 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+)
+
+// Names inside this package are lower-case, uncompressed wire-format strings
+// ("\x03web\x07default\x03svc\x07cluster\x05local\x00"): the index's map keys,
+// directly comparable with a lower-cased question name, and cheap to take
+// suffixes of for compression.
+
+const (
+	classIN = 1
+
+	typeA     = 1
+	typeNS    = 2
+	typeCNAME = 5
+	typeSOA   = 6
+	typeTXT   = 16
+	typeAAAA  = 28
+	typeSRV   = 33
+	typeOPT   = 41
+	typeIXFR  = 251
+	typeAXFR  = 252
+	typeANY   = 255
+
+	headerLen   = 12
+	maxNameLen  = 255 // wire length of a name, including the root label
+	maxLabelLen = 63
+	maxMsgLen   = 65535
+	// maxSection bounds the precomputed sections of one RRset so that a
+	// response with any question and an OPT record still fits in a TCP message.
+	maxSection = maxMsgLen - headerLen - maxNameLen - 4 - optLen
+	optLen     = 11 // an OPT record without options
+)
+
+// validLabel reports whether s can be a label of a name the resolver
+// publishes: 1 to 63 ASCII letters, digits, hyphens or underscores. Such a
+// label needs no escaping, so its presentation and wire forms agree byte for
+// byte. Kubernetes validates the names it lets us see far more strictly.
+func validLabel(s string) bool {
+	if len(s) == 0 || len(s) > maxLabelLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendLabel appends s, lower-cased, as one wire label. s must be valid.
+func appendLabel(b []byte, s string) []byte {
+	b = append(b, byte(len(s)))
+	for i := 0; i < len(s); i++ {
+		b = append(b, lower(s[i]))
+	}
+	return b
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// wireName returns the wire name of the given labels followed by suffix (a
+// wire name), or false when a label is not valid or the name is too long.
+func wireName(suffix string, labels ...string) (string, bool) {
+	n := len(suffix)
+	for _, l := range labels {
+		if !validLabel(l) {
+			return "", false
+		}
+		n += 1 + len(l)
+	}
+	if n > maxNameLen {
+		return "", false
+	}
+	b := make([]byte, 0, n)
+	for _, l := range labels {
+		b = appendLabel(b, l)
+	}
+	return string(append(b, suffix...)), true
+}
+
+// parseName turns a presentation name ("a.b.", trailing dot optional) made
+// of valid labels into a wire name. The root is "." .
+func parseName(s string) (string, bool) {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" {
+		return "\x00", true
+	}
+	return wireName("\x00", strings.Split(s, ".")...)
+}
+
+// presentation returns the dotted form of a wire name made by this package.
+func presentation(w string) string {
+	if w == "\x00" {
+		return "."
+	}
+	var sb strings.Builder
+	for i := 0; i < len(w) && w[i] != 0; i += 1 + int(w[i]) {
+		sb.WriteString(w[i+1 : i+1+int(w[i])])
+		sb.WriteByte('.')
+	}
+	return sb.String()
+}
+
+// dashed returns the label that names an endpoint address without hostname:
+// 10-1-2-3 for 10.1.2.3, fd00--1 for fd00::1.
+func dashed(a netip.Addr) string {
+	return strings.ReplaceAll(strings.ReplaceAll(a.String(), ".", "-"), ":", "-")
+}
+
+// section is the precomputed wire form of the answer and additional sections
+// of a positive response for one owner name and type.
+type section struct {
+	wire  []byte   // answer records, then additional records
+	anEnd []uint16 // end offset in wire of each answer record
+	ar    uint16   // additional records
+}
+
+func (s *section) anLen() int {
+	if len(s.anEnd) == 0 {
+		return 0
+	}
+	return int(s.anEnd[len(s.anEnd)-1])
+}
+
+// builder writes resource records into a pretend message whose header and
+// question are in place, so that compression pointers are right for any real
+// response whose question name has the owner's length.
+type builder struct {
+	ttl   uint32
+	buf   []byte
+	start int // where the answer section starts
+	names []compName
+	m     map[string]int // index over names once there are many
+	anEnd []uint16
+	ar    uint16
+	full  bool // a record did not fit in maxSection and was dropped
+}
+
+type compName struct {
+	name string
+	off  int
+}
+
+// begin starts the sections of a response to a question for owner.
+func (b *builder) begin(owner string) {
+	b.buf = append(b.buf[:0], make([]byte, headerLen)...)
+	b.names = b.names[:0]
+	b.m = nil
+	b.anEnd = b.anEnd[:0]
+	b.ar = 0
+	b.full = false
+	b.writeName(owner, true)
+	b.buf = append(b.buf, 0, 0, 0, 0) // qtype, qclass
+	b.start = len(b.buf)
+}
+
+// finish returns the sections written since begin.
+func (b *builder) finish() *section {
+	wire := make([]byte, len(b.buf)-b.start)
+	copy(wire, b.buf[b.start:])
+	return &section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
+}
+
+func (b *builder) lookup(suffix string) (int, bool) {
+	if b.m != nil {
+		off, ok := b.m[suffix]
+		return off, ok
+	}
+	for _, c := range b.names {
+		if c.name == suffix {
+			return c.off, true
+		}
+	}
+	if len(b.names) > 16 {
+		b.m = make(map[string]int, 2*len(b.names))
+		for _, c := range b.names {
+			b.m[c.name] = c.off
+		}
+	}
+	return 0, false
+}
+
+func (b *builder) remember(suffix string, off int) {
+	if off > 0x3fff {
+		return
+	}
+	b.names = append(b.names, compName{suffix, off})
+	if b.m != nil {
+		b.m[suffix] = off
+	}
+}
+
+// writeName writes a wire name, compressed against earlier names when
+// compress is set (RFC 1035 types only; RFC 3597 section 4 forbids it in
+// newer types such as SRV). Only compressed-form names are remembered as
+// targets, so pointers only ever lead into the question or RFC 1035 names.
+func (b *builder) writeName(n string, compress bool) {
+	for i := 0; ; {
+		if n[i] == 0 {
+			b.buf = append(b.buf, 0)
+			return
+		}
+		if compress {
+			if off, ok := b.lookup(n[i:]); ok {
+				b.buf = append(b.buf, 0xc0|byte(off>>8), byte(off))
+				return
+			}
+			b.remember(n[i:], len(b.buf))
+		}
+		l := int(n[i])
+		b.buf = append(b.buf, n[i:i+1+l]...)
+		i += 1 + l
+	}
+}
+
+// rr writes a record's owner, type, class and TTL and returns where its
+// RDLENGTH goes; end fills that in.
+func (b *builder) rr(owner string, typ uint16) int {
+	b.writeName(owner, true)
+	b.buf = binary.BigEndian.AppendUint16(b.buf, typ)
+	b.buf = binary.BigEndian.AppendUint16(b.buf, classIN)
+	b.buf = binary.BigEndian.AppendUint32(b.buf, b.ttl)
+	b.buf = append(b.buf, 0, 0)
+	return len(b.buf)
+}
+
+func (b *builder) end(rdata int) {
+	binary.BigEndian.PutUint16(b.buf[rdata-2:], uint16(len(b.buf)-rdata))
+}
+
+// record writes one record with write and counts it in the answer section,
+// or in the additional section if additional. A record that would make the
+// sections longer than maxSection is undone, and so are all later ones.
+func (b *builder) record(additional bool, write func()) {
+	if b.full {
+		return
+	}
+	mark, marks := len(b.buf), len(b.names)
+	write()
+	if len(b.buf)-b.start > maxSection {
+		b.buf, b.names, b.m, b.full = b.buf[:mark], b.names[:marks], nil, true
+		return
+	}
+	if additional {
+		b.ar++
+	} else {
+		b.anEnd = append(b.anEnd, uint16(len(b.buf)-b.start))
+	}
+}
+
+func (b *builder) addr(additional bool, owner string, a netip.Addr) {
+	b.record(additional, func() {
+		if a.Is4() {
+			rd := b.rr(owner, typeA)
+			v4 := a.As4()
+			b.buf = append(b.buf, v4[:]...)
+			b.end(rd)
+			return
+		}
+		rd := b.rr(owner, typeAAAA)
+		v6 := a.As16()
+		b.buf = append(b.buf, v6[:]...)
+		b.end(rd)
+	})
+}
+
+func (b *builder) srv(owner string, priority, weight, port uint16, target string) {
+	b.record(false, func() {
+		rd := b.rr(owner, typeSRV)
+		b.buf = binary.BigEndian.AppendUint16(b.buf, priority)
+		b.buf = binary.BigEndian.AppendUint16(b.buf, weight)
+		b.buf = binary.BigEndian.AppendUint16(b.buf, port)
+		b.writeName(target, false)
+		b.end(rd)
+	})
+}
+
+// nameRecord writes a record whose RDATA is one compressible name (CNAME, NS).
+func (b *builder) nameRecord(owner string, typ uint16, target string) {
+	b.record(false, func() {
+		rd := b.rr(owner, typ)
+		b.writeName(target, true)
+		b.end(rd)
+	})
+}
+
+func (b *builder) txt(owner string, texts ...string) {
+	b.record(false, func() {
+		rd := b.rr(owner, typeTXT)
+		for _, t := range texts {
+			b.buf = append(b.buf, byte(len(t)))
+			b.buf = append(b.buf, t...)
+		}
+		b.end(rd)
+	})
+}
+
+func (b *builder) soa(owner string, s *soaData) {
+	b.record(false, func() {
+		rd := b.rr(owner, typeSOA)
+		b.writeName(s.mname, true)
+		b.writeName(s.rname, true)
+		b.buf = s.appendNumbers(b.buf)
+		b.end(rd)
+	})
+}
+
+// soaData is the zone's SOA.
+type soaData struct {
+	mname, rname string // wire names
+	serial       uint32
+	ttl          uint32 // also the minimum (negative caching) TTL
+}
+
+// SOA timers. kdnsd has no secondaries, so they only need to be sane.
+const (
+	soaRefresh = 7200
+	soaRetry   = 1800
+	soaExpire  = 86400
+)
+
+func (s *soaData) appendNumbers(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, s.serial)
+	b = binary.BigEndian.AppendUint32(b, soaRefresh)
+	b = binary.BigEndian.AppendUint32(b, soaRetry)
+	b = binary.BigEndian.AppendUint32(b, soaExpire)
+	return binary.BigEndian.AppendUint32(b, s.ttl)
+}
