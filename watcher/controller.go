@@ -1,0 +1,527 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// kind says which record a queue key names.
+type kind uint8
+
+const (
+	kindService kind = iota + 1
+	kindSlice
+)
+
+// key is one work queue item: a service or an endpoint slice, by name. The
+// worker looks the object up when it processes the key, so a key stands for
+// "whatever this object is now", and repeated events coalesce.
+type key struct {
+	kind      kind
+	namespace string
+	name      string
+}
+
+func (k key) String() string {
+	if k.kind == kindService {
+		return "service " + k.namespace + "/" + k.name
+	}
+	return "endpointslice " + k.namespace + "/" + k.name
+}
+
+// apiError is the last list/watch failure of one informer.
+type apiError struct {
+	err error
+	at  time.Time
+	// r and rv tell whether the informer has made progress since: its
+	// last synced resource version changes on every successful list and
+	// watch event (and bookmark).
+	r  *cache.Reflector
+	rv string
+}
+
+// term is one run of the watcher: one leadership term.
+type term struct {
+	w   *Watcher
+	log *slog.Logger
+	q   workqueue.TypedRateLimitingInterface[key]
+
+	services corelisters.ServiceLister
+	slices   discoverylisters.EndpointSliceLister
+
+	mu         sync.Mutex
+	phase      string // "syncing" or "streaming"
+	barrierErr error
+	commitErr  error
+	apiErrs    map[string]*apiError // by resource name
+
+	// Owned by the worker.
+	started  time.Time
+	commands int
+	entries  int
+	window   time.Duration // current wait for the next key of a batch
+	idleFrom time.Time     // when the worker last finished a batch
+	// initial holds the keys of the initial diff not yet committed (or
+	// found equal): the term is "syncing" until it is empty.
+	initial map[key]struct{}
+}
+
+func newTerm(w *Watcher) *term {
+	return &term{
+		w:       w,
+		log:     w.log,
+		phase:   "syncing",
+		apiErrs: map[string]*apiError{},
+		started: time.Now(),
+	}
+}
+
+func (t *term) state() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.commitErr != nil {
+		return "backoff: commit: " + t.commitErr.Error()
+	}
+	if t.barrierErr != nil {
+		return "backoff: raft barrier: " + t.barrierErr.Error()
+	}
+	for _, name := range []string{"services", "endpointslices"} {
+		e := t.apiErrs[name]
+		if e != nil && time.Since(e.at) < apiErrorTTL && e.r.LastSyncResourceVersion() == e.rv {
+			return fmt.Sprintf("backoff: list/watch %s: %v", name, e.err)
+		}
+	}
+	return t.phase
+}
+
+func (t *term) run(ctx context.Context) error {
+	t.log.Info("leadership term starting")
+	defer func() {
+		t.log.Info("leadership term ended; watcher stopped",
+			"commands", t.commands, "entries", t.entries, "duration", time.Since(t.started).Round(time.Millisecond))
+	}()
+
+	if !t.barrier(ctx) {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.q = workqueue.NewTypedRateLimitingQueue(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[key](retryBaseDelay, retryMaxDelay))
+	// Resync 0: a relist after a watch failure already replays every object
+	// and the diff against the View makes that cheap; periodic resyncs would
+	// only repeat it.
+	factory := informers.NewSharedInformerFactoryWithOptions(listWatchOnly{t.w.client}, 0,
+		informers.WithTransform(slim))
+	svcInformer := factory.Core().V1().Services()
+	sliceInformer := factory.Discovery().V1().EndpointSlices()
+	t.services = svcInformer.Lister()
+	t.slices = sliceInformer.Lister()
+	// Stop everything at once: cancel the informers' context, shut the queue
+	// down (which also ends the feeder's Get), then wait for the goroutines.
+	defer func() {
+		cancel()
+		t.q.ShutDown()
+		wg.Wait()
+		stopped := make(chan struct{})
+		go func() { factory.Shutdown(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(stopGrace):
+			t.log.Warn("informers still stopping; leaving them to finish in the background", "waited", stopGrace)
+		}
+	}()
+
+	for _, inf := range []struct {
+		name string
+		kind kind
+		inf  cache.SharedIndexInformer
+	}{
+		{"services", kindService, svcInformer.Informer()},
+		{"endpointslices", kindSlice, sliceInformer.Informer()},
+	} {
+		if _, err := inf.inf.AddEventHandler(t.handler(inf.kind)); err != nil {
+			return fmt.Errorf("watcher: add %s event handler: %w", inf.name, err)
+		}
+		if err := inf.inf.SetWatchErrorHandlerWithContext(t.watchErrorHandler(inf.name)); err != nil {
+			return fmt.Errorf("watcher: set %s watch error handler: %w", inf.name, err)
+		}
+	}
+	factory.StartWithContext(ctx)
+
+	if !t.waitForCaches(ctx, svcInformer.Informer(), sliceInformer.Informer()) {
+		return nil
+	}
+	t.enqueueAll(svcInformer.Informer().GetStore(), sliceInformer.Informer().GetStore())
+
+	items := make(chan key)
+	wg.Go(func() { t.feed(ctx, items) })
+	for {
+		batch, ok := t.collect(ctx, items)
+		if !ok {
+			return nil
+		}
+		t.process(ctx, batch)
+		t.idleFrom = time.Now()
+	}
+}
+
+// slim drops from cached objects what translation never reads: managed
+// fields and annotations (kubectl's last-applied-configuration alone can be
+// as large as the object). Objects handed to a transform are the informer's
+// own fresh copies.
+func slim(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		m.SetAnnotations(nil)
+	}
+	return obj, nil
+}
+
+// listWatchOnly makes the informers use classic LIST+WATCH rather than
+// client-go's watch-list streaming (feature WatchListClient, on by default).
+// In client-go v0.37 the watch-list path retries "connection refused"
+// internally, sleeping up to a minute without honouring the context and
+// without reporting the error to the watch error handler: an unreachable API
+// server would then be invisible in State and logs, and would hold up Run's
+// return. Classic LIST+WATCH reports every failure and honours the context.
+type listWatchOnly struct{ kubernetes.Interface }
+
+// IsWatchListSemanticsUnSupported is the hook (see
+// k8s.io/client-go/util/watchlist.DoesClientNotSupportWatchListSemantics)
+// by which a client opts out of watch-list.
+func (listWatchOnly) IsWatchListSemanticsUnSupported() bool { return true }
+
+// barrier waits for a Raft barrier, retrying with backoff. It reports false
+// when ctx ended first.
+func (t *term) barrier(ctx context.Context) bool {
+	delay := barrierBaseDelay
+	for {
+		start := time.Now()
+		err := t.w.raft.Barrier(ctx)
+		if err == nil {
+			t.setErr(&t.barrierErr, nil)
+			t.log.Debug("raft barrier done", "took", time.Since(start), "index", t.w.views.View().Index())
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		t.setErr(&t.barrierErr, err)
+		t.log.Warn("raft barrier failed; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return false
+		}
+		delay = min(2*delay, barrierMaxDelay)
+	}
+}
+
+func (t *term) setErr(field *error, err error) {
+	t.mu.Lock()
+	*field = err
+	t.mu.Unlock()
+}
+
+// handler queues the key of every object an informer reports. Deletions may
+// come as cache.DeletedFinalStateUnknown (the watch missed the delete and a
+// relist noticed it); its key is all that is needed.
+func (t *term) handler(k kind) cache.ResourceEventHandler {
+	enqueue := func(obj any) {
+		name, err := cache.DeletionHandlingObjectToName(obj)
+		if err != nil {
+			t.log.Error("cannot name object from informer", "err", err)
+			return
+		}
+		t.q.Add(key{kind: k, namespace: name.Namespace, name: name.Name})
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}
+}
+
+// watchErrorHandler logs list/watch failures (client-go retries them with
+// backoff) and makes them visible in State.
+func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithContext {
+	return func(ctx context.Context, r *cache.Reflector, err error) {
+		switch {
+		case ctx.Err() != nil:
+			return // the term is ending
+		case err == io.EOF:
+			return // watch closed normally (a wrapped EOF is a failed request)
+		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			t.log.Debug("watch expired; relisting", "resource", resource, "err", err)
+			return
+		case err == io.ErrUnexpectedEOF:
+			t.log.Info("watch closed unexpectedly; rewatching", "resource", resource, "err", err)
+			return
+		}
+		t.log.Warn("Kubernetes API list/watch failed; retrying with backoff", "resource", resource, "err", err)
+		t.mu.Lock()
+		t.apiErrs[resource] = &apiError{err: err, at: time.Now(), r: r, rv: r.LastSyncResourceVersion()}
+		t.mu.Unlock()
+	}
+}
+
+// waitForCaches waits until both informers have listed once. It reports false
+// when ctx ended first.
+func (t *term) waitForCaches(ctx context.Context, infs ...cache.SharedIndexInformer) bool {
+	tick := time.NewTicker(syncLogInterval)
+	defer tick.Stop()
+	start := time.Now()
+	for _, inf := range infs {
+		for synced := false; !synced; {
+			select {
+			case <-inf.HasSyncedChecker().Done():
+				synced = true
+			case <-ctx.Done():
+				return false
+			case <-tick.C:
+				t.log.Warn("still waiting for Kubernetes API caches to sync",
+					"waited", time.Since(start).Round(time.Second), "state", t.state())
+			}
+		}
+	}
+	t.log.Info("Kubernetes API caches synced", "took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// enqueueAll queues every key the API knows and every key the View knows, so
+// that the first batches commit exactly the difference, deletions included.
+func (t *term) enqueueAll(svcStore, sliceStore cache.Store) {
+	add := func(k kind, keys []string) {
+		for _, s := range keys {
+			ns, name, err := cache.SplitMetaNamespaceKey(s)
+			if err != nil {
+				continue
+			}
+			t.add(key{kind: k, namespace: ns, name: name})
+		}
+	}
+	svcKeys, sliceKeys := svcStore.ListKeys(), sliceStore.ListKeys()
+	v := t.w.views.View()
+	vs, ve := v.Counts()
+	t.initial = make(map[key]struct{}, max(len(svcKeys), vs)+max(len(sliceKeys), ve))
+	add(kindService, svcKeys)
+	add(kindSlice, sliceKeys)
+	for s := range v.Services() {
+		t.add(key{kind: kindService, namespace: s.Namespace, name: s.Name})
+	}
+	for e := range v.Slices() {
+		t.add(key{kind: kindSlice, namespace: e.Namespace, name: e.Name})
+	}
+	t.log.Info("diffing API state against the view",
+		"api_services", len(svcKeys), "api_endpointslices", len(sliceKeys),
+		"view_services", vs, "view_endpointslices", ve, "view_index", v.Index(),
+		"keys", len(t.initial))
+	t.initialDone()
+}
+
+// add queues one key of the initial diff.
+func (t *term) add(k key) {
+	t.initial[k] = struct{}{}
+	t.q.Add(k)
+}
+
+// initialDone switches to streaming once the initial diff is committed.
+func (t *term) initialDone() {
+	if t.initial == nil || len(t.initial) > 0 {
+		return
+	}
+	t.initial = nil
+	t.mu.Lock()
+	t.phase = "streaming"
+	t.mu.Unlock()
+	t.log.Info("initial sync committed; streaming changes",
+		"commands", t.commands, "entries", t.entries, "took", time.Since(t.started).Round(time.Millisecond))
+}
+
+// feed moves keys from the queue to the batching worker, so that the worker
+// can wait for the next key with a timeout.
+func (t *term) feed(ctx context.Context, items chan<- key) {
+	defer close(items)
+	for {
+		k, shutdown := t.q.Get()
+		if shutdown {
+			return
+		}
+		select {
+		case items <- k:
+		case <-ctx.Done():
+			t.q.Done(k)
+			return
+		}
+	}
+}
+
+// collect takes one key (blocking), then more while they keep coming: it
+// waits at most the current window for each next key, stops at MaxBatch
+// keys, and stops maxLingerFactor×BatchWindow after the first key at the
+// latest. It reports false when ctx ended.
+//
+// The window adapts: when the first key of a batch arrives within the window
+// after the previous batch was done, changes are streaming in and the window
+// doubles (up to maxWindowFactor×BatchWindow); after a longer pause it is
+// BatchWindow again. A lone change is committed after BatchWindow, and a
+// burst is committed in few large entries.
+func (t *term) collect(ctx context.Context, items <-chan key) ([]key, bool) {
+	var batch []key
+	select {
+	case k, ok := <-items:
+		if !ok {
+			return nil, false
+		}
+		batch = append(batch, k)
+	case <-ctx.Done():
+		return nil, false
+	}
+	if !t.idleFrom.IsZero() && time.Since(t.idleFrom) <= t.window {
+		t.window = min(2*t.window, maxWindowFactor*t.w.batchWindow)
+	} else {
+		t.window = t.w.batchWindow
+	}
+	window := time.NewTimer(t.window)
+	defer window.Stop()
+	linger := time.NewTimer(maxLingerFactor * t.w.batchWindow)
+	defer linger.Stop()
+	for len(batch) < t.w.maxBatch {
+		select {
+		case k, ok := <-items:
+			if !ok {
+				return nil, false
+			}
+			batch = append(batch, k)
+			window.Reset(t.window)
+		case <-window.C:
+			return batch, true
+		case <-linger.C:
+			return batch, true
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	return batch, true
+}
+
+// process diffs a batch of keys against the View and commits the commands
+// as one entry. On failure every key is requeued with per-key backoff, unless
+// the term has ended: then the batch is dropped and the next leader's resync
+// repairs it.
+func (t *term) process(ctx context.Context, batch []key) {
+	view := t.w.views.View()
+	cmds := make([]fsm.Command, 0, len(batch))
+	for _, k := range batch {
+		if c, ok := t.diff(view, k); ok {
+			cmds = append(cmds, c)
+		}
+	}
+	var err error
+	if len(cmds) > 0 {
+		start := time.Now()
+		err = t.w.raft.Commit(ctx, cmds)
+		if err == nil {
+			t.commands += len(cmds)
+			t.entries++
+			t.setErr(&t.commitErr, nil)
+			t.log.Debug("committed batch", "keys", len(batch), "commands", len(cmds), "took", time.Since(start))
+		}
+	}
+	switch {
+	case err == nil:
+		for _, k := range batch {
+			t.q.Forget(k)
+			t.q.Done(k)
+		}
+	case ctx.Err() != nil:
+		t.log.Info("term ended during commit; dropping batch (the next leader's resync repairs it)",
+			"commands", len(cmds), "err", err)
+		for _, k := range batch {
+			t.q.Done(k)
+		}
+		return
+	default:
+		t.setErr(&t.commitErr, err)
+		t.log.Warn("commit failed; requeueing batch with backoff",
+			"keys", len(batch), "commands", len(cmds), "first_key", batch[0].String(),
+			"retry", t.q.NumRequeues(batch[0])+1, "err", err)
+		for _, k := range batch {
+			t.q.AddRateLimited(k)
+			t.q.Done(k)
+		}
+		return
+	}
+	if t.initial != nil {
+		for _, k := range batch {
+			delete(t.initial, k)
+		}
+		t.initialDone()
+	}
+}
+
+// diff returns the command that makes the View's record for k match the
+// API's object, if they differ.
+func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
+	switch k.kind {
+	case kindService:
+		sk := fsm.ServiceKey{Namespace: k.namespace, Name: k.name}
+		have := view.Service(sk)
+		obj, err := t.services.Services(k.namespace).Get(k.name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.log.Error("lister failed", "key", k.String(), "err", err)
+			return fsm.Command{}, false
+		}
+		if obj == nil {
+			if have == nil {
+				return fsm.Command{}, false
+			}
+			return fsm.DeleteService(sk), true
+		}
+		want := ServiceFrom(obj)
+		if have != nil && have.Equal(want) {
+			return fsm.Command{}, false
+		}
+		return fsm.UpsertService(want), true
+	case kindSlice:
+		sk := fsm.SliceKey{Namespace: k.namespace, Name: k.name}
+		have := view.Slice(sk)
+		obj, err := t.slices.EndpointSlices(k.namespace).Get(k.name)
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.log.Error("lister failed", "key", k.String(), "err", err)
+			return fsm.Command{}, false
+		}
+		var want *fsm.EndpointSlice
+		if obj != nil {
+			want, _ = SliceFrom(obj) // nil when the slice carries no records
+		}
+		if want == nil {
+			if have == nil {
+				return fsm.Command{}, false
+			}
+			return fsm.DeleteSlice(sk), true
+		}
+		if have != nil && have.Equal(want) {
+			return fsm.Command{}, false
+		}
+		return fsm.UpsertSlice(want), true
+	}
+	return fsm.Command{}, false
+}

@@ -1,0 +1,47 @@
+// Package watcher owns the one-way path from the Kubernetes API into the
+// replicated record set: it translates Services and EndpointSlices into fsm
+// commands and commits them through Raft while this replica leads.
+//
+// # One leadership term
+//
+// The caller runs Watcher.Run once per leadership term, never two at a time.
+// A term starts with a Raft barrier, so that the local View holds everything
+// earlier leaders committed. Then shared informers list and watch Services and
+// EndpointSlices in all namespaces. Once their caches are synced, every key
+// the API knows and every key the View knows is queued, and each key is
+// compared with the View: only the difference is committed. A new leader thus
+// repairs whatever happened while no leader watched (including deletions) with
+// as many log entries as there are changes divided by Config.MaxBatch, and a
+// resync against an unchanged cluster commits nothing.
+//
+// After that the term streams: informer events queue keys into a rate-limited
+// work queue; a single worker takes keys in batches, diffs each against the
+// View and commits the commands of a batch as one Raft entry. A failed commit
+// requeues the batch's keys with per-key exponential backoff. When the
+// context ends (leadership lost or shutdown) the queue and the informers stop
+// at once; a batch whose commit failed for that reason is dropped, since the
+// next leader's resync diff repairs it.
+//
+// # Failure isolation
+//
+// An unreachable or slow API server blocks nothing but the watcher: every
+// wait honours the context, list and watch errors are logged and retried with
+// client-go's backoff, and State reports them for status pages.
+//
+// # Translation
+//
+// ServiceFrom and SliceFrom are pure functions from API objects to fsm
+// records. They keep the order the API gives (ports, endpoints, addresses)
+// rather than sorting: the order carries meaning for cluster IPs (primary
+// family first), and a reorder by whoever writes a slice costs only one
+// extra upsert of that slice, never a wrong record.
+//
+// # Batching
+//
+// A lone change is committed about Config.BatchWindow after it arrives.
+// While changes keep streaming in, the wait for the next one doubles per
+// batch (up to 20×BatchWindow) and a batch closes at the latest
+// 200×BatchWindow after its first change or at Config.MaxBatch commands, so
+// a burst of creations becomes a few large entries rather than hundreds of
+// small ones, and no change waits more than about a second.
+package watcher

@@ -1,0 +1,188 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// ViewSource gives the current state of the local replica.
+type ViewSource interface {
+	View() *fsm.View
+}
+
+// Committer replicates commands through Raft.
+type Committer interface {
+	// Barrier waits until the local FSM has applied everything committed
+	// before.
+	Barrier(ctx context.Context) error
+	// Commit replicates one batch as one Raft entry. It returns when the
+	// entry is applied locally (so that ViewSource shows it), or an error if
+	// this replica is not the leader or the entry failed. It must return
+	// promptly once ctx is done.
+	Commit(ctx context.Context, cmds []fsm.Command) error
+}
+
+// Config configures a Watcher.
+type Config struct {
+	// Client reaches the Kubernetes API. It needs list and watch on
+	// services (core) and endpointslices (discovery.k8s.io) in all
+	// namespaces.
+	Client kubernetes.Interface
+	// Views gives the local replica's View, to diff against.
+	Views ViewSource
+	// Raft commits batches of commands.
+	Raft Committer
+	// Logger receives the watcher's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBatch caps the commands per Raft entry; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// BatchWindow is how long the worker waits for another change before it
+	// commits the batch it holds; 0 means DefaultBatchWindow. A lone change
+	// is thus committed within about BatchWindow. While changes keep coming
+	// (the next one arrives before the window would close), the window
+	// doubles per batch up to 20×BatchWindow, so that a burst fills whole
+	// batches instead of many small ones; a batch is committed at the latest
+	// 200×BatchWindow (1s by default) after its first change, or as soon as
+	// it holds MaxBatch changes.
+	BatchWindow time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultMaxBatch    = 500
+	DefaultBatchWindow = 5 * time.Millisecond
+)
+
+const (
+	// maxWindowFactor caps the adaptive wait for the next key, in units of
+	// BatchWindow (100ms by default).
+	maxWindowFactor = 20
+	// maxLingerFactor bounds how long a batch may keep collecting keys while
+	// they keep arriving, in units of BatchWindow (1s by default, like
+	// kube-proxy's minimum sync period): under a steady stream of changes no
+	// change waits longer, while a burst still fills large batches.
+	maxLingerFactor = 200
+
+	// stopGrace bounds how long Run waits for the informers' goroutines
+	// after cancelling them; any still running then end on their own and
+	// can only feed the term's dead queue.
+	stopGrace = 2 * time.Second
+
+	// Per-key backoff of failed commits.
+	retryBaseDelay = 20 * time.Millisecond
+	retryMaxDelay  = 30 * time.Second
+
+	// Backoff of a failing Raft barrier at the start of a term.
+	barrierBaseDelay = 100 * time.Millisecond
+	barrierMaxDelay  = 5 * time.Second
+
+	// apiErrorTTL is how long a list/watch error shows in State unless the
+	// informer recovers visibly before. client-go's reflector retries at
+	// least every 60s while the API server keeps failing.
+	apiErrorTTL = 90 * time.Second
+
+	// syncLogInterval is how often a term that waits for its caches says so.
+	syncLogInterval = 30 * time.Second
+)
+
+// Watcher turns Kubernetes API state into committed fsm commands while this
+// replica leads. Create it with New; call Run once per leadership term.
+type Watcher struct {
+	client      kubernetes.Interface
+	views       ViewSource
+	raft        Committer
+	log         *slog.Logger
+	maxBatch    int
+	batchWindow time.Duration
+
+	mu      sync.Mutex
+	running bool
+	term    *term // the running term, or nil
+}
+
+// New checks cfg and returns a Watcher.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("watcher: Config.Client is nil")
+	}
+	if cfg.Views == nil {
+		return nil, errors.New("watcher: Config.Views is nil")
+	}
+	if cfg.Raft == nil {
+		return nil, errors.New("watcher: Config.Raft is nil")
+	}
+	if cfg.MaxBatch < 0 {
+		return nil, fmt.Errorf("watcher: negative Config.MaxBatch %d", cfg.MaxBatch)
+	}
+	if cfg.BatchWindow < 0 {
+		return nil, fmt.Errorf("watcher: negative Config.BatchWindow %s", cfg.BatchWindow)
+	}
+	w := &Watcher{
+		client:      cfg.Client,
+		views:       cfg.Views,
+		raft:        cfg.Raft,
+		log:         cfg.Logger,
+		maxBatch:    cfg.MaxBatch,
+		batchWindow: cfg.BatchWindow,
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.log = w.log.With("component", "watcher")
+	if w.maxBatch == 0 {
+		w.maxBatch = DefaultMaxBatch
+	}
+	if w.batchWindow == 0 {
+		w.batchWindow = DefaultBatchWindow
+	}
+	return w, nil
+}
+
+// Run runs one leadership term: it waits for a Raft barrier, starts shared
+// informers on Services and EndpointSlices in all namespaces, waits for their
+// caches, commits the difference between the API state and the View, and then
+// streams changes until ctx is done (leadership lost or shutdown). Then it
+// stops the queue and the informers at once and returns nil.
+//
+// Failures of the barrier, the API server or commits are logged and retried
+// with backoff for as long as ctx lasts; they never end Run. Run returns an
+// error only when another Run is still running on the same Watcher.
+func (w *Watcher) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.running {
+		w.mu.Unlock()
+		return errors.New("watcher: Run called while another Run is running")
+	}
+	w.running = true
+	t := newTerm(w)
+	w.term = t
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.running = false
+		w.term = nil
+		w.mu.Unlock()
+	}()
+	return t.run(ctx)
+}
+
+// State describes what the watcher does, for status pages: "idle" (no term
+// running), "syncing" (barrier, cache sync and initial diff), "streaming", or
+// "backoff: <err>" while the barrier, the API server or commits fail.
+func (w *Watcher) State() string {
+	w.mu.Lock()
+	t := w.term
+	w.mu.Unlock()
+	if t == nil {
+		return "idle"
+	}
+	return t.state()
+}
