@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/raftnode"
+	"github.com/kdnsd/kdnsd/resolver"
+	"github.com/kdnsd/kdnsd/watcher"
+)
+
+type serveOptions struct {
+	id, raftAddr, raftAdvertise, peers, dataDir string
+	dnsAddr, httpAddr, kubeconfig, zone         string
+	ttl                                         uint32
+	logFormat, logLevel, raftLogLevel           string
+}
+
+func newServeCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a kdnsd replica: Raft peer, DNS server and (while leading) API watcher",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	hostname, _ := os.Hostname()
+	f.StringVar(&o.id, "id", hostname, "Raft server ID of this replica (the pod name in a StatefulSet)")
+	f.StringVar(&o.raftAddr, "raft-addr", "0.0.0.0:7000", "address the Raft transport listens on")
+	f.StringVar(&o.raftAdvertise, "raft-advertise", "", "address peers dial for Raft (default: --raft-addr)")
+	f.StringVar(&o.peers, "peers", "", "static bootstrap configuration: id=host:port,… including this replica")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/kdnsd", "directory for the record store and Raft state")
+	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
+	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
+	f.StringVar(&o.zone, "zone", "cluster.local.", "cluster domain")
+	f.Uint32Var(&o.ttl, "ttl", 30, "TTL of cluster records, in seconds")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
+	documentEnv(f)
+	return cmd
+}
+
+func (o *serveOptions) validate() error {
+	if o.id == "" {
+		return errors.New("--id is required (the hostname was empty)")
+	}
+	for name, addr := range map[string]string{"--raft-addr": o.raftAddr, "--dns-addr": o.dnsAddr, "--http-addr": o.httpAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s %q: %w", name, addr, err)
+		}
+	}
+	if o.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if _, err := raftnode.ParsePeers(o.peers); err != nil {
+		return fmt.Errorf("--peers: %w", err)
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	return nil
+}
+
+func (o *serveOptions) logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(o.logLevel)) // checked by validate
+	opts := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func kubeConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no --kubeconfig and not running in a cluster: %w", err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, o serveOptions) error {
+	log := o.logger().With("id", o.id)
+	peers, _ := raftnode.ParsePeers(o.peers) // checked by validate
+	restCfg, err := kubeConfig(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+
+	// The store is served from before Raft starts: a restarted replica
+	// answers from disk at once, with or without quorum.
+	store, err := fsm.Open(filepath.Join(o.dataDir, "fsm.db"), log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	services, slices := store.View().Counts()
+	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices)
+
+	res, err := resolver.New(resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log})
+	if err != nil {
+		return err
+	}
+	res.Update(store.View())
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	go res.Follow(serveCtx, store)
+
+	var dnsUp atomic.Bool
+	dnsErr := make(chan error, 1)
+	go func() {
+		dnsErr <- res.ListenAndServe(serveCtx, o.dnsAddr, func() {
+			dnsUp.Store(true)
+			log.Info("serving DNS", "addr", o.dnsAddr, "zone", o.zone)
+		})
+	}()
+
+	node, err := raftnode.Start(raftnode.Config{
+		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise, Peers: peers,
+		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel,
+	}, store)
+	if err != nil {
+		return err
+	}
+
+	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log})
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		node.WhileLeader(watchCtx, func(term context.Context) {
+			log.Info("leading: watching the Kubernetes API")
+			if err := w.Run(term); err != nil && term.Err() == nil {
+				log.Error("watcher stopped", "err", err)
+			}
+			log.Info("no longer leading: stopped watching")
+		})
+	}()
+
+	httpSrv := &http.Server{Addr: o.httpAddr, Handler: statusMux(node, res, w, &dnsUp), ReadHeaderTimeout: 5 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- httpSrv.ListenAndServe() }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-dnsErr:
+		runErr = fmt.Errorf("dns: %w", err)
+	case err := <-httpErr:
+		runErr = fmt.Errorf("http %s: %w", o.httpAddr, err)
+	}
+	stopWatching()
+	<-watchDone
+	if err := node.Shutdown(); err != nil {
+		log.Warn("raft shutdown", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutdownCtx)
+	stopServing()
+	return runErr
+}
+
+// statusMux serves the health, readiness, metrics and status endpoints.
+func statusMux(node *raftnode.Node, res *resolver.Resolver, w *watcher.Watcher, dnsUp *atomic.Bool) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_served_index", Help: "Raft log index of the records this replica answers from."},
+			func() float64 { return float64(res.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_raft_leader", Help: "1 while this replica leads the Raft group."},
+			func() float64 {
+				if node.IsLeader() {
+					return 1
+				}
+				return 0
+			}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		// Ready once DNS is up and there is something to answer from: records
+		// on disk, or a leader to receive them from.
+		st := node.Status()
+		switch {
+		case !dnsUp.Load():
+			http.Error(rw, "dns listener not up", http.StatusServiceUnavailable)
+		case res.AppliedIndex() == 0 && st.LeaderID == "":
+			http.Error(rw, "no records yet and no leader", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(rw, "ok")
+		}
+	})
+	mux.HandleFunc("/status", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(rw)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			raftnode.Status
+			ServedIndex uint64 `json:"served_index"`
+			Watcher     string `json:"watcher"`
+		}{node.Status(), res.AppliedIndex(), watcherState(node, w)})
+	})
+	return mux
+}
+
+func watcherState(node *raftnode.Node, w *watcher.Watcher) string {
+	if !node.IsLeader() {
+		return "follower"
+	}
+	return strings.TrimSpace(w.State())
+}

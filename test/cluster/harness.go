@@ -1,0 +1,263 @@
+// Package cluster starts and stops real kdnsd processes for multi-process
+// tests and for `make run`: each replica is the built binary with its own
+// data dir and loopback ports, and every process is killed and every file
+// removed on cleanup.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Replica is one kdnsd process and everything needed to start it again the
+// same way.
+type Replica struct {
+	ID       string
+	RaftAddr string
+	DNSAddr  string
+	HTTPAddr string
+	DataDir  string
+	LogPath  string
+
+	cluster *Cluster
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// Cluster is a set of replicas bootstrapped with the same static peer list.
+type Cluster struct {
+	Bin        string
+	Kubeconfig string
+	Zone       string
+	Dir        string
+	Replicas   []*Replica
+	// ExtraArgs are added to every replica's command line.
+	ExtraArgs []string
+}
+
+// FreeAddr returns a loopback host:port that was free for both TCP and UDP
+// a moment ago.
+func FreeAddr() (string, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("no free loopback port for both TCP and UDP")
+}
+
+// New lays out n replicas in dir (ids kdnsd-0 … kdnsd-n-1) without starting
+// them.
+func New(bin, kubeconfig, dir string, n int) (*Cluster, error) {
+	c := &Cluster{Bin: bin, Kubeconfig: kubeconfig, Zone: "cluster.local.", Dir: dir}
+	for i := range n {
+		r := &Replica{ID: fmt.Sprintf("kdnsd-%d", i), cluster: c}
+		for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
+			addr, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			*p = addr
+		}
+		r.DataDir = filepath.Join(dir, r.ID)
+		r.LogPath = filepath.Join(dir, r.ID+".log")
+		c.Replicas = append(c.Replicas, r)
+	}
+	return c, nil
+}
+
+// Peers is the --peers value of the cluster.
+func (c *Cluster) Peers() string {
+	var parts []string
+	for _, r := range c.Replicas {
+		parts = append(parts, r.ID+"="+r.RaftAddr)
+	}
+	return strings.Join(parts, ",")
+}
+
+// StartAll starts every replica.
+func (c *Cluster) StartAll() error {
+	for _, r := range c.Replicas {
+		if err := r.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopAll kills every replica that is running; the cluster's files stay.
+func (c *Cluster) StopAll() {
+	for _, r := range c.Replicas {
+		r.Kill()
+	}
+}
+
+// Start starts the replica's process; its output is appended to LogPath.
+func (r *Replica) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return fmt.Errorf("%s is already running", r.ID)
+	}
+	c := r.cluster
+	args := []string{"serve",
+		"--id", r.ID, "--raft-addr", r.RaftAddr, "--peers", c.Peers(),
+		"--dns-addr", r.DNSAddr, "--http-addr", r.HTTPAddr, "--data-dir", r.DataDir,
+		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone,
+	}
+	args = append(args, c.ExtraArgs...)
+	logf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== %s start: %s %s\n", time.Now().Format(time.RFC3339Nano), c.Bin, strings.Join(args, " "))
+	cmd := exec.Command(c.Bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
+	// The replica dies with the test process, whatever way that ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	r.cmd, r.exited = cmd, exited
+	return nil
+}
+
+// Running reports whether the process is alive.
+func (r *Replica) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill ends the process with SIGKILL (like a node crash) and waits for it.
+func (r *Replica) Kill() { r.signal(syscall.SIGKILL) }
+
+// Stop ends the process with SIGTERM (a graceful shutdown) and waits for it;
+// after 20 seconds it kills it.
+func (r *Replica) Stop() { r.signal(syscall.SIGTERM) }
+
+func (r *Replica) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Query asks the replica over UDP (TCP when tcp is set) and returns the reply.
+func (r *Replica) Query(name string, qtype uint16, tcp bool) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(4096, false)
+	client := &dns.Client{Timeout: time.Second}
+	if tcp {
+		client.Net = "tcp"
+	}
+	reply, _, err := client.Exchange(m, r.DNSAddr)
+	return reply, err
+}
+
+// Status is what a replica reports at /status.
+type Status struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Term        uint64 `json:"term"`
+	LeaderID    string `json:"leader_id"`
+	CommitIndex uint64 `json:"commit_index"`
+	Applied     uint64 `json:"applied_index"`
+	ServedIndex uint64 `json:"served_index"`
+	Watcher     string `json:"watcher"`
+}
+
+// Status reads the replica's /status.
+func (r *Replica) Status(ctx context.Context) (Status, error) {
+	var st Status
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.HTTPAddr+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return st, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("%s /status: %s", r.ID, resp.Status)
+	}
+	return st, json.Unmarshal(body, &st)
+}
+
+// Leader returns the running replica that reports itself leader, or nil.
+func (c *Cluster) Leader(ctx context.Context) *Replica {
+	for _, r := range c.Replicas {
+		if !r.Running() {
+			continue
+		}
+		if st, err := r.Status(ctx); err == nil && st.State == "Leader" {
+			return r
+		}
+	}
+	return nil
+}
+
+// LogTail returns the last n lines of the replica's log, for failure messages.
+func (r *Replica) LogTail(n int) string {
+	data, _ := os.ReadFile(r.LogPath)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/test/testenv"
+)
+
+var (
+	env *testenv.Env
+	bin string // the kdnsd binary under test
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kdnsd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "kdnsd")
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		build := exec.Command("go", "build", "-o", bin, "./cmd/kdnsd")
+		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build kdnsd:", err)
+			return 1
+		}
+		return testenv.Run(m, &env)
+	}()
+	os.Exit(code)
+}
+
+// newCluster starts n replicas against the package's API server with the
+// least-privilege kdnsd identity, and kills them when the test ends.
+func newCluster(t *testing.T, n int) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := New(bin, env.KdnsdKubeconfig, dir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.StopAll()
+		if t.Failed() {
+			for _, r := range c.Replicas {
+				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(40))
+			}
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// poll checks cond until it holds or timeout passes; it reports whether it
+// held.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// waitFor fails the test unless cond holds within timeout; it returns how
+// long that took.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+	return time.Since(start)
+}
+
+func waitLeader(t *testing.T, c *Cluster) *Replica {
+	t.Helper()
+	var leader *Replica
+	waitFor(t, "a leader", 20*time.Second, func() bool {
+		leader = c.Leader(context.Background())
+		return leader != nil
+	})
+	return leader
+}
+
+func admin(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	ns, err := cs.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// createService creates a ClusterIP service with one named port and returns
+// its cluster IP.
+func createService(t *testing.T, cs kubernetes.Interface, ns, name string) netip.Addr {
+	t.Helper()
+	svc, err := cs.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.MustParseAddr(svc.Spec.ClusterIP)
+}
+
+// createHeadless creates a headless service and one EndpointSlice with the
+// given ready addresses.
+func createHeadless(t *testing.T, cs kubernetes.Interface, ns, name string, ips ...string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone,
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eps []discoveryv1.Endpoint
+	for _, ip := range ips {
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}})
+	}
+	_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name + "-abc", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   eps,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// answersA reports whether r answers name with exactly the addresses want.
+func answersA(r *Replica, name string, want ...string) bool {
+	reply, err := r.Query(name, dns.TypeA, false)
+	if err != nil || reply.Rcode != dns.RcodeSuccess {
+		return false
+	}
+	var got []string
+	for _, rr := range reply.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			got = append(got, a.A.String())
+		}
+	}
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	return slices.Equal(got, want)
+}
+
+func fqdn(svc, ns string) string { return svc + "." + ns + ".svc.cluster.local." }

@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestEveryReplicaAnswers: records created through the API are answered by
+// all three replicas, over UDP and TCP, and by dig.
+func TestEveryReplicaAnswers(t *testing.T) {
+	c := newCluster(t, 3)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	webIP := createService(t, cs, ns, "web")
+	createHeadless(t, cs, ns, "db", "10.1.0.1", "10.1.0.2")
+
+	for _, r := range c.Replicas {
+		waitFor(t, r.ID+" to answer web and db", 20*time.Second, func() bool {
+			return answersA(r, fqdn("web", ns), webIP.String()) && answersA(r, fqdn("db", ns), "10.1.0.1", "10.1.0.2")
+		})
+		reply, err := r.Query(fqdn("web", ns), dns.TypeA, true)
+		if err != nil || len(reply.Answer) != 1 {
+			t.Errorf("%s over TCP: %v %v", r.ID, reply, err)
+		}
+		reply, err = r.Query("_http._tcp."+fqdn("web", ns), dns.TypeSRV, false)
+		if err != nil || len(reply.Answer) != 1 || reply.Answer[0].(*dns.SRV).Port != 80 {
+			t.Errorf("%s SRV: %v %v", r.ID, reply, err)
+		}
+		reply, err = r.Query(fqdn("nope", ns), dns.TypeA, false)
+		if err != nil || reply.Rcode != dns.RcodeNameError {
+			t.Errorf("%s missing name: %v %v", r.ID, reply, err)
+		}
+	}
+
+	// A real client's view.
+	host, port, _ := strings.Cut(c.Replicas[1].DNSAddr, ":")
+	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "+tries=1", "+time=2", fqdn("db", ns), "A").Output()
+	if err != nil {
+		t.Fatalf("dig: %v", err)
+	}
+	got := strings.Fields(string(out))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"10.1.0.1", "10.1.0.2"}) {
+		t.Fatalf("dig answered %q", out)
+	}
+}
+
+// TestLeaderKillFailover: kill -9 the leader; another replica takes over and
+// watches the API, a service created afterwards reaches both survivors, and
+// the killed replica catches up when it comes back.
+func TestLeaderKillFailover(t *testing.T) {
+	c := newCluster(t, 3)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	beforeIP := createService(t, cs, ns, "before")
+	for _, r := range c.Replicas {
+		waitFor(t, r.ID+" to answer before", 20*time.Second, func() bool { return answersA(r, fqdn("before", ns), beforeIP.String()) })
+	}
+	old := waitLeader(t, c)
+	killed := time.Now()
+	old.Kill()
+	next := waitLeader(t, c)
+	failover := time.Since(killed)
+	if next == old {
+		t.Fatal("killed replica still leads")
+	}
+	t.Logf("failover: %s → %s leads after %s", old.ID, next.ID, failover)
+
+	afterIP := createService(t, cs, ns, "after")
+	for _, r := range c.Replicas {
+		if r == old {
+			continue
+		}
+		waitFor(t, r.ID+" to answer after", 20*time.Second, func() bool { return answersA(r, fqdn("after", ns), afterIP.String()) })
+	}
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, old.ID+" to catch up", 20*time.Second, func() bool { return answersA(old, fqdn("after", ns), afterIP.String()) })
+}
+
+// TestRestartWithAPIServerDown: with the API server stopped, every replica
+// restarted answers every existing name at once from its disk.
+func TestRestartWithAPIServerDown(t *testing.T) {
+	c := newCluster(t, 3)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	names := map[string]string{}
+	for i := range 5 {
+		name := fmt.Sprintf("s%d", i)
+		names[name] = createService(t, cs, ns, name).String()
+	}
+	createHeadless(t, cs, ns, "db", "10.1.0.1", "10.1.0.2")
+	answersAll := func(r *Replica) bool {
+		for name, ip := range names {
+			if !answersA(r, fqdn(name, ns), ip) {
+				return false
+			}
+		}
+		return answersA(r, fqdn("db", ns), "10.1.0.1", "10.1.0.2")
+	}
+	for _, r := range c.Replicas {
+		waitFor(t, r.ID+" to answer everything", 20*time.Second, func() bool { return answersAll(r) })
+	}
+
+	if err := env.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.StartAPIServer(context.Background()); err != nil {
+			t.Errorf("restart API server: %v", err)
+		}
+	})
+	c.StopAll()
+	for _, r := range c.Replicas {
+		start := time.Now()
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		took := waitFor(t, r.ID+" to answer everything after restart", 10*time.Second, func() bool { return answersAll(r) })
+		t.Logf("%s answered every name %s after start (API server down)", r.ID, time.Since(start).Round(time.Millisecond))
+		// The specification asks for a second; the bound here is loose so
+		// a loaded CI machine does not flake, and the log line holds the figure.
+		if took > 3*time.Second {
+			t.Errorf("%s took %s to answer from disk", r.ID, took)
+		}
+	}
+}
+
+// TestServedIndexIsMonotonicAcrossKill: a replica that answered at applied
+// index X answers at ≥ X after kill -9 and restart while the others are down.
+func TestServedIndexIsMonotonicAcrossKill(t *testing.T) {
+	c := newCluster(t, 3)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	var lastIP string
+	for i := range 5 {
+		lastIP = createService(t, cs, ns, fmt.Sprintf("m%d", i)).String()
+	}
+	r := c.Replicas[2]
+	waitFor(t, r.ID+" to answer m4", 20*time.Second, func() bool { return answersA(r, fqdn("m4", ns), lastIP) })
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.StopAll() // SIGKILL, all three
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.ID+" to answer m4 alone", 10*time.Second, func() bool { return answersA(r, fqdn("m4", ns), lastIP) })
+	after, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ServedIndex < st.ServedIndex {
+		t.Fatalf("served index went back from %d to %d", st.ServedIndex, after.ServedIndex)
+	}
+	if after.State == "Leader" {
+		t.Fatal("a lone replica of three leads")
+	}
+}

@@ -1,0 +1,142 @@
+// Command devcluster is `make run`: a local kdnsd cluster on loopback. It
+// starts a real etcd and kube-apiserver (test/testenv), loads a few sample
+// services, starts three kdnsd replicas from the given binary, prints the dig
+// commands to try, and on Ctrl-C stops everything and removes its files.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/testenv"
+)
+
+func main() {
+	bin := flag.String("kdnsd", "bin/kdnsd", "kdnsd binary to run")
+	replicas := flag.Int("replicas", 3, "number of replicas")
+	flag.Parse()
+	if err := run(*bin, *replicas); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(bin string, replicas int) error {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%w (run `make build`)", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Println("starting etcd and kube-apiserver …")
+	env, err := testenv.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	if err != nil {
+		return err
+	}
+	if err := loadSamples(ctx, cs); err != nil {
+		return fmt.Errorf("load sample services: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "kdnsd-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c, err := cluster.New(bin, env.KdnsdKubeconfig, dir, replicas)
+	if err != nil {
+		return err
+	}
+	defer c.StopAll()
+	if err := c.StartAll(); err != nil {
+		return err
+	}
+
+	fmt.Printf("\nkdnsd: %d replicas on loopback, API server %s\n", replicas, env.Host)
+	for _, r := range c.Replicas {
+		fmt.Printf("  %s  dns %s  http http://%s/status  log %s\n", r.ID, r.DNSAddr, r.HTTPAddr, r.LogPath)
+	}
+	host, port, _ := strings.Cut(c.Replicas[0].DNSAddr, ":")
+	fmt.Println("\nTry:")
+	for _, q := range []string{
+		"web.demo.svc.cluster.local A",
+		"db.demo.svc.cluster.local A",
+		"_http._tcp.web.demo.svc.cluster.local SRV",
+		"missing.demo.svc.cluster.local A",
+	} {
+		fmt.Printf("  dig @%s -p %s %s\n", host, port, q)
+	}
+	fmt.Printf("  KUBECONFIG=%s kubectl create service clusterip new --tcp=80 -n demo\n", env.AdminKubeconfig)
+	fmt.Println("\nCtrl-C stops everything.")
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("\nstopping …")
+			return nil
+		case <-tick.C:
+			for _, r := range c.Replicas {
+				if !r.Running() {
+					return fmt.Errorf("%s exited; its log:\n%s", r.ID, r.LogTail(30))
+				}
+			}
+		}
+	}
+}
+
+// loadSamples creates namespace demo with a ClusterIP service and a headless
+// service with three ready endpoints.
+func loadSamples(ctx context.Context, cs kubernetes.Interface) error {
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	http := []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}
+	for _, svc := range []*corev1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{Ports: http}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: http}},
+	} {
+		if _, err := cs.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	ready := true
+	var eps []discoveryv1.Endpoint
+	for i := 1; i <= 3; i++ {
+		eps = append(eps, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.0.%d", 10+i)},
+			Hostname:   ptr(fmt.Sprintf("db-%d", i-1)),
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+		})
+	}
+	_, err := cs.DiscoveryV1().EndpointSlices("demo").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   eps,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
