@@ -114,6 +114,19 @@ func waitLeader(t *testing.T, c *Cluster) *Replica {
 	return leader
 }
 
+// status reads r's /status, waiting for its HTTP listener, which comes up
+// after DNS.
+func status(t *testing.T, r *Replica) Status {
+	t.Helper()
+	var st Status
+	waitFor(t, r.ID+" /status", 10*time.Second, func() bool {
+		var err error
+		st, err = r.Status(context.Background())
+		return err == nil
+	})
+	return st
+}
+
 func admin(t *testing.T) kubernetes.Interface {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(env.AdminConfig())

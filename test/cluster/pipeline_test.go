@@ -146,19 +146,13 @@ func TestServedIndexIsMonotonicAcrossKill(t *testing.T) {
 	}
 	r := c.Replicas[2]
 	waitFor(t, r.ID+" to answer m4", 20*time.Second, func() bool { return answersA(r, fqdn("m4", ns), lastIP) })
-	st, err := r.Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := status(t, r)
 	c.StopAll() // SIGKILL, all three
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, r.ID+" to answer m4 alone", 10*time.Second, func() bool { return answersA(r, fqdn("m4", ns), lastIP) })
-	after, err := r.Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := status(t, r)
 	if after.ServedIndex < st.ServedIndex {
 		t.Fatalf("served index went back from %d to %d", st.ServedIndex, after.ServedIndex)
 	}
