@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestServeRejectsBadInput: every bad flag or environment value is refused
+// with an error naming it, before anything is opened or listened on.
+func TestServeRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"unknown flag", []string{"--nope"}, nil, "unknown flag: --nope"},
+		{"positional argument", []string{"extra"}, nil, `unknown command "extra"`},
+		{"peer without address", []string{"--peers", "a"}, nil, `peer "a": want id=host:port`},
+		{"peer without port", []string{"--peers", "a=10.0.0.1"}, nil, "missing port"},
+		{"duplicate peer", []string{"--peers", "a=1.1.1.1:1,a=1.1.1.2:1"}, nil, "appears twice"},
+		{"dns address without port", []string{"--dns-addr", "127.0.0.1"}, nil, "--dns-addr"},
+		{"raft address without port", []string{"--raft-addr", "x"}, nil, "--raft-addr"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"bad ttl", []string{"--ttl", "-1"}, nil, "--ttl"},
+		{"empty data dir", []string{"--data-dir", ""}, nil, "--data-dir is required"},
+		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
+		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cmd := newRootCommand()
+			cmd.SetArgs(append([]string{"serve"}, tt.args...))
+			cmd.SetOut(new(strings.Builder))
+			cmd.SetErr(new(strings.Builder))
+			err := cmd.Execute()
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	t.Setenv("KDNSD_DNS_ADDR", "bad")
+	cmd := newRootCommand()
+	// The command line's good --dns-addr wins; the bad --log-format then
+	// stops it before it serves.
+	cmd.SetArgs([]string{"serve", "--dns-addr", "127.0.0.1:53", "--log-format", "xml"})
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("error %v, want the --log-format one", err)
+	}
+}
