@@ -266,12 +266,16 @@ func ReadSnapshot(r io.Reader) (*View, error) {
 }
 
 // Restore replaces the whole state with a snapshot, durably, in one
-// transaction. A corrupt snapshot changes nothing.
-func (s *Store) Restore(r io.Reader) error {
+// transaction, as of Raft log index index. The index is given rather than
+// read from the snapshot because a snapshot restored into another cluster
+// (disaster recovery) takes that cluster's index. A corrupt snapshot changes
+// nothing.
+func (s *Store) Restore(r io.Reader, index uint64) error {
 	v, err := ReadSnapshot(r)
 	if err != nil {
 		return err
 	}
+	v.index = index
 	if cur := s.View(); v.index < cur.index {
 		s.log.Warn("restoring a snapshot older than the applied state; later log entries will be applied again",
 			"snapshot_index", v.index, "applied_index", cur.index)

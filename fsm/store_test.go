@@ -258,7 +258,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	dstPath := filepath.Join(t.TempDir(), "b.db")
 	dst := openStore(t, dstPath)
 	mustApply(t, dst, entry(t, 1, UpsertService(svc("default", "gone", "10.96.0.99"))))
-	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+	if err := dst.Restore(bytes.NewReader(buf.Bytes()), src.View().Index()); err != nil {
 		t.Fatal(err)
 	}
 	if !viewsEqual(dst.View(), src.View()) {
@@ -279,7 +279,7 @@ func TestRestoreRejectsCorruptSnapshotAndKeepsState(t *testing.T) {
 		"truncated":    {snapshotFormatV1, '{', '"', 'i'},
 		"invalid":      append([]byte{snapshotFormatV1}, `{"index":4,"services":[{"ns":"","name":""}]}`...),
 	} {
-		if err := s.Restore(bytes.NewReader(data)); err == nil {
+		if err := s.Restore(bytes.NewReader(data), 9); err == nil {
 			t.Errorf("%s: restore succeeded", name)
 		}
 	}

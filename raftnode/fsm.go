@@ -13,6 +13,7 @@ import (
 // stateMachine adapts the durable fsm.Store to raft.BatchingFSM.
 type stateMachine struct {
 	store *fsm.Store
+	snaps raft.SnapshotStore
 	log   *slog.Logger
 }
 
@@ -55,9 +56,16 @@ func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	return viewSnapshot{m.store.View()}, nil
 }
 
+// Restore is called with a snapshot that Raft has just persisted, sent by
+// the leader or restored by an operator; it is the newest in the store, and
+// its index there is the one the state takes.
 func (m *stateMachine) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return m.store.Restore(rc)
+	list, err := m.snaps.List()
+	if err != nil || len(list) == 0 {
+		return fmt.Errorf("restore: cannot find the snapshot being restored: %v", err)
+	}
+	return m.store.Restore(rc, list[0].Index)
 }
 
 type viewSnapshot struct{ view *fsm.View }

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +63,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// RaftLogLevel is hashicorp/raft's own log level ("info" by default).
 	RaftLogLevel string
+	// TLS, when set, carries Raft over mutual TLS (see TLSFiles).
+	TLS *tls.Config
+	// Discovered, when set, gives a server's current address by ID (from
+	// Kubernetes discovery); the Raft configuration's address is the fallback.
+	Discovered func(id string) (addr string, ok bool)
 }
 
 // Node is this replica's member of the Raft group.
@@ -74,6 +81,9 @@ type Node struct {
 	leader    *leadership
 	stop      chan struct{}
 	stopped   chan struct{}
+	// configAddrs caches the Raft configuration's addresses by server ID,
+	// for the transport's fallback.
+	configAddrs atomic.Pointer[map[string]string]
 }
 
 // Start opens the Raft stores in cfg.DataDir, bootstraps the static
@@ -122,7 +132,12 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		logStore.Close()
 		return nil, err
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 3, 10*time.Second, hlog)
+	n := &Node{
+		id: cfg.ID, store: store, logStore: logStore, log: cfg.Logger,
+		leader: newLeadership(), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	n.configAddrs.Store(&map[string]string{})
+	transport, err := newTransport(cfg.BindAddr, advertise, cfg.TLS, addressProvider{discovered: cfg.Discovered, configured: n.configuredAddr}, hlog)
 	if err != nil {
 		logStore.Close()
 		return nil, fmt.Errorf("raft: listen on %s: %w", cfg.BindAddr, err)
@@ -151,7 +166,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		logStore.Close()
 		return nil, fmt.Errorf("raft: read state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, log: cfg.Logger}, logStore, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()
@@ -170,10 +185,8 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		}
 		cfg.Logger.Info("bootstrapped raft configuration", "peers", len(servers))
 	}
-	n := &Node{
-		id: cfg.ID, raft: r, store: store, transport: transport, logStore: logStore, log: cfg.Logger,
-		leader: newLeadership(), stop: make(chan struct{}), stopped: make(chan struct{}),
-	}
+	n.raft, n.transport = r, transport
+	n.refreshConfiguredAddrs()
 	go n.followLeadership(notify)
 	return n, nil
 }
@@ -204,7 +217,7 @@ func catchUpFromSnapshot(store *fsm.Store, snaps *raft.FileSnapshotStore, log *s
 	}
 	defer rc.Close()
 	log.Info("state is older than the last raft snapshot; restoring it", "snapshot_index", meta.Index, "applied_index", store.View().Index())
-	if err := store.Restore(rc); err != nil {
+	if err := store.Restore(rc, meta.Index); err != nil {
 		return fmt.Errorf("raft: restore snapshot %s: %w", list[0].ID, err)
 	}
 	return nil
@@ -219,6 +232,7 @@ func (n *Node) followLeadership(notify <-chan bool) {
 	for {
 		leader := n.raft.State() == raft.Leader
 		n.leader.set(leader, n.raft.CurrentTerm())
+		n.refreshConfiguredAddrs()
 		select {
 		case <-n.stop:
 			n.leader.set(false, 0)

@@ -1,0 +1,145 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func (n *Node) configuredAddr(id string) (string, bool) {
+	addr, ok := (*n.configAddrs.Load())[id]
+	return addr, ok
+}
+
+func (n *Node) refreshConfiguredAddrs() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	addrs := map[string]string{}
+	for _, s := range f.Configuration().Servers {
+		addrs[string(s.ID)] = string(s.Address)
+	}
+	n.configAddrs.Store(&addrs)
+}
+
+// HasState reports whether this replica has ever been part of a cluster:
+// it has a Raft configuration with at least one server.
+func (n *Node) HasState() bool {
+	servers, err := n.Servers()
+	return err == nil && len(servers) > 0
+}
+
+// Bootstrap starts a new cluster of peers. Every peer of a new cluster may
+// call it with the same list; a replica that has state refuses with
+// raft.ErrCantBootstrap.
+func (n *Node) Bootstrap(peers []Peer) error {
+	if !containsID(peers, n.id) {
+		return fmt.Errorf("raft: bootstrap peers %v do not include this replica %q", peers, n.id)
+	}
+	var servers []raft.Server
+	for _, p := range peers {
+		servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
+	}
+	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	n.refreshConfiguredAddrs()
+	return err
+}
+
+// ErrCantBootstrap is returned by Bootstrap on a replica that has state.
+var ErrCantBootstrap = raft.ErrCantBootstrap
+
+// Servers returns the current Raft configuration.
+func (n *Node) Servers() ([]ServerInfo, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []ServerInfo
+	for _, s := range f.Configuration().Servers {
+		out = append(out, ServerInfo{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// membershipTimeout bounds how long a configuration change may wait to be
+// enqueued; the context bounds the whole change.
+const membershipTimeout = 10 * time.Second
+
+// AddServer adds a server, or updates the address of one already there. It
+// must run on the leader.
+func (n *Node) AddServer(ctx context.Context, id, addr string, voter bool) error {
+	if id == "" || addr == "" {
+		return errors.New("a server needs an id and an address")
+	}
+	var f raft.IndexFuture
+	if voter {
+		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+	} else {
+		f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+	}
+	err := wait(ctx, f)
+	n.refreshConfiguredAddrs()
+	return err
+}
+
+// ErrUnknownServer is returned for an ID that is not in the configuration.
+var ErrUnknownServer = errors.New("no such server in the raft configuration")
+
+// RemoveServer removes a server from the configuration. It must run on the
+// leader.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if _, ok := n.configuredAddr(id); !ok {
+		n.refreshConfiguredAddrs()
+		if _, ok := n.configuredAddr(id); !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownServer, id)
+		}
+	}
+	err := wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout))
+	n.refreshConfiguredAddrs()
+	return err
+}
+
+// TransferLeadership hands leadership to the voter id, or to the most
+// up-to-date voter when id is empty. It must run on the leader.
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if id == "" {
+		return wait(ctx, n.raft.LeadershipTransfer())
+	}
+	addr, ok := n.configuredAddr(id)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownServer, id)
+	}
+	return wait(ctx, n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
+}
+
+// Leader returns the leader's ID and Raft address, empty when there is none.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// RestoreCluster replaces the state of the whole cluster with a snapshot (as
+// written by fsm.WriteSnapshot): disaster recovery. It must run on the
+// leader; the snapshot is replicated to every replica.
+func (n *Node) RestoreCluster(ctx context.Context, snapshot io.Reader) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	done := make(chan error, 1)
+	go func() {
+		// The snapshot's own index is replaced by Raft's: what matters is
+		// that it becomes the newest state everywhere.
+		done <- n.raft.Restore(&raft.SnapshotMeta{}, snapshot, time.Minute)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
