@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 // real Raft node talking TCP on loopback.
 type member struct {
 	id, addr, dir string
+	tls           *tls.Config
 	store         *fsm.Store
 	node          *Node
 }
@@ -52,7 +54,7 @@ func (m *member) start(t testing.TB, peers []Peer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "warn"}, store)
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "error", TLS: m.tls}, store)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
@@ -71,15 +73,27 @@ func (m *member) stop() {
 	m.node, m.store = nil, nil
 }
 
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
+// poll reports whether cond holds within timeout.
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }
 
 func leaderOf(t testing.TB, ms []*member) *member {

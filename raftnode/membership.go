@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/kdnsd/kdnsd/fsm"
 )
 
 func (n *Node) configuredAddr(id string) (string, bool) {
@@ -125,16 +128,25 @@ func (n *Node) Leader() (id, addr string) {
 
 // RestoreCluster replaces the state of the whole cluster with a snapshot (as
 // written by fsm.WriteSnapshot): disaster recovery. It must run on the
-// leader; the snapshot is replicated to every replica.
+// leader; the snapshot is replicated to every replica. A snapshot that does
+// not read is refused before anything changes.
 func (n *Node) RestoreCluster(ctx context.Context, snapshot io.Reader) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	data, err := io.ReadAll(snapshot)
+	if err != nil {
+		return err
+	}
+	if _, err := fsm.ReadSnapshot(bytes.NewReader(data)); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	go func() {
-		// The snapshot's own index is replaced by Raft's: what matters is
-		// that it becomes the newest state everywhere.
-		done <- n.raft.Restore(&raft.SnapshotMeta{}, snapshot, time.Minute)
+		// Raft gives the restored state an index after its own log; the
+		// snapshot's index, from another cluster, does not matter.
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
+		done <- n.raft.Restore(meta, bytes.NewReader(data), time.Minute)
 	}()
 	select {
 	case err := <-done:

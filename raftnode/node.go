@@ -332,16 +332,18 @@ func (n *Node) Status() Status {
 	return st
 }
 
-// Shutdown leaves the group cleanly: a leader first hands leadership to
-// another voter so the group does not wait for an election timeout.
+// Shutdown leaves the group cleanly. The leadership signal drops first, so
+// this replica's leader-only work is told to stop before another replica can
+// be elected; then a leader hands leadership to another voter, so the group
+// does not wait for an election timeout.
 func (n *Node) Shutdown() error {
+	close(n.stop)
+	<-n.stopped
 	if n.raft.State() == raft.Leader {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			n.log.Warn("leadership transfer before shutdown failed", "err", err)
 		}
 	}
-	close(n.stop)
-	<-n.stopped
 	err := n.raft.Shutdown().Error()
 	return errors.Join(err, n.transport.Close(), n.logStore.Close())
 }
