@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ type serveOptions struct {
 	dnsAddr, httpAddr, kubeconfig, zone         string
 	ttl                                         uint32
 	logFormat, logLevel, raftLogLevel           string
+	raftTLS                                     raftnode.TLSFiles
 }
 
 func newServeCommand() *cobra.Command {
@@ -70,6 +72,9 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
+	f.StringVar(&o.raftTLS.Cert, "raft-tls-cert", "", "certificate file for mutual TLS between peers (reloaded when it changes)")
+	f.StringVar(&o.raftTLS.Key, "raft-tls-key", "", "key file for mutual TLS between peers")
+	f.StringVar(&o.raftTLS.CA, "raft-tls-ca", "", "CA file that every peer's certificate must be signed by")
 	documentEnv(f)
 	return cmd
 }
@@ -97,6 +102,11 @@ func (o *serveOptions) validate() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.raftTLS != (raftnode.TLSFiles{}) {
+		if _, err := o.raftTLS.Config(); err != nil {
+			return fmt.Errorf("--raft-tls-cert/--raft-tls-key/--raft-tls-ca: %w", err)
+		}
 	}
 	return nil
 }
@@ -169,9 +179,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		})
 	}()
 
+	var raftTLS *tls.Config
+	if o.raftTLS != (raftnode.TLSFiles{}) {
+		if raftTLS, err = o.raftTLS.Config(); err != nil {
+			return err
+		}
+	}
 	node, err := raftnode.Start(raftnode.Config{
 		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise, Peers: peers,
-		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel,
+		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel, TLS: raftTLS,
 	}, store)
 	if err != nil {
 		return err

@@ -25,6 +25,8 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"bad ttl", []string{"--ttl", "-1"}, nil, "--ttl"},
 		{"empty data dir", []string{"--data-dir", ""}, nil, "--data-dir is required"},
+		{"raft TLS without key and CA", []string{"--raft-tls-cert", "/nonexistent.pem"}, nil, "needs a certificate, a key and a CA"},
+		{"raft TLS files missing", []string{"--raft-tls-cert", "/x.pem", "--raft-tls-key", "/x.key", "--raft-tls-ca", "/ca.pem"}, nil, "no such file"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}
