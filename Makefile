@@ -21,8 +21,13 @@ run: testenv build
 test: testenv
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Go benchmarks, then dnsperf against kdnsd, NSD and a minimal miekg/dns
+# server on the same records in one run (installs dnsperf and nsd if missing).
 bench: build
+	@command -v dnsperf >/dev/null && command -v nsd >/dev/null || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dnsperf nsd)
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm ./resolver
+	$(GO) run ./test/dnsbench -kdnsd $(BIN)
 
 chaos: testenv
 	$(GO) test -count=1 -timeout 20m -run 'Failover|Restart|Chaos' -v ./test/cluster
