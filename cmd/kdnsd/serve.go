@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
@@ -138,6 +139,8 @@ func kubeConfig(path string) (*rest.Config, error) {
 
 func serve(ctx context.Context, o serveOptions) error {
 	log := o.logger().With("id", o.id)
+	// client-go logs through klog; send it to the same place in the same format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	peers, _ := raftnode.ParsePeers(o.peers) // checked by validate
 	restCfg, err := kubeConfig(o.kubeconfig)
 	if err != nil {
