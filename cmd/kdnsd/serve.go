@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
@@ -38,6 +39,10 @@ type serveOptions struct {
 	ttl                                         uint32
 	logFormat, logLevel, raftLogLevel           string
 	raftTLS                                     raftnode.TLSFiles
+	upstreams, stubDomains                      []string
+	resolvConf                                  string
+	cacheSize, maxInFlight                      int
+	serveStale                                  time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -73,6 +78,12 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
+	f.StringSliceVar(&o.upstreams, "upstream", nil, "upstream DNS servers for names outside the cluster, ip[:port],… (default: the nameservers of --resolv-conf)")
+	f.StringVar(&o.resolvConf, "resolv-conf", forward.DefaultResolvConf, "resolv.conf whose nameservers are the default upstreams")
+	f.StringArrayVar(&o.stubDomains, "stub-domain", nil, "domain=ip[:port][;ip[:port]…]: forward that domain to its own servers (repeatable)")
+	f.IntVar(&o.cacheSize, "cache-size", forward.DefaultCacheSize, "answers from upstreams kept in the cache (negative: no cache)")
+	f.IntVar(&o.maxInFlight, "max-inflight", forward.DefaultMaxInFlight, "upstream queries in flight at most; more are answered SERVFAIL (or stale)")
+	f.DurationVar(&o.serveStale, "serve-stale", forward.DefaultServeStale, "how long past expiry a cached answer is served when every upstream fails (negative: never)")
 	f.StringVar(&o.raftTLS.Cert, "raft-tls-cert", "", "certificate file for mutual TLS between peers (reloaded when it changes)")
 	f.StringVar(&o.raftTLS.Key, "raft-tls-key", "", "key file for mutual TLS between peers")
 	f.StringVar(&o.raftTLS.CA, "raft-tls-ca", "", "CA file that every peer's certificate must be signed by")
@@ -104,6 +115,9 @@ func (o *serveOptions) validate() error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	if _, err := o.forwarder(nil); err != nil {
+		return err
+	}
 	if o.raftTLS != (raftnode.TLSFiles{}) {
 		if _, err := o.raftTLS.Config(); err != nil {
 			return fmt.Errorf("--raft-tls-cert/--raft-tls-key/--raft-tls-ca: %w", err)
@@ -120,6 +134,26 @@ func (o *serveOptions) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// forwarder builds the forwarder from the flags.
+func (o *serveOptions) forwarder(log *slog.Logger) (*forward.Forwarder, error) {
+	stubs := map[string][]string{}
+	for _, s := range o.stubDomains {
+		domain, servers, ok := strings.Cut(s, "=")
+		if !ok || domain == "" || servers == "" {
+			return nil, fmt.Errorf("--stub-domain %q: want domain=ip[:port][;ip[:port]…]", s)
+		}
+		stubs[domain] = strings.Split(servers, ";")
+	}
+	f, err := forward.New(forward.Config{
+		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs,
+		CacheSize: o.cacheSize, MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forwarding (--upstream, --resolv-conf, --stub-domain): %w", err)
+	}
+	return f, nil
 }
 
 func kubeConfig(path string) (*rest.Config, error) {
@@ -164,7 +198,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	services, slices := store.View().Counts()
 	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices)
 
-	res, err := resolver.New(resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log})
+	fwd, err := o.forwarder(log.With("component", "forward"))
+	if err != nil {
+		return err
+	}
+	res, err := resolver.New(resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, Forward: fwd})
 	if err != nil {
 		return err
 	}
@@ -179,6 +217,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		dnsErr <- res.ListenAndServe(serveCtx, o.dnsAddr, func() {
 			dnsUp.Store(true)
 			log.Info("serving DNS", "addr", o.dnsAddr, "zone", o.zone)
+			// Loop detection sends a probe upstream that must find us
+			// listening if the upstream is us.
+			fwd.Start(serveCtx)
 		})
 	}()
 

@@ -27,6 +27,9 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"empty data dir", []string{"--data-dir", ""}, nil, "--data-dir is required"},
 		{"raft TLS without key and CA", []string{"--raft-tls-cert", "/nonexistent.pem"}, nil, "needs a certificate, a key and a CA"},
 		{"raft TLS files missing", []string{"--raft-tls-cert", "/x.pem", "--raft-tls-key", "/x.key", "--raft-tls-ca", "/ca.pem"}, nil, "no such file"},
+		{"upstream that is not an IP", []string{"--upstream", "dns.example"}, nil, "--upstream"},
+		{"stub domain without servers", []string{"--upstream", "127.0.0.1", "--stub-domain", "corp.example"}, nil, "--stub-domain"},
+		{"unreadable resolv.conf", []string{"--resolv-conf", "/nonexistent/resolv.conf"}, nil, "/nonexistent/resolv.conf"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}

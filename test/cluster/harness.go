@@ -46,6 +46,10 @@ type Cluster struct {
 	Zone       string
 	Dir        string
 	Replicas   []*Replica
+	// Upstream is the --upstream of every replica. New sets it to a closed
+	// loopback port so that no test traffic leaves the machine; a test that
+	// checks forwarding points it at a server of its own.
+	Upstream string
 	// ExtraArgs are added to every replica's command line.
 	ExtraArgs []string
 }
@@ -72,7 +76,7 @@ func FreeAddr() (string, error) {
 // New lays out n replicas in dir (ids kdnsd-0 … kdnsd-n-1) without starting
 // them.
 func New(bin, kubeconfig, dir string, n int) (*Cluster, error) {
-	c := &Cluster{Bin: bin, Kubeconfig: kubeconfig, Zone: "cluster.local.", Dir: dir}
+	c := &Cluster{Bin: bin, Kubeconfig: kubeconfig, Zone: "cluster.local.", Dir: dir, Upstream: "127.0.0.1:1"}
 	for i := range n {
 		r := &Replica{ID: fmt.Sprintf("kdnsd-%d", i), cluster: c}
 		for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
@@ -126,7 +130,7 @@ func (r *Replica) Start() error {
 	args := []string{"serve",
 		"--id", r.ID, "--raft-addr", r.RaftAddr, "--peers", c.Peers(),
 		"--dns-addr", r.DNSAddr, "--http-addr", r.HTTPAddr, "--data-dir", r.DataDir,
-		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone,
+		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone, "--upstream", c.Upstream,
 	}
 	args = append(args, c.ExtraArgs...)
 	logf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

@@ -289,7 +289,7 @@ current-context: c
 	return startProcess("kdnsd (1 replica)", addrs[0], filepath.Join(dir, "kdnsd.log"), bin, "serve",
 		"--id", "bench-0", "--peers", "bench-0="+addrs[1], "--raft-addr", addrs[1],
 		"--dns-addr", addrs[0], "--http-addr", addrs[2], "--data-dir", dataDir,
-		"--kubeconfig", kubeconfig, "--log-level", "error", "--raft-log-level", "error")
+		"--kubeconfig", kubeconfig, "--upstream", "127.0.0.1:1", "--log-level", "error", "--raft-log-level", "error")
 }
 
 func startNSD(dir, zoneFile string) (*server, error) {
