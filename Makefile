@@ -14,8 +14,10 @@ build:
 
 # A local 3-replica cluster on loopback, fed by a real API server with sample
 # services. Ctrl-C stops everything.
+# Names outside the cluster go to $(UPSTREAM) (none by default).
+UPSTREAM ?= 127.0.0.1:1
 run: testenv build
-	$(GO) run ./test/devcluster -kdnsd $(BIN)
+	$(GO) run ./test/devcluster -kdnsd $(BIN) -upstream $(UPSTREAM)
 
 # Unit, API-server and multi-process cluster tests. One API server per package.
 test: testenv

@@ -28,13 +28,14 @@ import (
 func main() {
 	bin := flag.String("kdnsd", "bin/kdnsd", "kdnsd binary to run")
 	replicas := flag.Int("replicas", 3, "number of replicas")
+	upstream := flag.String("upstream", "127.0.0.1:1", "where names outside the cluster are forwarded (the default, a closed port, keeps the demo off the network)")
 	flag.Parse()
-	if err := run(*bin, *replicas); err != nil {
+	if err := run(*bin, *replicas, *upstream); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(bin string, replicas int) error {
+func run(bin string, replicas int, upstream string) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -67,6 +68,7 @@ func run(bin string, replicas int) error {
 	if err != nil {
 		return err
 	}
+	c.Upstream = upstream
 	defer c.StopAll()
 	if err := c.StartAll(); err != nil {
 		return err
