@@ -42,6 +42,47 @@ func bigView(n int, index uint64) *fsm.View {
 	return fsm.NewView(index, svcs, eps)
 }
 
+// BenchmarkFastPath is the UDP fast path without the sockets: the raw query
+// in, the response written.
+func BenchmarkFastPath(b *testing.B) {
+	r := newTestResolver(b, bigView(1000, 1))
+	out := make([]byte, 0, maxUDPPayload+minOut)
+	for _, c := range benchCases {
+		b.Run(c.name, func(b *testing.B) {
+			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
+			if c.edns {
+				req.SetEdns0(1232, false)
+			}
+			q, err := req.Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := r.fastReply(out, q); !ok {
+				b.Fatal("not answered by the fast path")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.fastReply(out, q)
+			}
+		})
+	}
+	b.Run("parallel-mix", func(b *testing.B) {
+		var qs [][]byte
+		for i := range 1000 {
+			name := fmt.Sprintf("svc-%d.ns-%d.svc.cluster.local.", i, i/50)
+			q, _ := new(dns.Msg).SetQuestion(name, dns.TypeA).Pack()
+			qs = append(qs, q)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			out := make([]byte, 0, maxUDPPayload+minOut)
+			for i := 0; pb.Next(); i++ {
+				r.fastReply(out, qs[i%len(qs)])
+			}
+		})
+	})
+}
+
 // discard is a dns.ResponseWriter that drops what is written.
 type discard struct{ recorder }
 
@@ -51,24 +92,29 @@ var benchAddr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
 
 func (*discard) LocalAddr() net.Addr { return benchAddr }
 
+// benchCases are the queries the ServeDNS and fast path benchmarks ask of
+// bigView(1000).
+var benchCases = []struct {
+	name  string
+	qname string
+	qtype uint16
+	edns  bool
+}{
+	{"A", "svc-10.ns-0.svc.cluster.local.", dns.TypeA, false},
+	{"A-mixedcase-edns", "SVC-10.Ns-0.svc.Cluster.Local.", dns.TypeA, true},
+	{"headless-A", "svc-14.ns-0.svc.cluster.local.", dns.TypeA, false},
+	{"SRV", "_http._tcp.svc-10.ns-0.svc.cluster.local.", dns.TypeSRV, true},
+	{"headless-SRV", "_http._tcp.svc-14.ns-0.svc.cluster.local.", dns.TypeSRV, true},
+	{"NODATA", "svc-10.ns-0.svc.cluster.local.", dns.TypeAAAA, false},
+	{"NXDOMAIN", "svc-10.ns-0.svc.cluster.local.ns-0.svc.cluster.local.", dns.TypeA, false},
+	{"REFUSED", "example.com.", dns.TypeA, false},
+	{"PTR", "10.0.96.10.in-addr.arpa.", dns.TypePTR, false},
+	{"pod-insecure", "10-1-2-3.ns-0.pod.cluster.local.", dns.TypeA, false},
+}
+
 func BenchmarkServeDNS(b *testing.B) {
 	r := newTestResolver(b, bigView(1000, 1))
-	cases := []struct {
-		name  string
-		qname string
-		qtype uint16
-		edns  bool
-	}{
-		{"A", "svc-10.ns-0.svc.cluster.local.", dns.TypeA, false},
-		{"A-mixedcase-edns", "SVC-10.Ns-0.svc.Cluster.Local.", dns.TypeA, true},
-		{"headless-A", "svc-14.ns-0.svc.cluster.local.", dns.TypeA, false},
-		{"SRV", "_http._tcp.svc-10.ns-0.svc.cluster.local.", dns.TypeSRV, true},
-		{"headless-SRV", "_http._tcp.svc-14.ns-0.svc.cluster.local.", dns.TypeSRV, true},
-		{"NODATA", "svc-10.ns-0.svc.cluster.local.", dns.TypeAAAA, false},
-		{"NXDOMAIN", "svc-10.ns-0.svc.cluster.local.ns-0.svc.cluster.local.", dns.TypeA, false},
-		{"REFUSED", "example.com.", dns.TypeA, false},
-	}
-	for _, c := range cases {
+	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
 			if c.edns {

@@ -1,7 +1,10 @@
 // Package resolver serves DNS for the cluster zone (cluster.local. by
 // default) from the record set replicated by package fsm, following the
-// Kubernetes DNS-Based Service Discovery specification 1.1.0. Forwarding of
-// names outside the zone comes later; Config.Forward is the seam for it.
+// Kubernetes DNS-Based Service Discovery specification 1.1.0, and where it
+// is silent CoreDNS's kubernetes plugin as the default Kubernetes Corefile
+// configures it (pods insecure, fallthrough in-addr.arpa ip6.arpa, ttl 30).
+// Forwarding of names outside the zone comes later; Config.Forward is the
+// seam for it.
 //
 // # What it owns
 //
@@ -14,9 +17,13 @@
 // For a zone Z (TTL from Config on every record):
 //
 //   - <svc>.<ns>.svc.Z: A and AAAA of the cluster IPs of ClusterIP, NodePort
-//     and LoadBalancer services; of every ready endpoint address (not-ready
-//     ones too with PublishNotReadyAddresses) of headless services; CNAME to
-//     the external name of ExternalName services.
+//     and LoadBalancer services (one per family: dual-stack services have
+//     both); of every ready endpoint address (not-ready ones too with
+//     PublishNotReadyAddresses) of headless services; CNAME to the external
+//     name of ExternalName services, for every type, and nothing else at or
+//     below that name. The CNAME's target is not chased: CoreDNS resolves
+//     out-of-zone targets through its upstream; kdnsd leaves that to the
+//     client's resolver (or to a later Forward-based chase).
 //   - <hostname>.<svc>.<ns>.svc.Z, or <a-b-c-d>.<svc>.<ns>.svc.Z for an
 //     endpoint without hostname (IPv6: colons become dashes): A/AAAA of the
 //     published endpoints of a headless service.
@@ -24,14 +31,45 @@
 //     equal weights) with the targets' A/AAAA as additional records. The
 //     target is the service name, or for headless services each endpoint's
 //     name above with the port number from its endpoint slice.
-//   - Z: SOA (serial from the View's index) and NS ns.dns.Z;
+//   - PTR: <reversed cluster IP>.in-addr.arpa. (nibbles under ip6.arpa. for
+//     IPv6) → <svc>.<ns>.svc.Z for every cluster IP; the reversed address of
+//     a published headless endpoint with a hostname →
+//     <hostname>.<svc>.<ns>.svc.Z. Endpoints without hostname have no PTR
+//     (CoreDNS would answer with the dashed name). Should two services claim
+//     one address, a cluster IP wins over an endpoint, then the smaller name.
+//   - <a-b-c-d>.<ns>.pod.Z (IPv6: hyphens for colons; parsed as CoreDNS
+//     does: three hyphens and no two in a row make IPv4), by
+//     Config.PodMode: "insecure" (default) answers A/AAAA for any well-formed
+//     address in any namespace, and pod.Z and <ns>.pod.Z, for any <ns>,
+//     exist without records (NODATA); "verified" answers only addresses
+//     that are endpoints (ready or not) of a service in <ns>, and pod.Z and
+//     <ns>.pod.Z exist only above such names; "disabled" serves nothing
+//     there: pod.Z and everything below it is NXDOMAIN.
+//   - Z: SOA (serial from the View's index) and NS ns.dns.Z, with the name
+//     server's addresses as glue; ns.dns.Z: A/AAAA of Config.NSAddrs, or
+//     when empty of the cluster IPs of the service kube-system/kube-dns
+//     (the cluster DNS service kubelet points pods at), or none (NODATA);
 //     dns-version.Z: TXT "1.1.0", as the specification asks.
 //
-// Other names in Z are NXDOMAIN, names without the asked type NOERROR
-// without answer; both carry the SOA in the authority section. ANY gets one
-// RRset (RFC 8482). Names outside Z, reverse (PTR) names included, are
-// REFUSED, or handed to Config.Forward when set. Pod records (pod.Z) are not
-// served yet.
+// A name exists when it has records or names below it: a namespace exists
+// (<ns>.svc.Z) when it has at least one service, whatever its type. Names
+// that exist without the asked type are NOERROR without answer (NODATA);
+// other names in Z are NXDOMAIN; both carry the zone's SOA in the authority
+// section, with TTL the smaller of the SOA's TTL and its minimum field
+// (both the configured TTL; RFC 2308). ANY gets one RRset (RFC 8482). Names
+// are matched case-insensitively, and the question's spelling is echoed in
+// every owner name.
+//
+// Reverse zones are answered authoritatively only for the PTR records above
+// (PTR and ANY queries); every other in-addr.arpa. and ip6.arpa. query
+// falls through to Config.Forward, as CoreDNS's "fallthrough in-addr.arpa
+// ip6.arpa" does, and so do names outside Z. Without Forward they are
+// REFUSED.
+//
+// Answers with several A, AAAA or SRV records rotate: each response starts
+// one record further (round robin, like CoreDNS's loadbalance plugin), from
+// an atomic counter per RRset; the precomputed records are copied in that
+// order, with no allocation.
 //
 // # Protocol
 //
@@ -40,7 +78,23 @@
 // then the answer records that fit are kept and TC is set. Opcodes other than
 // QUERY get NOTIMP; messages that are not exactly one question, or do not
 // parse, FORMERR; an unknown EDNS version BADVERS; other classes and zone
-// transfers REFUSED.
+// transfers REFUSED. TCP connections may carry several queries, pipelined.
+//
+// # Serving
+//
+// ListenAndServe serves TCP with miekg/dns's server, through ServeDNS, and
+// UDP through a fast path of its own: GOMAXPROCS SO_REUSEPORT sockets (on
+// Linux), each read by one goroutine that parses the header, the question
+// and an OPT record from the raw message, answers from the index into a
+// buffer of its own and writes it back, without allocating. Queries it does
+// not take (other opcodes, several questions or records, unusual labels or
+// EDNS options, malformed messages) and queries to forward take the general
+// path: unpacked by miekg/dns and answered by the code behind ServeDNS,
+// forwarded ones on a goroutine of their own. Both paths fill the same query
+// description and answer it with the same function, so their responses are
+// identical byte for byte (tested, and fuzzed). On a socket of the
+// unspecified address, each answer leaves from the address its query was
+// sent to (IP_PKTINFO, IPV6_PKTINFO).
 //
 // # Index
 //
@@ -62,14 +116,16 @@
 // through an atomic pointer; queries never lock.
 //
 // Empty non-terminals (the zone apex, svc.<zone>, <ns>.svc.<zone>,
-// _<proto>.<svc>.<ns>.svc.<zone>) are in the map without RRsets, which is
-// what separates NOERROR/NODATA from NXDOMAIN. Negative answers carry the
+// _<proto>.<svc>.<ns>.svc.<zone>, dns.<zone>, pod.<zone>) are in the map
+// without RRsets, which is what separates NOERROR/NODATA from NXDOMAIN.
+// PTR names are in the same map. Insecure pod names are not: they are
+// recognised and answered per query. Negative answers carry the
 // zone's SOA in the authority section, written per query because its owner
 // is compressed against the question.
 //
 // # Before the first View
 //
 // Until Update has been called once the resolver knows nothing, and answers
-// SERVFAIL for names in the zone rather than a negative answer that clients
-// would cache.
+// SERVFAIL for names in the zone and in the reverse zones rather than a
+// negative answer that clients would cache.
 package resolver

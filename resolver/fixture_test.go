@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
 func addrs(s ...string) []netip.Addr {
@@ -21,38 +21,9 @@ func addrs(s ...string) []netip.Addr {
 	return out
 }
 
-// testView is the View the table tests answer from.
+// testView is the View of resolvertest's fixture.
 func testView(index uint64) *fsm.View {
-	svcs := []*fsm.Service{
-		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.0.0.10", "fd00::10"),
-			Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "dns", Protocol: "UDP", Port: 53}, {Protocol: "TCP", Port: 8080}}},
-		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.0.0.11")},
-		{Namespace: "default", Name: "ext", Type: fsm.TypeExternalName, ExternalName: "example.com"},
-		{Namespace: "default", Name: "hl", Type: fsm.TypeClusterIP, Headless: true,
-			Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}}},
-		{Namespace: "default", Name: "hlpub", Type: fsm.TypeClusterIP, Headless: true, PublishNotReadyAddresses: true},
-		{Namespace: "default", Name: "empty", Type: fsm.TypeClusterIP, Headless: true},
-		{Namespace: "other", Name: "db", Type: fsm.TypeLoadBalancer, ClusterIPs: addrs("fd00::20"),
-			Ports: []fsm.Port{{Name: "postgres", Protocol: "TCP", Port: 5432}}},
-		{Namespace: "kube-system", Name: "big", Type: fsm.TypeClusterIP, Headless: true},
-	}
-	eps := []*fsm.EndpointSlice{
-		{Namespace: "default", Name: "hl-abc", Service: "hl", Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}},
-			Endpoints: []fsm.Endpoint{
-				{Addresses: addrs("10.1.0.1"), Hostname: "web-0", Ready: true},
-				{Addresses: addrs("10.1.0.2"), Ready: true},
-				{Addresses: addrs("10.1.0.3"), Hostname: "web-2"},
-			}},
-		{Namespace: "default", Name: "hl-v6", Service: "hl", Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}},
-			Endpoints: []fsm.Endpoint{{Addresses: addrs("fd00::1:1"), Hostname: "web-0", Ready: true}}},
-		{Namespace: "default", Name: "hlpub-x", Service: "hlpub",
-			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.2.0.1")}}},
-	}
-	big := &fsm.EndpointSlice{Namespace: "kube-system", Name: "big-1", Service: "big"}
-	for i := range 100 {
-		big.Endpoints = append(big.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.3.0.%d", i+1)), Ready: true})
-	}
-	eps = append(eps, big)
+	svcs, eps := resolvertest.Fixture()
 	return fsm.NewView(index, svcs, eps)
 }
 

@@ -1,23 +1,30 @@
 package resolver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
 var (
 	fuzzOnce sync.Once
-	fuzzR    *Resolver
+	fuzzR    [2]*Resolver // insecure and verified pod modes
 )
 
-// FuzzServeDNS feeds raw messages along the path a server takes them:
-// header check (acceptQuery), unpacking, ServeDNS over UDP and TCP. ServeDNS
-// also gets the messages the header check would have rejected, since other
-// servers may call it. Nothing may panic, and every response must be a
-// well-formed message that fits its transport.
+// FuzzServeDNS feeds raw messages along the paths a server takes them:
+//
+//   - header check (acceptQuery), unpacking, ServeDNS over UDP and TCP.
+//     ServeDNS also gets the messages the header check would have
+//     rejected, since other servers may call it. Nothing may panic, and
+//     every response must be a well-formed message that fits its
+//     transport.
+//   - the UDP fast path: what it answers, miekg/dns must unpack, and the
+//     general path must answer byte for byte the same.
 func FuzzServeDNS(f *testing.F) {
 	seed := func(name string, qtype uint16, edit func(*dns.Msg)) {
 		m := new(dns.Msg).SetQuestion(name, qtype)
@@ -30,17 +37,30 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	for _, tc := range table {
-		seed(tc.name, tc.qtype, nil)
+	for _, c := range resolvertest.Cases() {
+		seed(c.Name, c.Type, nil)
+		seed(c.Name, c.Type, func(m *dns.Msg) { m.SetEdns0(1232, true) })
 	}
 	big := "big.kube-system.svc.cluster.local."
 	seed(big, dns.TypeA, nil)
 	seed(big, dns.TypeA, func(m *dns.Msg) { m.SetEdns0(600, true) })
 	seed("_http._tcp.hl.default.svc.cluster.local.", dns.TypeSRV, func(m *dns.Msg) { m.SetEdns0(512, false) })
 	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(3) })
+	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) {
+		m.SetEdns0(1232, false)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	})
+	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) {
+		m.SetEdns0(1232, false)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: []byte{10, 0, 0, 0}})
+	})
 	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify })
 	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) })
 	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) { m.Response = true })
+	seed("web.default.svc.cluster.local.", dns.TypeA, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS })
+	seed("fd00-10-244--1-1.default.pod.cluster.local.", dns.TypeAAAA, nil)
+	seed("--.default.pod.cluster.local.", dns.TypeAAAA, nil)
+	seed("1-2-3-4-5-6-7-8.default.pod.cluster.local.", dns.TypeAAAA, nil)
 	seed(`w\000b.default.svc.cluster.local.`, dns.TypeA, nil)
 	seed(`\.\..cluster.local.`, dns.TypeA, nil)
 	f.Add([]byte{})
@@ -48,7 +68,12 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1})
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzOnce.Do(func() { fuzzR = newTestResolver(t, testView(7)) })
+		fuzzOnce.Do(func() {
+			for i, mode := range []string{PodInsecure, PodVerified} {
+				fuzzR[i] = newModeResolver(t, mode)
+				fuzzR[i].noRotate = true
+			}
+		})
 		if len(data) >= headerLen {
 			h := dns.Header{
 				Id:      binary.BigEndian.Uint16(data),
@@ -61,12 +86,26 @@ func FuzzServeDNS(f *testing.F) {
 			acceptQuery(h)
 		}
 		req := new(dns.Msg)
-		if err := req.Unpack(data); err != nil {
+		unpackErr := req.Unpack(data)
+		for _, r := range fuzzR {
+			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), data)
+			if ok {
+				if unpackErr != nil {
+					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
+				}
+				w := &recorder{}
+				r.ServeDNS(w, req)
+				if len(w.writes) != 1 || !bytes.Equal(w.writes[0], fast) {
+					t.Fatalf("fast path and ServeDNS differ:\nfast    % x\ngeneral % x", fast, w.writes)
+				}
+			}
+		}
+		if unpackErr != nil {
 			return // the server answers FORMERR without us
 		}
 		for _, tcp := range []bool{false, true} {
 			w := &recorder{tcp: tcp}
-			fuzzR.ServeDNS(w, req)
+			fuzzR[0].ServeDNS(w, req)
 			if req.Response {
 				if len(w.writes) != 0 {
 					t.Fatal("answered a response")

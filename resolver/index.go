@@ -53,6 +53,10 @@ type svcRecords struct {
 type namedNode struct {
 	name string
 	node *node
+	// rank, when set, settles which of two services' nodes of the same
+	// name is served, without a warning: the smaller. PTR records and pod
+	// names, which several services may legitimately share, have one.
+	rank string
 }
 
 // build returns the index of v, reusing prev's records of services whose
@@ -87,19 +91,34 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 
 	ix.nodes = make(map[string]*node, names+nsvc/4+8)
 	b := &r.b
+	nsAddrs := r.nsAddrs
+	if len(nsAddrs) == 0 {
+		if s := v.Service(fsm.ServiceKey{Namespace: "kube-system", Name: "kube-dns"}); s != nil && !s.Headless && s.Type != fsm.TypeExternalName {
+			nsAddrs = usable(nil, s.ClusterIPs)
+		}
+	}
 	apex := &node{}
 	b.begin(r.zone)
 	b.soa(r.zone, &ix.soa)
 	apex.sets = append(apex.sets, rrset{typeSOA, b.finish()})
 	b.begin(r.zone)
 	b.nameRecord(r.zone, typeNS, r.mname)
+	for _, a := range nsAddrs {
+		b.addr(true, r.mname, a) // glue
+	}
 	apex.sets = append(apex.sets, rrset{typeNS, b.finish()})
 	ix.nodes[r.zone] = apex
 	ix.nodes[r.svcZone] = ent
+	ix.nodes[r.nsZone] = ent
+	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
+	if r.podMode == PodInsecure {
+		ix.nodes[r.podZone] = ent
+	}
 	b.begin(r.version)
 	b.txt(r.version, schemaVersion)
 	ix.nodes[r.version] = &node{sets: []rrset{{typeTXT, b.finish()}}}
 
+	ranks := map[string]string{}
 	for k, rec := range ix.services {
 		if len(rec.names) == 0 {
 			continue
@@ -108,14 +127,24 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			ix.nodes[rec.ns] = ent
 		}
 		for _, nn := range rec.names {
-			if old := ix.nodes[nn.name]; old != nil && old != ent {
-				if nn.node != ent {
-					r.log.Warn("dns name of two services; keeping one", "name", presentation(nn.name),
-						"namespace", k.Namespace, "service", k.Name)
+			old := ix.nodes[nn.name]
+			switch {
+			case old == nil || old == ent:
+			case nn.node == ent:
+				continue
+			case nn.rank != "":
+				if kept, ok := ranks[nn.name]; ok && kept <= nn.rank {
+					continue
 				}
+			default:
+				r.log.Warn("dns name of two services; keeping one", "name", presentation(nn.name),
+					"namespace", k.Namespace, "service", k.Name)
 				continue
 			}
 			ix.nodes[nn.name] = nn.node
+			if nn.rank != "" {
+				ranks[nn.name] = nn.rank
+			}
 		}
 	}
 	return ix, rebuilt
@@ -137,14 +166,63 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode 
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
 		return nil
 	}
+	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
-		return r.externalName(base, s)
+		out = r.externalName(base, s)
 	case s.Headless:
-		return r.headless(base, s, sl)
+		out = r.headless(base, s, sl)
 	default:
-		return r.clusterIP(base, s)
+		out = r.clusterIP(base, s)
 	}
+	if r.podMode == PodVerified {
+		out = r.verifiedPods(out, s, sl)
+	}
+	return out
+}
+
+// verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
+// ready or not, of the service's slices, and the empty non-terminals above.
+func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+	nsName, ok := wireName(r.podZone, s.Namespace)
+	if !ok {
+		return out
+	}
+	seen := map[netip.Addr]bool{}
+	var buf []netip.Addr
+	for _, e := range sl {
+		for j := range e.Endpoints {
+			buf = usable(buf[:0], e.Endpoints[j].Addresses)
+			for _, a := range buf {
+				if seen[a] {
+					continue
+				}
+				seen[a] = true
+				name, ok := wireName(nsName, dashed(a))
+				if !ok {
+					continue
+				}
+				out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, []netip.Addr{a})}, rank: "pod"})
+			}
+		}
+	}
+	if len(seen) > 0 {
+		out = append(out, namedNode{name: nsName, node: ent}, namedNode{name: r.podZone, node: ent})
+	}
+	return out
+}
+
+// ptr returns the PTR node of address a, naming targets (sorted, without
+// duplicates). rank orders it against another service's PTR of a.
+func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
+	name := reverseName(a)
+	slices.Sort(targets)
+	targets = slices.Compact(targets)
+	r.b.begin(name)
+	for _, t := range targets {
+		r.b.nameRecord(name, typePTR, t)
+	}
+	return namedNode{name: name, node: &node{sets: []rrset{{typePTR, r.b.finish()}}}, rank: rank + targets[0]}
 }
 
 func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
@@ -158,15 +236,18 @@ func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
 		r.log.Warn("external name is not a valid dns name; service has no records",
 			"namespace", s.Namespace, "service", s.Name, "externalName", s.ExternalName)
 	}
-	return []namedNode{{base, n}}
+	return []namedNode{{name: base, node: n}}
 }
 
 func (r *Resolver) clusterIP(base string, s *fsm.Service) []namedNode {
 	addrs := usable(nil, s.ClusterIPs)
-	out := []namedNode{{base, &node{sets: r.addrSets(base, addrs)}}}
+	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, addrs)}}}
 	out = r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		return []srvTarget{{port: p.Port, name: base, addrs: addrs}}
 	})
+	for _, a := range addrs {
+		out = append(out, r.ptr(a, "0", base)) // before endpoints' PTRs
+	}
 	return out
 }
 
@@ -203,9 +284,9 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		if len(ts) > 0 {
 			n = &node{sets: []rrset{{typeSRV, r.srvSet(name, ts)}}}
 		}
-		out = append(out, namedNode{name, n})
+		out = append(out, namedNode{name: name, node: n})
 		if parent := name[2+len(p.Name):]; !slices.ContainsFunc(out, func(n namedNode) bool { return n.name == parent }) {
-			out = append(out, namedNode{parent, ent})
+			out = append(out, namedNode{name: parent, node: ent})
 		}
 	}
 	return out
@@ -231,7 +312,7 @@ func (r *Resolver) srvSet(owner string, ts []srvTarget) *section {
 			b.addr(true, t.name, a)
 		}
 	}
-	return b.finish()
+	return b.finishRotating()
 }
 
 // addrSets returns the A and the AAAA RRset of owner, leaving out an empty one.
@@ -247,7 +328,7 @@ func (r *Resolver) addrSets(owner string, addrs []netip.Addr) []rrset {
 			}
 		}
 		if found {
-			sets = append(sets, rrset{typ, r.b.finish()})
+			sets = append(sets, rrset{typ, r.b.finishRotating()})
 		}
 	}
 	return sets
@@ -291,6 +372,10 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			targets[i] = append(targets[i], name)
 		}
 	}
+	// hostnames maps the addresses of endpoints with a hostname to their
+	// names, for PTR records.
+	hostnames := map[netip.Addr][]string{}
+	var ptrOrder []netip.Addr
 	var buf []netip.Addr
 	for i, e := range sl {
 		for j := range e.Endpoints {
@@ -312,6 +397,12 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 					inAll[a] = true
 					all = append(all, a)
 				}
+				if host != "" {
+					if _, ok := hostnames[a]; !ok {
+						ptrOrder = append(ptrOrder, a)
+					}
+					hostnames[a] = append(hostnames[a], host)
+				}
 				name := host
 				if name == "" {
 					var ok bool
@@ -324,9 +415,12 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 		}
 	}
 
-	out := []namedNode{{base, &node{sets: r.addrSets(base, all)}}}
+	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, all)}}}
 	for _, name := range order {
-		out = append(out, namedNode{name, &node{sets: r.addrSets(name, addrsOf[name])}})
+		out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, addrsOf[name])}})
+	}
+	for _, a := range ptrOrder {
+		out = append(out, r.ptr(a, "1", hostnames[a]...))
 	}
 	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget

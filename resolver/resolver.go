@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,33 @@ type Config struct {
 	TTL uint32
 	// Logger receives the resolver's logs; none when nil.
 	Logger *slog.Logger
-	// Forward, when set, answers queries for names outside Zone (forwarding
-	// is a later issue). When nil those queries are REFUSED.
+	// Forward, when set, answers queries for names outside Zone, and for
+	// reverse (in-addr.arpa., ip6.arpa.) names that are not cluster records
+	// (forwarding is a later issue). When nil those queries are REFUSED.
 	Forward dns.Handler
+	// NSAddrs are the addresses of ns.dns.<zone>, the name server the apex
+	// NS record names: the cluster IP(s) of kdnsd's own DNS Service. When
+	// empty, the cluster IPs of the service kube-system/kube-dns are used
+	// while the View has it; with neither, ns.dns.<zone> has no addresses
+	// (NODATA).
+	NSAddrs []netip.Addr
+	// PodMode says how <a-b-c-d>.<ns>.pod.<zone> names are answered:
+	// PodInsecure (the default when empty), PodVerified or PodDisabled.
+	PodMode string
 }
+
+// Pod modes, as CoreDNS's kubernetes plugin names them.
+const (
+	// PodInsecure answers A/AAAA for any well-formed address in any
+	// namespace, without checking that a pod has it.
+	PodInsecure = "insecure"
+	// PodVerified answers only for addresses that are endpoints (ready or
+	// not) of a service in that namespace.
+	PodVerified = "verified"
+	// PodDisabled serves no pod names: everything under pod.<zone>,
+	// pod.<zone> included, is NXDOMAIN.
+	PodDisabled = "disabled"
+)
 
 // Default configuration values.
 const (
@@ -51,13 +75,26 @@ type Resolver struct {
 	log     *slog.Logger
 	ttl     uint32
 	forward dns.Handler
+	nsAddrs []netip.Addr
+	podMode string
+	// noRotate turns rotation off, for tests that compare responses byte
+	// for byte.
+	noRotate bool
+	// miekgUDP serves UDP with miekg/dns's server instead of the fast
+	// path, for comparisons.
+	miekgUDP bool
+	// noBatch reads and writes one datagram per system call (as on
+	// systems without recvmmsg), for tests and comparisons.
+	noBatch bool
 
 	// Wire names derived from the zone.
 	zone    string // the apex
 	svcZone string // svc.<zone>
 	version string // dns-version.<zone>
 	mname   string // ns.dns.<zone>
+	nsZone  string // dns.<zone>
 	rname   string // hostmaster.<zone>
+	podZone string // pod.<zone>
 
 	idx atomic.Pointer[index]
 
@@ -76,10 +113,20 @@ func New(cfg Config) (*Resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolver: invalid zone %q: %w", cfg.Zone, err)
 	}
+	podMode := cfg.PodMode
+	switch podMode {
+	case "":
+		podMode = PodInsecure
+	case PodInsecure, PodVerified, PodDisabled:
+	default:
+		return nil, fmt.Errorf("resolver: pod mode %q: want %s, %s or %s", cfg.PodMode, PodInsecure, PodVerified, PodDisabled)
+	}
 	r := &Resolver{
 		log:     cfg.Logger,
 		ttl:     cfg.TTL,
 		forward: cfg.Forward,
+		nsAddrs: usable(nil, cfg.NSAddrs),
+		podMode: podMode,
 		zone:    zw,
 	}
 	if r.log == nil {
@@ -88,12 +135,14 @@ func New(cfg Config) (*Resolver, error) {
 	if r.ttl == 0 {
 		r.ttl = DefaultTTL
 	}
-	var ok [4]bool
+	var ok [6]bool
 	r.svcZone, ok[0] = wireName(zw, "svc")
 	r.version, ok[1] = wireName(zw, "dns-version")
 	r.mname, ok[2] = wireName(zw, "ns", "dns")
 	r.rname, ok[3] = wireName(zw, "hostmaster")
-	if ok != [4]bool{true, true, true, true} {
+	r.nsZone, ok[4] = wireName(zw, "dns")
+	r.podZone, ok[5] = wireName(zw, "pod")
+	if ok != [6]bool{true, true, true, true, true, true} {
 		return nil, fmt.Errorf("resolver: invalid zone %q: too long to hold service names", cfg.Zone)
 	}
 	r.b.ttl = r.ttl

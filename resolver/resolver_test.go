@@ -12,150 +12,40 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
-const soa7 = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 7 7200 1800 86400 30"
+// podModes are the configurations the table runs under.
+var podModes = []string{PodInsecure, PodVerified, PodDisabled}
 
-type tableCase struct {
-	name   string
-	qtype  uint16
-	rcode  int
-	answer []string
-	ns     []string
-	extra  []string
-	notAA  bool
+// newModeResolver returns a resolver of the fixture in pod mode mode.
+func newModeResolver(t testing.TB, mode string) *Resolver {
+	t.Helper()
+	r, err := New(Config{PodMode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Update(testView(7))
+	return r
 }
 
-var table = []tableCase{
-	// ClusterIP services.
-	{name: "web.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10"}},
-	{name: "web.default.svc.cluster.local.", qtype: dns.TypeAAAA,
-		answer: []string{"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
-	{name: "Web.Default.SVC.Cluster.LOCAL.", qtype: dns.TypeA,
-		answer: []string{"Web.Default.SVC.Cluster.LOCAL. 30 IN A 10.0.0.10"}},
-	{name: "web.default.svc.cluster.local.", qtype: dns.TypeANY,
-		answer: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10"}},
-	{name: "web.default.svc.cluster.local.", qtype: dns.TypeMX, ns: []string{soa7}},
-	{name: "v4only.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"v4only.default.svc.cluster.local. 30 IN A 10.0.0.11"}},
-	{name: "v4only.default.svc.cluster.local.", qtype: dns.TypeAAAA, ns: []string{soa7}},
-	{name: "db.other.svc.cluster.local.", qtype: dns.TypeAAAA,
-		answer: []string{"db.other.svc.cluster.local. 30 IN AAAA fd00::20"}},
-	{name: "db.other.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-
-	// ClusterIP SRV.
-	{name: "_http._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV,
-		answer: []string{"_http._tcp.web.default.svc.cluster.local. 30 IN SRV 0 100 80 web.default.svc.cluster.local."},
-		extra: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10",
-			"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
-	{name: "_DNS._UDP.web.default.svc.cluster.local.", qtype: dns.TypeSRV,
-		answer: []string{"_DNS._UDP.web.default.svc.cluster.local. 30 IN SRV 0 100 53 web.default.svc.cluster.local."},
-		extra: []string{"web.default.svc.cluster.local. 30 IN A 10.0.0.10",
-			"web.default.svc.cluster.local. 30 IN AAAA fd00::10"}},
-	{name: "_postgres._tcp.db.other.svc.cluster.local.", qtype: dns.TypeSRV,
-		answer: []string{"_postgres._tcp.db.other.svc.cluster.local. 30 IN SRV 0 100 5432 db.other.svc.cluster.local."},
-		extra:  []string{"db.other.svc.cluster.local. 30 IN AAAA fd00::20"}},
-	{name: "_http._tcp.web.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "_http._udp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "_https._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, ns: []string{soa7}},
-
-	// Empty non-terminals and the apex.
-	{name: "_tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, ns: []string{soa7}},
-	{name: "_udp.web.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "kube-system.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-	{name: "cluster.local.", qtype: dns.TypeSOA, answer: []string{soa7}},
-	{name: "CLUSTER.local.", qtype: dns.TypeSOA,
-		answer: []string{"CLUSTER.local. 30 IN SOA ns.dns.CLUSTER.local. hostmaster.CLUSTER.local. 7 7200 1800 86400 30"}},
-	{name: "cluster.local.", qtype: dns.TypeNS, answer: []string{"cluster.local. 30 IN NS ns.dns.cluster.local."}},
-	{name: "dns-version.cluster.local.", qtype: dns.TypeTXT, answer: []string{`dns-version.cluster.local. 30 IN TXT "1.1.0"`}},
-
-	// Names that do not exist.
-	{name: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "web.nons.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "nons.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "a.b.web.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "pod.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: `we\.b.default.svc.cluster.local.`, qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "Nope.Cluster.Local.", qtype: dns.TypeA, rcode: dns.RcodeNameError,
-		ns: []string{"Cluster.Local. 30 IN SOA ns.dns.Cluster.Local. hostmaster.Cluster.Local. 7 7200 1800 86400 30"}},
-
-	// ExternalName.
-	{name: "ext.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"ext.default.svc.cluster.local. 30 IN CNAME example.com."}},
-	{name: "ext.default.svc.cluster.local.", qtype: dns.TypeCNAME,
-		answer: []string{"ext.default.svc.cluster.local. 30 IN CNAME example.com."}},
-
-	// Headless.
-	{name: "hl.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"hl.default.svc.cluster.local. 30 IN A 10.1.0.1", "hl.default.svc.cluster.local. 30 IN A 10.1.0.2"}},
-	{name: "hl.default.svc.cluster.local.", qtype: dns.TypeAAAA,
-		answer: []string{"hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1"}},
-	{name: "web-0.hl.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"web-0.hl.default.svc.cluster.local. 30 IN A 10.1.0.1"}},
-	{name: "web-0.hl.default.svc.cluster.local.", qtype: dns.TypeAAAA,
-		answer: []string{"web-0.hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1"}},
-	{name: "10-1-0-2.hl.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"10-1-0-2.hl.default.svc.cluster.local. 30 IN A 10.1.0.2"}},
-	{name: "10-1-0-3.hl.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "web-2.hl.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, ns: []string{soa7}},
-	{name: "_http._tcp.hl.default.svc.cluster.local.", qtype: dns.TypeSRV,
-		answer: []string{
-			"_http._tcp.hl.default.svc.cluster.local. 30 IN SRV 0 50 8080 10-1-0-2.hl.default.svc.cluster.local.",
-			"_http._tcp.hl.default.svc.cluster.local. 30 IN SRV 0 50 8080 web-0.hl.default.svc.cluster.local.",
-		},
-		extra: []string{
-			"10-1-0-2.hl.default.svc.cluster.local. 30 IN A 10.1.0.2",
-			"web-0.hl.default.svc.cluster.local. 30 IN A 10.1.0.1",
-			"web-0.hl.default.svc.cluster.local. 30 IN AAAA fd00::1:1",
-		}},
-	{name: "hlpub.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"hlpub.default.svc.cluster.local. 30 IN A 10.2.0.1"}},
-	{name: "10-2-0-1.hlpub.default.svc.cluster.local.", qtype: dns.TypeA,
-		answer: []string{"10-2-0-1.hlpub.default.svc.cluster.local. 30 IN A 10.2.0.1"}},
-	{name: "empty.default.svc.cluster.local.", qtype: dns.TypeA, ns: []string{soa7}},
-
-	// Refused: outside the zone, zone transfers.
-	{name: "example.com.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
-	{name: "local.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
-	{name: "xcluster.local.", qtype: dns.TypeA, rcode: dns.RcodeRefused, notAA: true},
-	{name: ".", qtype: dns.TypeNS, rcode: dns.RcodeRefused, notAA: true},
-	{name: "cluster.local.", qtype: dns.TypeAXFR, rcode: dns.RcodeRefused, notAA: true},
-}
-
-// runTable checks every table case through ex.
-func runTable(t *testing.T, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
-	for _, tc := range table {
-		t.Run(dns.TypeToString[tc.qtype]+" "+tc.name, func(t *testing.T) {
-			req := new(dns.Msg)
-			req.SetQuestion(tc.name, tc.qtype)
-			resp := ex(t, req)
-			if resp.Rcode != tc.rcode {
-				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
-			}
-			if resp.Authoritative == tc.notAA {
-				t.Errorf("AA %v, want %v", resp.Authoritative, !tc.notAA)
-			}
-			if !resp.Response || resp.Truncated || !resp.RecursionDesired || resp.RecursionAvailable {
-				t.Errorf("flags: %+v", resp.MsgHdr)
-			}
-			if len(resp.Question) != 1 || resp.Question[0] != req.Question[0] {
-				t.Errorf("question %v, want %v", resp.Question, req.Question)
-			}
-			for _, s := range []struct {
-				name      string
-				got, want []string
-			}{
-				{"answer", rrStrings(resp.Answer), tc.answer},
-				{"authority", rrStrings(resp.Ns), tc.ns},
-				{"additional", rrStrings(resp.Extra), tc.extra},
-			} {
-				want := slices.Sorted(slices.Values(s.want))
-				if !slices.Equal(s.got, want) {
-					t.Errorf("%s:\n got %q\nwant %q", s.name, s.got, want)
+// runTable checks every resolvertest case that holds for mode through ex.
+func runTable(t *testing.T, mode string, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
+	cases := resolvertest.Select(resolvertest.Cases(), resolvertest.Config{PodMode: mode})
+	if len(cases) < 80 {
+		t.Fatalf("%d cases", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.String(), func(t *testing.T) {
+			for _, rd := range []bool{true, false} {
+				req := new(dns.Msg).SetQuestion(c.Name, c.Type)
+				req.RecursionDesired = rd
+				resp := ex(t, req)
+				if err := resolvertest.Check(resp, c); err != nil {
+					t.Error(err)
+				}
+				if resp.RecursionDesired != rd || resp.Id != req.Id {
+					t.Errorf("RD %v id %d, asked RD %v id %d", resp.RecursionDesired, resp.Id, rd, req.Id)
 				}
 			}
 		})
@@ -163,11 +53,49 @@ func runTable(t *testing.T, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
 }
 
 func TestServeDNSTable(t *testing.T) {
-	r := newTestResolver(t, testView(7))
-	for _, tcp := range []bool{false, true} {
-		t.Run(map[bool]string{false: "udp", true: "tcp"}[tcp], func(t *testing.T) {
-			runTable(t, func(t *testing.T, req *dns.Msg) *dns.Msg { return exchange(t, r, req, tcp) })
-		})
+	for _, mode := range podModes {
+		r := newModeResolver(t, mode)
+		for _, tcp := range []bool{false, true} {
+			t.Run(mode+"/"+map[bool]string{false: "udp", true: "tcp"}[tcp], func(t *testing.T) {
+				runTable(t, mode, func(t *testing.T, req *dns.Msg) *dns.Msg { return exchange(t, r, req, tcp) })
+			})
+		}
+	}
+}
+
+// TestTableCoverage keeps the table honest: every configuration-dependent
+// case has a counterpart, and the table covers each kind of answer.
+func TestTableCoverage(t *testing.T) {
+	all := resolvertest.Cases()
+	types := map[uint16]bool{}
+	rcodes := map[int]bool{}
+	for _, c := range all {
+		types[c.Type] = true
+		rcodes[c.Rcode] = true
+	}
+	for _, typ := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeCNAME, dns.TypeSOA, dns.TypeNS, dns.TypeTXT, dns.TypeANY} {
+		if !types[typ] {
+			t.Errorf("no case of type %s", dns.TypeToString[typ])
+		}
+	}
+	for _, rc := range []int{dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeRefused} {
+		if !rcodes[rc] {
+			t.Errorf("no case with rcode %s", dns.RcodeToString[rc])
+		}
+	}
+	// A query is asked once per configuration.
+	for _, mode := range podModes {
+		seen := map[string]bool{}
+		for _, c := range resolvertest.Select(all, resolvertest.Config{PodMode: mode}) {
+			k := strings.ToLower(c.Name) + " " + dns.TypeToString[c.Type]
+			if c.Name != strings.ToLower(c.Name) {
+				k = c.Name + " " + dns.TypeToString[c.Type]
+			}
+			if seen[k] {
+				t.Errorf("%s: %s asked twice", mode, k)
+			}
+			seen[k] = true
+		}
 	}
 }
 
@@ -195,7 +123,7 @@ func TestOtherZoneAndTTL(t *testing.T) {
 	r.Update(testView(1))
 	req := new(dns.Msg).SetQuestion("web.default.svc.kube.example.", dns.TypeA)
 	resp := exchange(t, r, req, false)
-	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.kube.example. 5 IN A 10.0.0.10"}) {
+	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.kube.example. 5 IN A 10.96.1.10"}) {
 		t.Errorf("answer %q", got)
 	}
 	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
@@ -408,7 +336,7 @@ func TestIncrementalUpdate(t *testing.T) {
 		eps = append(eps, e)
 	}
 	eps = append(eps, &fsm.EndpointSlice{Namespace: "default", Name: "hlpub-y", Service: "hlpub",
-		Endpoints: []fsm.Endpoint{{Addresses: addrs("10.2.0.2")}}})
+		Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.2.2")}}})
 	v2 := fsm.NewView(2, svcs, eps)
 	r.Update(v2)
 	after := r.idx.Load()
@@ -431,7 +359,7 @@ func TestIncrementalUpdate(t *testing.T) {
 		{"web.default.svc.cluster.local.", dns.RcodeSuccess, 1},
 		{"v4only.default.svc.cluster.local.", dns.RcodeNameError, 0},
 		{"hlpub.default.svc.cluster.local.", dns.RcodeSuccess, 2},
-		{"10-2-0-2.hlpub.default.svc.cluster.local.", dns.RcodeSuccess, 1},
+		{"10-244-2-2.hlpub.default.svc.cluster.local.", dns.RcodeSuccess, 1},
 		{"hl.default.svc.cluster.local.", dns.RcodeSuccess, 2},
 	} {
 		resp := exchange(t, r, new(dns.Msg).SetQuestion(c.name, dns.TypeA), false)

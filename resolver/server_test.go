@@ -17,13 +17,13 @@ import (
 func startServer(t *testing.T, r *Resolver) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	pc, ln, err := listen(ctx, "127.0.0.1:0")
+	pcs, ln, err := listen(ctx, "127.0.0.1:0", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- r.serve(ctx, pc, ln, func() { close(ready) }) }()
+	go func() { done <- r.serve(ctx, pcs, ln, func() { close(ready) }) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -39,22 +39,25 @@ func startServer(t *testing.T, r *Resolver) string {
 }
 
 func TestServeTableOverSockets(t *testing.T) {
-	r := newTestResolver(t, testView(7))
-	addr := startServer(t, r)
-	if pa := addr; !strings.HasPrefix(pa, "127.0.0.1:") {
-		t.Fatalf("address %s", pa)
-	}
-	for _, network := range []string{"udp", "tcp"} {
-		t.Run(network, func(t *testing.T) {
-			c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-			runTable(t, func(t *testing.T, req *dns.Msg) *dns.Msg {
-				resp, _, err := c.Exchange(req, addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return resp
+	for _, mode := range append(podModes, "insecure-nobatch") {
+		r := newModeResolver(t, strings.TrimSuffix(mode, "-nobatch"))
+		r.noBatch = strings.HasSuffix(mode, "-nobatch")
+		addr := startServer(t, r)
+		if pa := addr; !strings.HasPrefix(pa, "127.0.0.1:") {
+			t.Fatalf("address %s", pa)
+		}
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(mode+"/"+network, func(t *testing.T) {
+				c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+				runTable(t, strings.TrimSuffix(mode, "-nobatch"), func(t *testing.T, req *dns.Msg) *dns.Msg {
+					resp, _, err := c.Exchange(req, addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return resp
+				})
 			})
-		})
+		}
 	}
 }
 
@@ -180,12 +183,12 @@ func TestMalformedOverUDP(t *testing.T) {
 
 func TestListenAndServe(t *testing.T) {
 	// Find a port free for both, then serve on it by name.
-	pc, ln, err := listen(context.Background(), "127.0.0.1:0")
+	pcs, ln, err := listen(context.Background(), "127.0.0.1:0", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	pc.Close()
+	pcs[0].Close()
 	ln.Close()
 
 	r := newTestResolver(t, testView(3))

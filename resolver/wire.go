@@ -3,7 +3,9 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Names inside this package are lower-case, uncompressed wire-format strings
@@ -18,6 +20,7 @@ const (
 	typeNS    = 2
 	typeCNAME = 5
 	typeSOA   = 6
+	typePTR   = 12
 	typeTXT   = 16
 	typeAAAA  = 28
 	typeSRV   = 33
@@ -118,12 +121,44 @@ func dashed(a netip.Addr) string {
 	return strings.ReplaceAll(strings.ReplaceAll(a.String(), ".", "-"), ":", "-")
 }
 
+// Reverse zones, whose PTR records of cluster addresses the resolver serves.
+const (
+	inAddrArpa = "\x07in-addr\x04arpa\x00"
+	ip6Arpa    = "\x03ip6\x04arpa\x00"
+)
+
+// reverseName returns the wire name of a's PTR record:
+// 4.3.2.10.in-addr.arpa. for 10.2.3.4, nibbles under ip6.arpa. for IPv6.
+func reverseName(a netip.Addr) string {
+	var b []byte
+	if a.Is4() {
+		v := a.As4()
+		for i := 3; i >= 0; i-- {
+			d := strconv.Itoa(int(v[i]))
+			b = append(append(b, byte(len(d))), d...)
+		}
+		return string(append(b, inAddrArpa...))
+	}
+	const hex = "0123456789abcdef"
+	v := a.As16()
+	for i := 15; i >= 0; i-- {
+		b = append(b, 1, hex[v[i]&0xf], 1, hex[v[i]>>4])
+	}
+	return string(append(b, ip6Arpa...))
+}
+
 // section is the precomputed wire form of the answer and additional sections
 // of a positive response for one owner name and type.
 type section struct {
 	wire  []byte   // answer records, then additional records
 	anEnd []uint16 // end offset in wire of each answer record
 	ar    uint16   // additional records
+	// rotate is set on RRsets of several A, AAAA or SRV records. Their
+	// answer records hold no compression target and point only at the
+	// question, so they can be sent in any order; each response starts
+	// one record further (round robin, as CoreDNS's loadbalance).
+	rotate bool
+	next   atomic.Uint32
 }
 
 func (s *section) anLen() int {
@@ -170,6 +205,14 @@ func (b *builder) finish() *section {
 	wire := make([]byte, len(b.buf)-b.start)
 	copy(wire, b.buf[b.start:])
 	return &section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
+}
+
+// finishRotating is finish for an RRset that may be rotated: one whose
+// answer records are A, AAAA or SRV records of the question's owner.
+func (b *builder) finishRotating() *section {
+	s := b.finish()
+	s.rotate = len(s.anEnd) > 1
+	return s
 }
 
 func (b *builder) lookup(suffix string) (int, bool) {
@@ -330,10 +373,13 @@ const (
 	soaExpire  = 86400
 )
 
+// minimum is the SOA's minimum field, the negative caching TTL (RFC 2308).
+func (s *soaData) minimum() uint32 { return s.ttl }
+
 func (s *soaData) appendNumbers(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, s.serial)
 	b = binary.BigEndian.AppendUint32(b, soaRefresh)
 	b = binary.BigEndian.AppendUint32(b, soaRetry)
 	b = binary.BigEndian.AppendUint32(b, soaExpire)
-	return binary.BigEndian.AppendUint32(b, s.ttl)
+	return binary.BigEndian.AppendUint32(b, s.minimum())
 }

@@ -1,0 +1,247 @@
+// Package resolvertest holds a cluster state and the DNS answers kdnsd must
+// give for it, shared by the resolver's unit tests and by tests of whole
+// clusters fed by a real API server.
+//
+// Fixture returns the services and endpoint slices; every one of them can be
+// created as a Kubernetes object (services with explicit cluster IPs from
+// 10.96.0.0/16 and fd00:10:96::/112, selector-less, with their slices created
+// by hand), except default/kubernetes, which the API server creates itself
+// with cluster IP 10.96.0.1 (its endpoint slice, the API server's address,
+// is left out: no case depends on it). Cases returns the queries and the
+// responses they must get under the zone cluster.local. with TTL 30; Check
+// compares a response with a case.
+//
+// Some cases hold only under some configuration (Case.Requires): a pod mode,
+// no Forward handler, or name server addresses taken from
+// kube-system/kube-dns. Select picks the cases that hold under a
+// configuration.
+package resolvertest
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// Zone and TTL the cases assume.
+const (
+	Zone = "cluster.local."
+	TTL  = 30
+)
+
+// Pod modes, as resolver.Config.PodMode names them.
+const (
+	PodInsecure = "insecure"
+	PodVerified = "verified"
+	PodDisabled = "disabled"
+)
+
+// Requires is the configuration a case holds under; the zero value holds
+// under any.
+type Requires struct {
+	// PodModes, when not empty, lists the pod modes the case holds in.
+	PodModes []string
+	// NoForward: the case holds only without a Forward handler (the query
+	// is REFUSED rather than forwarded).
+	NoForward bool
+	// KubeDNSNameServer: the case holds only when the addresses of
+	// ns.dns.<zone> come from the service kube-system/kube-dns (no
+	// name server addresses configured).
+	KubeDNSNameServer bool
+}
+
+// Config describes a server's configuration for Select.
+type Config struct {
+	PodMode    string // "" means insecure
+	Forward    bool   // a Forward handler is set
+	NSAddrsSet bool   // name server addresses are configured
+}
+
+// Holds reports whether the case holds under cfg.
+func (c *Case) Holds(cfg Config) bool {
+	mode := cfg.PodMode
+	if mode == "" {
+		mode = PodInsecure
+	}
+	r := &c.Requires
+	return (len(r.PodModes) == 0 || slices.Contains(r.PodModes, mode)) &&
+		!(r.NoForward && cfg.Forward) && !(r.KubeDNSNameServer && cfg.NSAddrsSet)
+}
+
+// Select returns the cases that hold under cfg.
+func Select(cases []Case, cfg Config) []Case {
+	var out []Case
+	for _, c := range cases {
+		if c.Holds(cfg) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Case is one query, asked without EDNS, and the response it must get.
+// Records are in the form Canonical gives; the order within a section does
+// not matter (answers rotate).
+type Case struct {
+	Name  string // question name, echoed with its case
+	Type  uint16
+	Rcode int
+	// Answer, Authority and Additional records. A negative answer's
+	// authority is the zone's SOA, whose serial (the Raft index) is not
+	// compared: write any number.
+	Answer, Authority, Additional []string
+	// NotAuthoritative: AA must be clear (REFUSED); else it must be set.
+	NotAuthoritative bool
+	Requires         Requires
+	// Note says what the case shows.
+	Note string
+}
+
+// String names the case, for test names.
+func (c *Case) String() string {
+	s := dns.TypeToString[c.Type] + " " + c.Name
+	if len(c.Requires.PodModes) > 0 {
+		s += " pods=" + strings.Join(c.Requires.PodModes, ",")
+	}
+	return s
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+// BigEndpoints is the number of ready endpoints of the headless service
+// kube-system/big, whose A answer does not fit in 512 octets.
+const BigEndpoints = 100
+
+// Fixture returns a new copy of the cluster state the cases are about.
+func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
+	tcp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "TCP", Port: port} }
+	udp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "UDP", Port: port} }
+	services = []*fsm.Service{
+		// Created by the API server itself.
+		{Namespace: "default", Name: "kubernetes", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.1"),
+			Ports: []fsm.Port{tcp("https", 443)}},
+		// The cluster DNS service: the name server's addresses when none
+		// are configured.
+		{Namespace: "kube-system", Name: "kube-dns", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.10"),
+			Ports: []fsm.Port{udp("dns", 53), tcp("dns-tcp", 53), tcp("metrics", 9153)}},
+		// Dual-stack, with a named UDP port and an unnamed one.
+		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.1.10", "fd00:10:96::110"),
+			Ports: []fsm.Port{tcp("http", 80), udp("dns", 53), tcp("", 8080)}},
+		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.1.11"),
+			Ports: []fsm.Port{tcp("", 80)}},
+		// IPv6 only.
+		{Namespace: "other", Name: "db", Type: fsm.TypeLoadBalancer, ClusterIPs: addrs("fd00:10:96::20"),
+			Ports: []fsm.Port{tcp("postgres", 5432)}},
+		{Namespace: "default", Name: "ext", Type: fsm.TypeExternalName, ExternalName: "example.com"},
+		// Headless, dual-stack (one slice per family).
+		{Namespace: "default", Name: "hl", Type: fsm.TypeClusterIP, Headless: true,
+			Ports: []fsm.Port{tcp("http", 80)}},
+		{Namespace: "default", Name: "hlpub", Type: fsm.TypeClusterIP, Headless: true, PublishNotReadyAddresses: true},
+		{Namespace: "default", Name: "empty", Type: fsm.TypeClusterIP, Headless: true},
+		{Namespace: "kube-system", Name: "big", Type: fsm.TypeClusterIP, Headless: true},
+	}
+	slices = []*fsm.EndpointSlice{
+		{Namespace: "default", Name: "hl-ipv4", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
+			Endpoints: []fsm.Endpoint{
+				{Addresses: addrs("10.244.1.1"), Hostname: "web-0", Ready: true, PodName: "web-0"},
+				{Addresses: addrs("10.244.1.2"), Ready: true, PodName: "web-x"},
+				{Addresses: addrs("10.244.1.3"), Hostname: "web-2", PodName: "web-2"}, // not ready
+			}},
+		{Namespace: "default", Name: "hl-ipv6", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
+			Endpoints: []fsm.Endpoint{{Addresses: addrs("fd00:10:244::1:1"), Hostname: "web-0", Ready: true, PodName: "web-0"}}},
+		{Namespace: "default", Name: "hlpub-ipv4", Service: "hlpub",
+			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.2.1"), PodName: "pub-0"}}}, // not ready
+	}
+	big := &fsm.EndpointSlice{Namespace: "kube-system", Name: "big-ipv4", Service: "big"}
+	for i := range BigEndpoints {
+		big.Endpoints = append(big.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.244.3.%d", i+1)), Ready: true})
+	}
+	slices = append(slices, big)
+	return services, slices
+}
+
+// Canonical formats a record as Check compares it: its presentation form
+// with fields separated by single spaces.
+func Canonical(rr dns.RR) string {
+	return strings.Join(strings.Fields(rr.String()), " ")
+}
+
+// soaSerial masks the serial of an SOA record in canonical form.
+func soaSerial(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 11 && strings.EqualFold(f[3], "SOA") {
+		f[6] = "*"
+		return strings.Join(f, " ")
+	}
+	return s
+}
+
+// Check compares reply, the response to c's question asked without EDNS,
+// with c. The order of records within a section is not compared; nor is an
+// SOA's serial.
+func Check(reply *dns.Msg, c Case) error {
+	if reply == nil {
+		return fmt.Errorf("%s: no reply", c.String())
+	}
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if reply.Rcode != c.Rcode {
+		fail("rcode %s, want %s", dns.RcodeToString[reply.Rcode], dns.RcodeToString[c.Rcode])
+	}
+	if reply.Authoritative == c.NotAuthoritative {
+		fail("AA %v, want %v", reply.Authoritative, !c.NotAuthoritative)
+	}
+	if !reply.Response || reply.Truncated || reply.RecursionAvailable || reply.Opcode != dns.OpcodeQuery {
+		fail("header %+v", reply.MsgHdr)
+	}
+	want := dns.Question{Name: c.Name, Qtype: c.Type, Qclass: dns.ClassINET}
+	if len(reply.Question) != 1 || reply.Question[0] != want {
+		fail("question %v, want %v", reply.Question, want)
+	}
+	for _, s := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"answer", texts(reply.Answer), c.Answer},
+		{"authority", texts(reply.Ns), c.Authority},
+		{"additional", texts(reply.Extra), c.Additional},
+	} {
+		want := make([]string, len(s.want))
+		for i, w := range s.want {
+			want[i] = soaSerial(strings.Join(strings.Fields(w), " "))
+		}
+		slices.Sort(want)
+		if !slices.Equal(s.got, want) {
+			fail("%s:\n  got  %q\n  want %q", s.name, s.got, want)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %s", c.String(), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// texts returns the canonical forms of rrs, OPT left out, SOA serials
+// masked, sorted.
+func texts(rrs []dns.RR) []string {
+	out := []string{}
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, soaSerial(Canonical(rr)))
+	}
+	slices.Sort(out)
+	return out
+}
