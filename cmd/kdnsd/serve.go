@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,6 +44,8 @@ type serveOptions struct {
 	resolvConf                                  string
 	cacheSize, maxInFlight                      int
 	serveStale                                  time.Duration
+	nsAddrs                                     []net.IP
+	podMode                                     string
 }
 
 func newServeCommand() *cobra.Command {
@@ -75,6 +78,8 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
 	f.StringVar(&o.zone, "zone", "cluster.local.", "cluster domain")
 	f.Uint32Var(&o.ttl, "ttl", 30, "TTL of cluster records, in seconds")
+	f.IPSliceVar(&o.nsAddrs, "ns-addr", nil, "addresses of ns.dns.<zone>, the name server in the zone's NS record: kdnsd's own Service IPs (default: the cluster IPs of kube-system/kube-dns)")
+	f.StringVar(&o.podMode, "pod-mode", resolver.PodInsecure, "pod records <a-b-c-d>.<ns>.pod.<zone>: insecure, verified or disabled")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
@@ -118,6 +123,9 @@ func (o *serveOptions) validate() error {
 	if _, err := o.forwarder(nil); err != nil {
 		return err
 	}
+	if _, err := resolver.New(o.resolverConfig(nil, nil)); err != nil {
+		return fmt.Errorf("--zone, --pod-mode: %w", err)
+	}
 	if o.raftTLS != (raftnode.TLSFiles{}) {
 		if _, err := o.raftTLS.Config(); err != nil {
 			return fmt.Errorf("--raft-tls-cert/--raft-tls-key/--raft-tls-ca: %w", err)
@@ -134,6 +142,19 @@ func (o *serveOptions) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func (o *serveOptions) resolverConfig(log *slog.Logger, fwd *forward.Forwarder) resolver.Config {
+	cfg := resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, PodMode: o.podMode}
+	if fwd != nil {
+		cfg.Forward = fwd
+	}
+	for _, ip := range o.nsAddrs {
+		if addr, ok := netip.AddrFromSlice(ip); ok {
+			cfg.NSAddrs = append(cfg.NSAddrs, addr.Unmap())
+		}
+	}
+	return cfg
 }
 
 // forwarder builds the forwarder from the flags.
@@ -202,7 +223,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := resolver.New(resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, Forward: fwd})
+	res, err := resolver.New(o.resolverConfig(log, fwd))
 	if err != nil {
 		return err
 	}

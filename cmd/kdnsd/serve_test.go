@@ -30,6 +30,9 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"upstream that is not an IP", []string{"--upstream", "dns.example"}, nil, "--upstream"},
 		{"stub domain without servers", []string{"--upstream", "127.0.0.1", "--stub-domain", "corp.example"}, nil, "--stub-domain"},
 		{"unreadable resolv.conf", []string{"--resolv-conf", "/nonexistent/resolv.conf"}, nil, "/nonexistent/resolv.conf"},
+		{"bad pod mode", []string{"--upstream", "127.0.0.1", "--pod-mode", "trusting"}, nil, "--pod-mode"},
+		{"bad zone", []string{"--upstream", "127.0.0.1", "--zone", "a..b"}, nil, "--zone"},
+		{"bad ns address", []string{"--ns-addr", "ns.example"}, nil, "--ns-addr"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}
