@@ -111,7 +111,7 @@ func Cases() []Case {
 		nodata("_tcp."+web, dns.TypeSRV, "empty non-terminal _<proto>"),
 		nx("_http._udp."+web, dns.TypeSRV, "port http is TCP"),
 		nx("_https._tcp."+web, dns.TypeSRV, "no such port"),
-		nx("_8080._tcp."+web, dns.TypeSRV, "unnamed ports have no SRV"),
+		nx("_80._tcp."+v4only, dns.TypeSRV, "unnamed ports have no SRV"),
 		nx("x."+web, dns.TypeA, "nothing below a ClusterIP service but SRV names"),
 		{Name: v4only, Type: dns.TypeA, Answer: []string{a(v4only, "10.96.1.11")}, Note: "NodePort"},
 		nodata(v4only, dns.TypeAAAA, "single-stack"),

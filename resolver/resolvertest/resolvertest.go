@@ -135,9 +135,10 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		// are configured.
 		{Namespace: "kube-system", Name: "kube-dns", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.10"),
 			Ports: []fsm.Port{udp("dns", 53), tcp("dns-tcp", 53), tcp("metrics", 9153)}},
-		// Dual-stack, with a named UDP port and an unnamed one.
+		// Dual-stack, with a named UDP port.
 		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.1.10", "fd00:10:96::110"),
-			Ports: []fsm.Port{tcp("http", 80), udp("dns", 53), tcp("", 8080)}},
+			Ports: []fsm.Port{tcp("http", 80), udp("dns", 53)}},
+		// Its one port is unnamed (the API allows that only for a lone port).
 		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.1.11"),
 			Ports: []fsm.Port{tcp("", 80)}},
 		// IPv6 only.

@@ -209,6 +209,16 @@ func (r *Replica) Query(name string, qtype uint16, tcp bool) (*dns.Msg, error) {
 	return reply, err
 }
 
+// QueryPlain asks over UDP without EDNS, as a minimal stub resolver does.
+func (r *Replica) QueryPlain(name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = false
+	client := &dns.Client{Timeout: time.Second}
+	reply, _, err := client.Exchange(m, r.DNSAddr)
+	return reply, err
+}
+
 // Status is what a replica reports at /status.
 type Status struct {
 	ID          string `json:"id"`

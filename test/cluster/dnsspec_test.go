@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
+)
+
+// TestDNSSpecification runs the resolver's query-case table against three
+// replicas fed by the real API server: the fixture is created as Kubernetes
+// objects, and every case must hold on every replica. This file sorts first
+// in the package, so its fixed cluster IPs are not yet taken by services that
+// other tests create with allocated ones.
+func TestDNSSpecification(t *testing.T) {
+	cs := admin(t)
+	services, slices := resolvertest.Fixture()
+	createFixture(t, cs, services, slices)
+
+	c := newCluster(t, 3)
+	cases := resolvertest.Select(resolvertest.Cases(), resolvertest.Config{PodMode: resolvertest.PodInsecure, Forward: true})
+	if len(cases) < 50 {
+		t.Fatalf("only %d cases selected", len(cases))
+	}
+	for _, r := range c.Replicas {
+		var failures []error
+		// The replicas converge on the fixture; then every case must hold.
+		ok := poll(30*time.Second, func() bool {
+			failures = failures[:0]
+			for _, tc := range cases {
+				reply, err := r.QueryPlain(tc.Name, tc.Type)
+				if err == nil {
+					err = resolvertest.Check(reply, tc)
+				}
+				if err != nil {
+					failures = append(failures, err)
+				}
+			}
+			return len(failures) == 0
+		})
+		if !ok {
+			t.Errorf("%s: %d of %d cases fail:\n%v", r.ID, len(failures), len(cases), errors.Join(failures...))
+		}
+	}
+
+	// A real client's view of a reverse lookup and an SRV with additional
+	// records.
+	host, port, _ := strings.Cut(c.Replicas[0].DNSAddr, ":")
+	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "+tries=1", "+time=2", "-x", "10.96.1.10").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "web.default.svc.cluster.local." {
+		t.Errorf("dig -x 10.96.1.10: %q %v", out, err)
+	}
+	out, err = exec.Command("dig", "@"+host, "-p", port, "+noall", "+answer", "+additional", "+tries=1", "+time=2",
+		"_http._tcp.web.default.svc.cluster.local.", "SRV").Output()
+	flat := strings.Join(strings.Fields(string(out)), " ")
+	if err != nil || !strings.Contains(flat, "IN SRV 0 100 80 web.default.svc.cluster.local.") ||
+		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN A 10.96.1.10") ||
+		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN AAAA fd00:10:96::110") {
+		t.Errorf("dig SRV:\n%s %v", out, err)
+	}
+}
+
+// createFixture creates the fixture's namespaces, services (with their fixed
+// cluster IPs) and endpoint slices. default/kubernetes exists already.
+func createFixture(t *testing.T, cs kubernetes.Interface, services []*fsm.Service, slices []*fsm.EndpointSlice) {
+	t.Helper()
+	ctx := context.Background()
+	namespaces := map[string]bool{}
+	for _, s := range services {
+		namespaces[s.Namespace] = true
+	}
+	for ns := range namespaces {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range services {
+		if s.Namespace == "default" && s.Name == "kubernetes" {
+			continue
+		}
+		if _, err := cs.CoreV1().Services(s.Namespace).Create(ctx, apiService(s), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create service %s/%s: %v", s.Namespace, s.Name, err)
+		}
+	}
+	for _, e := range slices {
+		if _, err := cs.DiscoveryV1().EndpointSlices(e.Namespace).Create(ctx, apiSlice(e), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create endpoint slice %s/%s: %v", e.Namespace, e.Name, err)
+		}
+	}
+}
+
+// apiService is the Kubernetes Service whose translation is s.
+func apiService(s *fsm.Service) *corev1.Service {
+	spec := corev1.ServiceSpec{Type: corev1.ServiceType(s.Type), PublishNotReadyAddresses: s.PublishNotReadyAddresses}
+	switch {
+	case s.Type == fsm.TypeExternalName:
+		spec.ExternalName = s.ExternalName
+	case s.Headless:
+		spec.ClusterIP = corev1.ClusterIPNone
+	default:
+		for _, ip := range s.ClusterIPs {
+			spec.ClusterIPs = append(spec.ClusterIPs, ip.String())
+			family := corev1.IPv4Protocol
+			if ip.Is6() {
+				family = corev1.IPv6Protocol
+			}
+			spec.IPFamilies = append(spec.IPFamilies, family)
+		}
+		spec.ClusterIP = spec.ClusterIPs[0]
+		policy := corev1.IPFamilyPolicySingleStack
+		if len(s.ClusterIPs) > 1 {
+			policy = corev1.IPFamilyPolicyRequireDualStack
+		}
+		spec.IPFamilyPolicy = &policy
+	}
+	for _, p := range s.Ports {
+		spec.Ports = append(spec.Ports, corev1.ServicePort{Name: p.Name, Protocol: corev1.Protocol(p.Protocol), Port: int32(p.Port)})
+	}
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}, Spec: spec}
+}
+
+// apiSlice is the Kubernetes EndpointSlice whose translation is e. A slice
+// holds one address family; the fixture's slices do too.
+func apiSlice(e *fsm.EndpointSlice) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name, Labels: map[string]string{discoveryv1.LabelServiceName: e.Service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{},
+	}
+	for _, p := range e.Ports {
+		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr(p.Name), Protocol: ptr(corev1.Protocol(p.Protocol)), Port: ptr(int32(p.Port))})
+	}
+	for _, ep := range e.Endpoints {
+		out := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: ptr(ep.Ready)}}
+		for _, a := range ep.Addresses {
+			out.Addresses = append(out.Addresses, a.String())
+			if a.Is6() {
+				es.AddressType = discoveryv1.AddressTypeIPv6
+			}
+		}
+		if ep.Hostname != "" {
+			out.Hostname = ptr(ep.Hostname)
+		}
+		if ep.PodName != "" {
+			out.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: e.Namespace, Name: ep.PodName}
+		}
+		if ep.NodeName != "" {
+			out.NodeName = ptr(ep.NodeName)
+		}
+		es.Endpoints = append(es.Endpoints, out)
+	}
+	return es
+}
