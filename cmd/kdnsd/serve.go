@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ type serveOptions struct {
 	serveStale                                  time.Duration
 	nsAddrs                                     []net.IP
 	podMode                                     string
+	discovery                                   discoveryOptions
 }
 
 func newServeCommand() *cobra.Command {
@@ -67,11 +69,15 @@ func newServeCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	hostname, _ := os.Hostname()
-	f.StringVar(&o.id, "id", hostname, "Raft server ID of this replica (the pod name in a StatefulSet)")
+	id := os.Getenv("POD_NAME")
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	f.StringVar(&o.id, "id", id, "Raft server ID of this replica: the pod name in a StatefulSet (default: $POD_NAME, else the hostname)")
 	f.StringVar(&o.raftAddr, "raft-addr", "0.0.0.0:7000", "address the Raft transport listens on")
 	f.StringVar(&o.raftAdvertise, "raft-advertise", "", "address peers dial for Raft (default: --raft-addr)")
 	f.StringVar(&o.peers, "peers", "", "static bootstrap configuration: id=host:port,… including this replica")
+	o.discovery.addFlags(f)
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/kdnsd", "directory for the record store and Raft state")
 	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
@@ -110,6 +116,9 @@ func (o *serveOptions) validate() error {
 	}
 	if _, err := raftnode.ParsePeers(o.peers); err != nil {
 		return fmt.Errorf("--peers: %w", err)
+	}
+	if err := o.discovery.validate(o); err != nil {
+		return err
 	}
 	switch o.logFormat {
 	case "text", "json":
@@ -250,10 +259,25 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 	}
-	node, err := raftnode.Start(raftnode.Config{
+	mem, err := o.discovery.membership(&o, client, log)
+	if err != nil {
+		return err
+	}
+	raftCfg := raftnode.Config{
 		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise, Peers: peers,
 		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel, TLS: raftTLS,
-	}, store)
+	}
+	if mem != nil {
+		// Not waited for: with the API server down, Raft still starts from
+		// its own state and the configured addresses.
+		go func() {
+			if err := mem.Start(serveCtx); err != nil && serveCtx.Err() == nil {
+				log.Error("kubernetes discovery", "err", err)
+			}
+		}()
+		raftCfg.Discovered = mem.Addr
+	}
+	node, err := raftnode.Start(raftCfg, store)
 	if err != nil {
 		return err
 	}
@@ -263,18 +287,30 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.Shutdown()
 		return err
 	}
+	// Leader-only work and bootstrap end before Raft shuts down.
 	watchCtx, stopWatching := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
+	var leaderWork sync.WaitGroup
+	if mem != nil {
+		leaderWork.Go(func() {
+			if err := mem.Bootstrap(watchCtx, node); err != nil && watchCtx.Err() == nil {
+				log.Error("bootstrap", "err", err)
+			}
+		})
+	}
+	leaderWork.Go(func() {
 		node.WhileLeader(watchCtx, func(term context.Context) {
 			log.Info("leading: watching the Kubernetes API")
+			var reconcile sync.WaitGroup
+			if mem != nil {
+				reconcile.Go(func() { mem.Reconcile(term, node) })
+			}
 			if err := w.Run(term); err != nil && term.Err() == nil {
 				log.Error("watcher stopped", "err", err)
 			}
+			reconcile.Wait()
 			log.Info("no longer leading: stopped watching")
 		})
-	}()
+	})
 
 	httpSrv := &http.Server{Addr: o.httpAddr, Handler: statusMux(node, res, w, &dnsUp), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
@@ -290,7 +326,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		runErr = fmt.Errorf("http %s: %w", o.httpAddr, err)
 	}
 	stopWatching()
-	<-watchDone
+	leaderWork.Wait()
 	if err := node.Shutdown(); err != nil {
 		log.Warn("raft shutdown", "err", err)
 	}

@@ -33,6 +33,11 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad pod mode", []string{"--upstream", "127.0.0.1", "--pod-mode", "trusting"}, nil, "--pod-mode"},
 		{"bad zone", []string{"--upstream", "127.0.0.1", "--zone", "a..b"}, nil, "--zone"},
 		{"bad ns address", []string{"--ns-addr", "ns.example"}, nil, "--ns-addr"},
+		{"bad discovery", []string{"--discovery", "dns"}, nil, "--discovery"},
+		{"peers with kubernetes discovery", []string{"--discovery", "kubernetes", "--peers", "a=1.1.1.1:1"}, nil, "--peers is for --discovery=static"},
+		{"kubernetes discovery without pod IP", []string{"--discovery", "kubernetes", "--id", "kdnsd-0"}, nil, "--raft-advertise"},
+		{"kubernetes discovery without statefulset", []string{"--discovery", "kubernetes", "--id", "laptop"}, nil, "--statefulset is required"},
+		{"read replica with peers", []string{"--voter=false", "--peers", "a=1.1.1.1:1"}, nil, "--voter=false"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/membership"
+)
+
+// discoveryOptions choose how peers find each other: a static --peers list,
+// or the pods of the StatefulSet through the Kubernetes API.
+type discoveryOptions struct {
+	mode, namespace, selector, statefulSet string
+	bootstrapExpect                        int
+	voter                                  bool
+	deadServerTimeout                      time.Duration
+}
+
+const (
+	discoveryStatic     = "static"
+	discoveryKubernetes = "kubernetes"
+)
+
+func (d *discoveryOptions) addFlags(f *pflag.FlagSet) {
+	namespace := os.Getenv("POD_NAMESPACE")
+	if namespace == "" {
+		namespace = "kube-system"
+	}
+	f.StringVar(&d.mode, "discovery", discoveryStatic, "how peers are found: static (--peers) or kubernetes (the pods of the StatefulSet)")
+	f.StringVar(&d.namespace, "namespace", namespace, "namespace of kdnsd's pods, with --discovery=kubernetes (default: $POD_NAMESPACE)")
+	f.StringVar(&d.selector, "selector", "app.kubernetes.io/name=kdnsd", "label selector of kdnsd's pods, with --discovery=kubernetes")
+	f.StringVar(&d.statefulSet, "statefulset", "", "name of the voters' StatefulSet (default: --id without its -<ordinal>)")
+	f.IntVar(&d.bootstrapExpect, "bootstrap-expect", membership.DefaultBootstrapExpect, "voters a new cluster waits for before it bootstraps, with --discovery=kubernetes")
+	f.BoolVar(&d.voter, "voter", true, "take part in quorum; false makes a read replica that receives the log and serves DNS")
+	f.DurationVar(&d.deadServerTimeout, "dead-server-timeout", membership.DefaultDeadServerTimeout, "how long a server the StatefulSet no longer wants may be unreachable before the leader removes it")
+}
+
+var ordinalSuffix = regexp.MustCompile(`-[0-9]+$`)
+
+func (d *discoveryOptions) validate(o *serveOptions) error {
+	switch d.mode {
+	case discoveryStatic:
+		if !d.voter && o.peers != "" {
+			return errors.New("--voter=false: a read replica is added by the leader; give it no --peers")
+		}
+		return nil
+	case discoveryKubernetes:
+	default:
+		return fmt.Errorf("--discovery %q: want static or kubernetes", d.mode)
+	}
+	if o.peers != "" {
+		return errors.New("--peers is for --discovery=static")
+	}
+	if d.bootstrapExpect < 1 {
+		return fmt.Errorf("--bootstrap-expect %d: want at least 1", d.bootstrapExpect)
+	}
+	if d.statefulSet == "" {
+		if !ordinalSuffix.MatchString(o.id) {
+			return fmt.Errorf("--statefulset is required: --id %q is not <statefulset>-<ordinal>", o.id)
+		}
+		d.statefulSet = ordinalSuffix.ReplaceAllString(o.id, "")
+	}
+	advertise := o.raftAdvertise
+	if advertise == "" {
+		advertise = o.raftAddr
+	}
+	if host, _, _ := net.SplitHostPort(advertise); host == "" || net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+		return fmt.Errorf("--raft-advertise %q: peers need this pod's IP, e.g. KDNSD_RAFT_ADVERTISE=$(POD_IP):7000", advertise)
+	}
+	return nil
+}
+
+// membership returns the Kubernetes discovery, or nil for static peers.
+func (d *discoveryOptions) membership(o *serveOptions, client kubernetes.Interface, log *slog.Logger) (*membership.Membership, error) {
+	if d.mode != discoveryKubernetes {
+		return nil, nil
+	}
+	raftPort, err := port(o.raftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--raft-addr: %w", err)
+	}
+	statusPort, err := port(o.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	return membership.New(membership.Config{
+		Client: client, Namespace: d.namespace, Selector: d.selector, StatefulSet: d.statefulSet,
+		RaftPort: raftPort, StatusPort: statusPort, BootstrapExpect: d.bootstrapExpect,
+		DeadServerTimeout: d.deadServerTimeout, Self: o.id, Voter: d.voter,
+		Logger: log.With("component", "membership"),
+	})
+}
+
+func port(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(p)
+}
