@@ -46,6 +46,10 @@ type Cluster struct {
 	Zone       string
 	Dir        string
 	Replicas   []*Replica
+	// Namespace, when set, makes the replicas find each other through the
+	// Kubernetes API (--discovery=kubernetes) as the pods of StatefulSet
+	// "kdnsd" with label Selector in that namespace, instead of --peers.
+	Namespace string
 	// Upstream is the --upstream of every replica. New sets it to a closed
 	// loopback port so that no test traffic leaves the machine; a test that
 	// checks forwarding points it at a server of its own.
@@ -93,6 +97,64 @@ func New(bin, kubeconfig, dir string, n int) (*Cluster, error) {
 	return c, nil
 }
 
+// Selector is the label selector of the replicas' pods under discovery.
+const Selector = "app.kubernetes.io/name=kdnsd-test"
+
+// NewOnHosts lays out n replicas as a StatefulSet has them: each on its own
+// address (127.0.0.11, .12, …) and all on the same ports, so that a
+// replica's Raft and status addresses follow from its pod IP. Replica i can
+// later be moved to another address with Move.
+func NewOnHosts(bin, kubeconfig, dir string, n int) (*Cluster, error) {
+	c, err := New(bin, kubeconfig, dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i := range n {
+		if err := c.AddOnHost(fmt.Sprintf("127.0.0.%d", 11+i)); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// AddOnHost lays out one more replica (kdnsd-<next ordinal>) on host, with
+// the ports of the cluster's first replica (new ones for the first).
+func (c *Cluster) AddOnHost(host string) error {
+	r := &Replica{ID: fmt.Sprintf("kdnsd-%d", len(c.Replicas)), cluster: c}
+	if len(c.Replicas) == 0 {
+		for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
+			addr, err := FreeAddr()
+			if err != nil {
+				return err
+			}
+			*p = addr
+		}
+	} else {
+		first := c.Replicas[0]
+		r.RaftAddr, r.DNSAddr, r.HTTPAddr = first.RaftAddr, first.DNSAddr, first.HTTPAddr
+	}
+	r.DataDir = filepath.Join(c.Dir, r.ID)
+	r.LogPath = filepath.Join(c.Dir, r.ID+".log")
+	c.Replicas = append(c.Replicas, r)
+	r.Move(host)
+	return nil
+}
+
+// Move puts the replica's addresses on host (a rescheduled pod's new IP);
+// it takes effect at the next Start.
+func (r *Replica) Move(host string) {
+	for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
+		_, port, _ := net.SplitHostPort(*p)
+		*p = net.JoinHostPort(host, port)
+	}
+}
+
+// Host is the replica's IP.
+func (r *Replica) Host() string {
+	host, _, _ := net.SplitHostPort(r.RaftAddr)
+	return host
+}
+
 // Peers is the --peers value of the cluster.
 func (c *Cluster) Peers() string {
 	var parts []string
@@ -128,9 +190,15 @@ func (r *Replica) Start() error {
 	}
 	c := r.cluster
 	args := []string{"serve",
-		"--id", r.ID, "--raft-addr", r.RaftAddr, "--peers", c.Peers(),
+		"--id", r.ID, "--raft-addr", r.RaftAddr,
 		"--dns-addr", r.DNSAddr, "--http-addr", r.HTTPAddr, "--data-dir", r.DataDir,
 		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone, "--upstream", c.Upstream,
+	}
+	if c.Namespace != "" {
+		args = append(args, "--discovery", "kubernetes", "--namespace", c.Namespace,
+			"--selector", Selector, "--statefulset", "kdnsd", "--dead-server-timeout", "2s")
+	} else {
+		args = append(args, "--peers", c.Peers())
 	}
 	args = append(args, c.ExtraArgs...)
 	logf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -229,6 +297,11 @@ type Status struct {
 	Applied     uint64 `json:"applied_index"`
 	ServedIndex uint64 `json:"served_index"`
 	Watcher     string `json:"watcher"`
+	Servers     []struct {
+		ID      string `json:"id"`
+		Address string `json:"address"`
+		Voter   bool   `json:"voter"`
+	} `json:"servers"`
 }
 
 // Status reads the replica's /status.
