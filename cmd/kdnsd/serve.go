@@ -48,6 +48,7 @@ type serveOptions struct {
 	nsAddrs                                     []net.IP
 	podMode                                     string
 	discovery                                   discoveryOptions
+	adminAPI                                    adminOptions
 }
 
 func newServeCommand() *cobra.Command {
@@ -78,6 +79,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.raftAdvertise, "raft-advertise", "", "address peers dial for Raft (default: --raft-addr)")
 	f.StringVar(&o.peers, "peers", "", "static bootstrap configuration: id=host:port,… including this replica")
 	o.discovery.addFlags(f)
+	o.adminAPI.addFlags(f)
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/kdnsd", "directory for the record store and Raft state")
 	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
@@ -118,6 +120,9 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--peers: %w", err)
 	}
 	if err := o.discovery.validate(o); err != nil {
+		return err
+	}
+	if err := o.adminAPI.validate(); err != nil {
 		return err
 	}
 	switch o.logFormat {
@@ -287,6 +292,11 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.Shutdown()
 		return err
 	}
+	adminSrv, err := o.adminAPI.server(node, store, res, w, mem, log)
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
 	// Leader-only work and bootstrap end before Raft shuts down.
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	var leaderWork sync.WaitGroup
@@ -316,6 +326,16 @@ func serve(ctx context.Context, o serveOptions) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.ListenAndServe() }()
 
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	adminErr, adminDone := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if adminSrv != nil {
+			adminErr <- adminSrv.Serve(adminCtx)
+		}
+	}()
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -324,7 +344,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		runErr = fmt.Errorf("dns: %w", err)
 	case err := <-httpErr:
 		runErr = fmt.Errorf("http %s: %w", o.httpAddr, err)
+	case err := <-adminErr:
+		runErr = fmt.Errorf("admin API %s: %w", o.adminAPI.addr, err)
 	}
+	// Admin calls end before the node they act on shuts down.
+	stopAdmin()
+	<-adminDone
 	stopWatching()
 	leaderWork.Wait()
 	if err := node.Shutdown(); err != nil {

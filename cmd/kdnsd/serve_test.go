@@ -38,6 +38,8 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"kubernetes discovery without pod IP", []string{"--discovery", "kubernetes", "--id", "kdnsd-0"}, nil, "--raft-advertise"},
 		{"kubernetes discovery without statefulset", []string{"--discovery", "kubernetes", "--id", "laptop"}, nil, "--statefulset is required"},
 		{"read replica with peers", []string{"--voter=false", "--peers", "a=1.1.1.1:1"}, nil, "--voter=false"},
+		{"admin flags without address", []string{"--admin-token-file", "/t"}, nil, "without --admin-addr"},
+		{"admin API off loopback without auth", []string{"--admin-addr", "0.0.0.0:8443"}, nil, "--admin-addr"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}

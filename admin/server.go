@@ -1,0 +1,248 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Server serves the admin API of one replica.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	sec     *security
+	id      string
+	scheme  string // of this and every peer's admin API
+	peers   *http.Client
+	handler http.Handler
+}
+
+// NewServer checks cfg (see Config.Validate) and prepares a Server; Serve
+// starts it.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Node == nil || cfg.Views == nil {
+		return nil, errors.New("admin: a Node and Views are required")
+	}
+	if cfg.PeerTimeout <= 0 {
+		cfg.PeerTimeout = 2 * time.Second
+	}
+	if cfg.MaxSnapshotBytes <= 0 {
+		cfg.MaxSnapshotBytes = 256 << 20
+	}
+	sec, err := cfg.security(cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, sec: sec, id: cfg.Node.Status().ID, scheme: "http"}
+	if sec.cert != nil {
+		s.scheme = "https"
+	}
+	s.peers = &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: cfg.PeerTimeout}).DialContext,
+		TLSClientConfig:     s.peerTLS(),
+		TLSHandshakeTimeout: cfg.PeerTimeout,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     time.Minute,
+	}}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Serve listens on Config.Addr and serves until ctx ends, then shuts down
+// gracefully. It returns an error if it cannot listen or stops serving.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// HTTP/1.1 only: nothing here needs HTTP/2, and an idle HTTP/2
+		// connection holds up a graceful shutdown for a second.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if s.sec.cert != nil {
+		srv.TLSConfig = s.serverTLS()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	s.log.Info("serving the admin API", "addr", ln.Addr().String(), "scheme", s.scheme,
+		"token", s.sec.tokens != nil, "client_ca", s.sec.clientCA != nil)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: serve on %s: %w", s.cfg.Addr, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+func (s *Server) serverTLS() *tls.Config {
+	c := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.sec.cert.get(), nil },
+	}
+	if s.sec.clientCA != nil {
+		// Verified per request (authenticate), against the current CA,
+		// so that a refusal is an HTTP answer rather than a TLS alert.
+		c.ClientAuth = tls.RequestClientCert
+	}
+	return c
+}
+
+// peerTLS is the client side of calls to other replicas: it presents this
+// replica's certificate and verifies theirs against the peer CA, without a
+// host name since pods are reached at changing IPs.
+func (s *Server) peerTLS() *tls.Config {
+	if s.sec.cert == nil {
+		return nil
+	}
+	c := &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.sec.cert.get(), nil },
+	}
+	if s.sec.peerCA != nil {
+		c.InsecureSkipVerify = true // replaced by VerifyConnection
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("peer presented no certificate")
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				Roots:         s.sec.peerCA.get(),
+				Intermediates: intermediates(cs.PeerCertificates),
+				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			})
+			return err
+		}
+	}
+	return c
+}
+
+func intermediates(chain []*x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+// token is the one this replica sends to its peers; "" without a token file.
+func (s *Server) token() string {
+	if s.sec.tokens == nil {
+		return ""
+	}
+	return s.sec.tokens.get()[0]
+}
+
+// authenticate returns nil, or the status and message to refuse with.
+func (s *Server) authenticate(r *http.Request) (int, string) {
+	if s.sec.clientCA != nil {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return http.StatusUnauthorized, "client certificate required"
+		}
+		_, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
+			Roots:         s.sec.clientCA.get(),
+			Intermediates: intermediates(r.TLS.PeerCertificates),
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if err != nil {
+			return http.StatusForbidden, "client certificate not accepted: " + err.Error()
+		}
+	}
+	if s.sec.tokens != nil {
+		scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		given = strings.TrimSpace(given)
+		if !strings.EqualFold(scheme, "Bearer") || given == "" {
+			return http.StatusUnauthorized, "missing bearer token"
+		}
+		if !tokenMatches(given, s.sec.tokens.get()) {
+			return http.StatusUnauthorized, "invalid token"
+		}
+	}
+	return 0, ""
+}
+
+// tokenMatches compares digests, so the time taken says nothing of the
+// tokens, not even their length.
+func tokenMatches(given string, tokens []string) bool {
+	g := sha256.Sum256([]byte(given))
+	ok := 0
+	for _, t := range tokens {
+		h := sha256.Sum256([]byte(t))
+		ok |= subtle.ConstantTimeCompare(g[:], h[:])
+	}
+	return ok == 1
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/peers", s.handlePeers)
+	mux.HandleFunc("POST /v1/peers", s.leaderOnly(s.handleAddPeer))
+	mux.HandleFunc("DELETE /v1/peers/{id}", s.leaderOnly(s.handleRemovePeer))
+	mux.HandleFunc("POST /v1/leader/transfer", s.leaderOnly(s.handleTransfer))
+	mux.HandleFunc("GET /v1/snapshot", s.handleSnapshot)
+	mux.HandleFunc("POST /v1/snapshot", s.leaderOnly(s.handleRestore))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code, msg := s.authenticate(r); code != 0 {
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="kdnsd-admin"`)
+			}
+			s.log.Warn("admin: refused a request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "reason", msg)
+			writeError(w, code, "%s", msg)
+			return
+		}
+		w.Header().Set(HeaderPeer, s.id)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, ErrorResponse{Error: fmt.Sprintf(format, args...)})
+}
+
+// who describes the caller for the log.
+func who(r *http.Request) []any {
+	attrs := []any{"remote", r.RemoteAddr}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		attrs = append(attrs, "client_cert", r.TLS.PeerCertificates[0].Subject.String())
+	}
+	if by := r.Header.Get(HeaderForwardedBy); by != "" {
+		attrs = append(attrs, "forwarded_by", by)
+	}
+	return attrs
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/membership"
+	"github.com/kdnsd/kdnsd/raftnode"
+	"github.com/kdnsd/kdnsd/resolver"
+	"github.com/kdnsd/kdnsd/watcher"
+)
+
+// adminOptions configure the admin API that `kdnsd peers`, `status` and
+// `snapshot` talk to.
+type adminOptions struct{ addr, tokenFile, tlsCert, tlsKey, clientCA, peerCA string }
+
+func (a adminOptions) config() admin.Config {
+	return admin.Config{Addr: a.addr, TokenFile: a.tokenFile, TLSCert: a.tlsCert, TLSKey: a.tlsKey, ClientCA: a.clientCA, PeerCA: a.peerCA}
+}
+
+func (a *adminOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&a.addr, "admin-addr", "", "address of the admin API used by kdnsd peers/status/snapshot, off when empty; a non-loopback address needs --admin-tls-cert/--admin-tls-key and --admin-token-file and/or --admin-client-ca")
+	f.StringVar(&a.tokenFile, "admin-token-file", "", "file of bearer tokens the admin API accepts, one per line, the first also sent to peers (read again when it changes)")
+	f.StringVar(&a.tlsCert, "admin-tls-cert", "", "certificate file of the admin API, also presented to peers as client certificate (reloaded when it changes)")
+	f.StringVar(&a.tlsKey, "admin-tls-key", "", "key file of --admin-tls-cert")
+	f.StringVar(&a.clientCA, "admin-client-ca", "", "CA file that every admin client certificate must be signed by (mutual TLS); also verifies peers' admin certificates")
+	f.StringVar(&a.peerCA, "admin-peer-ca", "", "CA file that verifies peers' admin certificates (default: --admin-client-ca)")
+}
+
+func (a adminOptions) validate() error {
+	if a.addr == "" {
+		if a != (adminOptions{}) {
+			return errors.New("--admin-* flags given without --admin-addr")
+		}
+		return nil
+	}
+	if err := a.config().Validate(); err != nil {
+		return fmt.Errorf("--admin-addr %s: %w", a.addr, err)
+	}
+	return nil
+}
+
+// server returns the admin API server, or nil when it is off.
+func (a adminOptions) server(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, mem *membership.Membership, log *slog.Logger) (*admin.Server, error) {
+	if a.addr == "" {
+		return nil, nil
+	}
+	samePort, err := admin.SamePort(a.addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.config()
+	cfg.Node, cfg.Views, cfg.Logger = node, store, log.With("component", "admin")
+	cfg.ServedIndex = res.AppliedIndex
+	cfg.WatcherState = func() string { return watcherState(node, w) }
+	// Every replica serves the admin API on the same port: a peer's admin
+	// address is its current IP (from discovery, else its Raft address) and
+	// that port.
+	cfg.PeerAdminAddr = func(id, raftAddr string) string {
+		if mem != nil {
+			if addr, ok := mem.Addr(id); ok {
+				raftAddr = addr
+			}
+		}
+		return samePort(id, raftAddr)
+	}
+	return admin.NewServer(cfg)
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kdnsd/kdnsd/admin"
+)
+
+func newStatusCommand() *cobra.Command {
+	var o clientOptions
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the Raft and record status of the replica --server names",
+		Args:  cobra.NoArgs,
+	}
+	cmd.RunE = o.run(func(ctx context.Context, cmd *cobra.Command, c *admin.Client, _ []string) error {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if o.output == "json" {
+			return printJSON(out, st)
+		}
+		leader := "none"
+		if st.LeaderID != "" {
+			leader = fmt.Sprintf("%s (%s)", st.LeaderID, st.LeaderAddress)
+		}
+		tw := newTable(out)
+		for _, row := range [][2]any{
+			{"ID", st.ID},
+			{"STATE", st.State},
+			{"VOTER", yesNo(st.Voter)},
+			{"TERM", st.Term},
+			{"LEADER", leader},
+			{"LAST CONTACT", lastContact(st.LastContactMS)},
+			{"COMMIT INDEX", st.CommitIndex},
+			{"APPLIED INDEX", st.AppliedIndex},
+			{"SERVED INDEX", st.ServedIndex},
+			{"SERVICES", st.Services},
+			{"ENDPOINT SLICES", st.EndpointSlices},
+			{"WATCHER", st.Watcher},
+		} {
+			fmt.Fprintf(tw, "%s\t%v\n", row[0], row[1])
+		}
+		return tw.Flush()
+	})
+	o.register(cmd)
+	return cmd
+}
