@@ -30,7 +30,15 @@ type Replica struct {
 	RaftAddr string
 	DNSAddr  string
 	HTTPAddr string
-	DataDir  string
+	// ReadReplica makes the replica a non-voter (--voter=false) that waits,
+	// without --peers, to be added by the leader.
+	ReadReplica bool
+	// ExtraArgs are added after the cluster's.
+	ExtraArgs []string
+	// AdminAddr is where the admin API listens when the cluster has
+	// AdminFlags.
+	AdminAddr string
+	DataDir   string
 	LogPath  string
 
 	cluster *Cluster
@@ -54,6 +62,9 @@ type Cluster struct {
 	// loopback port so that no test traffic leaves the machine; a test that
 	// checks forwarding points it at a server of its own.
 	Upstream string
+	// AdminFlags, when set, turn the admin API on (at each replica's
+	// AdminAddr) with these flags (token file, certificates).
+	AdminFlags []string
 	// ExtraArgs are added to every replica's command line.
 	ExtraArgs []string
 }
@@ -122,7 +133,7 @@ func NewOnHosts(bin, kubeconfig, dir string, n int) (*Cluster, error) {
 func (c *Cluster) AddOnHost(host string) error {
 	r := &Replica{ID: fmt.Sprintf("kdnsd-%d", len(c.Replicas)), cluster: c}
 	if len(c.Replicas) == 0 {
-		for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
+		for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr, &r.AdminAddr} {
 			addr, err := FreeAddr()
 			if err != nil {
 				return err
@@ -131,7 +142,7 @@ func (c *Cluster) AddOnHost(host string) error {
 		}
 	} else {
 		first := c.Replicas[0]
-		r.RaftAddr, r.DNSAddr, r.HTTPAddr = first.RaftAddr, first.DNSAddr, first.HTTPAddr
+		r.RaftAddr, r.DNSAddr, r.HTTPAddr, r.AdminAddr = first.RaftAddr, first.DNSAddr, first.HTTPAddr, first.AdminAddr
 	}
 	r.DataDir = filepath.Join(c.Dir, r.ID)
 	r.LogPath = filepath.Join(c.Dir, r.ID+".log")
@@ -143,7 +154,7 @@ func (c *Cluster) AddOnHost(host string) error {
 // Move puts the replica's addresses on host (a rescheduled pod's new IP);
 // it takes effect at the next Start.
 func (r *Replica) Move(host string) {
-	for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr} {
+	for _, p := range []*string{&r.RaftAddr, &r.DNSAddr, &r.HTTPAddr, &r.AdminAddr} {
 		_, port, _ := net.SplitHostPort(*p)
 		*p = net.JoinHostPort(host, port)
 	}
@@ -159,7 +170,9 @@ func (r *Replica) Host() string {
 func (c *Cluster) Peers() string {
 	var parts []string
 	for _, r := range c.Replicas {
-		parts = append(parts, r.ID+"="+r.RaftAddr)
+		if !r.ReadReplica {
+			parts = append(parts, r.ID+"="+r.RaftAddr)
+		}
 	}
 	return strings.Join(parts, ",")
 }
@@ -194,13 +207,21 @@ func (r *Replica) Start() error {
 		"--dns-addr", r.DNSAddr, "--http-addr", r.HTTPAddr, "--data-dir", r.DataDir,
 		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone, "--upstream", c.Upstream,
 	}
-	if c.Namespace != "" {
+	switch {
+	case r.ReadReplica:
+		args = append(args, "--voter=false")
+	case c.Namespace != "":
 		args = append(args, "--discovery", "kubernetes", "--namespace", c.Namespace,
 			"--selector", Selector, "--statefulset", "kdnsd", "--dead-server-timeout", "2s")
-	} else {
+	default:
 		args = append(args, "--peers", c.Peers())
 	}
+	if c.AdminFlags != nil {
+		args = append(args, "--admin-addr", r.AdminAddr)
+		args = append(args, c.AdminFlags...)
+	}
 	args = append(args, c.ExtraArgs...)
+	args = append(args, r.ExtraArgs...)
 	logf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err

@@ -1,0 +1,208 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	adminapi "github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/admin/admintest"
+)
+
+// adminCluster starts three replicas on 127.0.0.<first>… with the admin API
+// on over HTTPS with a bearer token, and returns it with the CLI flags that
+// reach replica i.
+func adminCluster(t *testing.T, ca *admintest.CA, token string, first int, kubeconfig string) (*Cluster, func(i int) []string) {
+	t.Helper()
+	var ips []string
+	for i := range 3 {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", first+i))
+	}
+	cert, key := ca.Issue(t, "kdnsd", ips...)
+	tokenFile := admintest.WriteToken(t, token)
+	c, err := New(bin, kubeconfig, t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range ips {
+		if err := c.AddOnHost(ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.AdminFlags = []string{"--admin-token-file", tokenFile, "--admin-tls-cert", cert, "--admin-tls-key", key, "--admin-peer-ca", ca.CertFile}
+	t.Cleanup(func() {
+		c.StopAll()
+		if t.Failed() {
+			for _, r := range c.Replicas {
+				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
+			}
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c)
+	return c, func(i int) []string {
+		return []string{"--server", "https://" + c.Replicas[i].AdminAddr, "--token-file", tokenFile, "--cacert", ca.CertFile}
+	}
+}
+
+// kdnsdCLI runs the kdnsd binary with args and returns its stdout, and
+// stderr in the error.
+func kdnsdCLI(args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), &cliError{err: err, stderr: stderr.String()}
+	}
+	return string(out), nil
+}
+
+type cliError struct {
+	err    error
+	stderr string
+}
+
+func (e *cliError) Error() string { return e.err.Error() + ": " + e.stderr }
+
+func peersList(t *testing.T, flags []string) adminapi.PeersResponse {
+	t.Helper()
+	out, err := kdnsdCLI(append([]string{"peers", "list", "-o", "json"}, flags...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp adminapi.PeersResponse
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("peers list -o json: %v\n%s", err, out)
+	}
+	return resp
+}
+
+// TestAdminCLI: `kdnsd peers` and `kdnsd status` against real replicas,
+// leader-only requests sent to followers, and refused credentials.
+func TestAdminCLI(t *testing.T) {
+	ca := admintest.NewCA(t, "admin")
+	c, flags := adminCluster(t, ca, "s3cret", 11, env.KdnsdKubeconfig)
+
+	var peers adminapi.PeersResponse
+	waitFor(t, "three healthy peers", 20*time.Second, func() bool {
+		peers = peersList(t, flags(0))
+		healthy, leaders := 0, 0
+		for _, p := range peers.Peers {
+			if p.Healthy {
+				healthy++
+			}
+			if p.Leader {
+				leaders++
+			}
+		}
+		return len(peers.Peers) == 3 && healthy == 3 && leaders == 1
+	})
+	table, err := kdnsdCLI(append([]string{"peers", "list"}, flags(1)...)...)
+	if err != nil || !strings.Contains(table, "kdnsd-0") || !strings.Contains(table, "HEALTHY") {
+		t.Fatalf("peers list table:\n%s %v", table, err)
+	}
+	if out, err := kdnsdCLI(append([]string{"status"}, flags(2)...)...); err != nil || !strings.Contains(out, "kdnsd-2") {
+		t.Fatalf("status:\n%s %v", out, err)
+	}
+
+	// Transfer leadership to a named follower, asking another follower.
+	leader := c.Leader(context.Background())
+	var target, via int
+	for i, r := range c.Replicas {
+		if r != leader {
+			target = i
+		}
+	}
+	for i, r := range c.Replicas {
+		if r != leader && i != target {
+			via = i
+		}
+	}
+	if _, err := kdnsdCLI(append([]string{"peers", "transfer-leader", c.Replicas[target].ID}, flags(via)...)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Replicas[target].ID+" to lead", 10*time.Second, func() bool { return c.Leader(context.Background()) == c.Replicas[target] })
+
+	// Remove a follower through a follower, then add it back.
+	removed := c.Replicas[(target+1)%3]
+	if _, err := kdnsdCLI(append([]string{"peers", "remove", removed.ID}, flags(target)...)...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(peersList(t, flags(target)).Peers); n != 2 {
+		t.Fatalf("%d peers after remove", n)
+	}
+	if _, err := kdnsdCLI(append([]string{"peers", "add", removed.ID, removed.RaftAddr}, flags(target)...)...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(peersList(t, flags(target)).Peers); n != 3 {
+		t.Fatalf("%d peers after add", n)
+	}
+	if _, err := kdnsdCLI(append([]string{"peers", "remove", "nobody"}, flags(0)...)...); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("remove of an unknown id: %v", err)
+	}
+
+	// Credentials.
+	wrong := admintest.WriteToken(t, "guess")
+	_, err = kdnsdCLI("peers", "list", "--server", "https://"+c.Replicas[0].AdminAddr, "--token-file", wrong, "--cacert", ca.CertFile)
+	if err == nil || !strings.Contains(err.Error(), "unauthorized") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	_, err = kdnsdCLI("peers", "list", "--server", "https://"+c.Replicas[0].AdminAddr, "--cacert", ca.CertFile)
+	if err == nil || !strings.Contains(err.Error(), "unauthorized") {
+		t.Fatalf("no token: %v", err)
+	}
+	_, err = kdnsdCLI("peers", "list", "--server", "https://127.0.0.99:1", "--token-file", wrong, "--cacert", ca.CertFile, "--timeout", "3s")
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.99:1") {
+		t.Fatalf("unreachable server: %v", err)
+	}
+}
+
+// TestSnapshotRestoreIntoNewCluster: a snapshot saved from one cluster and
+// restored into a fresh one, whose API server is unreachable, answers the
+// same names there.
+func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
+	ca := admintest.NewCA(t, "admin")
+	src, srcFlags := adminCluster(t, ca, "tok", 21, env.KdnsdKubeconfig)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	ips := map[string]string{}
+	for _, name := range []string{"a", "b", "c"} {
+		ips[name] = createService(t, cs, ns, name).String()
+	}
+	for name, ip := range ips {
+		waitFor(t, "source to answer "+name, 20*time.Second, func() bool { return answersA(src.Replicas[1], fqdn(name, ns), ip) })
+	}
+	file := filepath.Join(t.TempDir(), "backup.snap")
+	if _, err := kdnsdCLI(append([]string{"snapshot", "save", file}, srcFlags(1)...)...); err != nil {
+		t.Fatal(err)
+	}
+
+	unreachable := filepath.Join(t.TempDir(), "unreachable.kubeconfig")
+	if err := os.WriteFile(unreachable, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dst, dstFlags := adminCluster(t, ca, "tok", 31, unreachable)
+	if _, err := kdnsdCLI(append([]string{"snapshot", "restore", file}, dstFlags(2)...)...); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dst.Replicas {
+		for name, ip := range ips {
+			waitFor(t, r.ID+" of the new cluster to answer "+name, 20*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
+		}
+	}
+}
