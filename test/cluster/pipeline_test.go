@@ -160,3 +160,42 @@ func TestServedIndexIsMonotonicAcrossKill(t *testing.T) {
 		t.Fatal("a lone replica of three leads")
 	}
 }
+
+// TestRollingRestart: replicas stopped with SIGTERM one at a time, leader
+// last; a leader hands over before it stops, so every step has a leader again
+// at once, and DNS keeps answering throughout.
+func TestRollingRestart(t *testing.T) {
+	c := newCluster(t, 3)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	ip := createService(t, cs, ns, "steady").String()
+	for _, r := range c.Replicas {
+		waitFor(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("steady", ns), ip) })
+	}
+	leader := waitLeader(t, c)
+	order := []*Replica{}
+	for _, r := range c.Replicas {
+		if r != leader {
+			order = append(order, r)
+		}
+	}
+	order = append(order, leader)
+	for _, r := range order {
+		stopped := time.Now()
+		r.Stop()
+		next := waitLeader(t, c)
+		t.Logf("%s stopped; %s leads %s later", r.ID, next.ID, time.Since(stopped).Round(time.Millisecond))
+		for _, other := range c.Replicas {
+			if other != r && !answersA(other, fqdn("steady", ns), ip) {
+				t.Errorf("%s did not answer while %s was down", other.ID, r.ID)
+			}
+		}
+		if strings.Contains(r.LogTail(50), "leadership transfer before shutdown failed") {
+			t.Errorf("%s could not hand over leadership:\n%s", r.ID, r.LogTail(20))
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, r.ID+" to answer after restart", 10*time.Second, func() bool { return answersA(r, fqdn("steady", ns), ip) })
+	}
+}
