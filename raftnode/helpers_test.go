@@ -111,6 +111,25 @@ func leaderOf(t testing.TB, ms []*member) *member {
 	return leader
 }
 
+// peersOf is the bootstrap configuration of ms.
+func peersOf(ms []*member) []Peer {
+	var peers []Peer
+	for _, m := range ms {
+		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
+	}
+	return peers
+}
+
+// followerOf returns a member other than leader.
+func followerOf(ms []*member, leader *member) *member {
+	for _, m := range ms {
+		if m != leader {
+			return m
+		}
+	}
+	return nil
+}
+
 func service(name, ip string) *fsm.Service {
 	return &fsm.Service{Namespace: "default", Name: name, Type: fsm.TypeClusterIP, ClusterIPs: []netip.Addr{netip.MustParseAddr(ip)}}
 }

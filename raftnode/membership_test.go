@@ -44,13 +44,7 @@ func TestAddRemoveAndTransfer(t *testing.T) {
 		t.Fatalf("after remove: %+v", servers)
 	}
 
-	var target *member
-	for _, m := range ms {
-		if m != leader {
-			target = m
-			break
-		}
-	}
+	target := followerOf(ms, leader)
 	if err := leader.node.TransferLeadership(ctx, target.id); err != nil {
 		t.Fatal(err)
 	}

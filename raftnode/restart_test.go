@@ -15,18 +15,10 @@ func TestRestartServesFromDiskWithoutQuorum(t *testing.T) {
 	for i, name := range []string{"a", "b", "c"} {
 		commit(t, leader, fsm.UpsertService(service(name, "10.96.0."+string(rune('1'+i)))))
 	}
-	var follower *member
-	for _, m := range ms {
-		if m != leader {
-			follower = m
-		}
-	}
+	follower := followerOf(ms, leader)
 	waitFor(t, "follower to apply", 5*time.Second, func() bool { return hasService(follower, "c") })
 	applied := follower.store.View().Index()
-	peers := []Peer{}
-	for _, m := range ms {
-		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
-	}
+	peers := peersOf(ms)
 	for _, m := range ms {
 		m.stop()
 	}
@@ -49,14 +41,8 @@ func TestRestartServesFromDiskWithoutQuorum(t *testing.T) {
 func TestRestartedReplicaCatchesUp(t *testing.T) {
 	ms := newCluster(t, 3)
 	leader := leaderOf(t, ms)
-	var follower *member
-	var peers []Peer
-	for _, m := range ms {
-		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
-		if m != leader {
-			follower = m
-		}
-	}
+	follower := followerOf(ms, leader)
+	peers := peersOf(ms)
 	follower.stop()
 	commit(t, leader, fsm.UpsertService(service("while-down", "10.96.0.20")))
 	follower.start(t, peers)

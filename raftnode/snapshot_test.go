@@ -13,14 +13,8 @@ import (
 func TestEmptyReplicaRejoinsFromSnapshot(t *testing.T) {
 	ms := newCluster(t, 3)
 	leader := leaderOf(t, ms)
-	var lost *member
-	var peers []Peer
-	for _, m := range ms {
-		peers = append(peers, Peer{ID: m.id, Addr: m.addr})
-		if m != leader {
-			lost = m
-		}
-	}
+	lost := followerOf(ms, leader)
+	peers := peersOf(ms)
 	lost.stop()
 	for i := range 20 {
 		commit(t, leader, fsm.UpsertService(service(fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.1.%d", i+1))))

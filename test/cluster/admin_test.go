@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,14 +35,7 @@ func adminCluster(t *testing.T, ca *admintest.CA, token string, first int, kubec
 		}
 	}
 	c.AdminFlags = []string{"--admin-token-file", tokenFile, "--admin-tls-cert", cert, "--admin-tls-key", key, "--admin-peer-ca", ca.CertFile}
-	t.Cleanup(func() {
-		c.StopAll()
-		if t.Failed() {
-			for _, r := range c.Replicas {
-				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
-			}
-		}
-	})
+	stopOnCleanup(t, c)
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +179,7 @@ func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 	}
 
 	unreachable := filepath.Join(t.TempDir(), "unreachable.kubeconfig")
-	if err := os.WriteFile(unreachable, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-`), 0o600); err != nil {
+	if err := WriteUnreachableKubeconfig(unreachable); err != nil {
 		t.Fatal(err)
 	}
 	dst, dstFlags := adminCluster(t, ca, "tok", 31, unreachable)

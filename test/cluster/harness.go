@@ -39,7 +39,7 @@ type Replica struct {
 	// AdminFlags.
 	AdminAddr string
 	DataDir   string
-	LogPath  string
+	LogPath   string
 
 	cluster *Cluster
 	mu      sync.Mutex
@@ -106,6 +106,19 @@ func New(bin, kubeconfig, dir string, n int) (*Cluster, error) {
 		c.Replicas = append(c.Replicas, r)
 	}
 	return c, nil
+}
+
+// WriteUnreachableKubeconfig writes a kubeconfig whose API server is a
+// closed loopback port: replicas started with it have no API to watch, as in
+// an outage, and answer from what they hold.
+func WriteUnreachableKubeconfig(path string) error {
+	return os.WriteFile(path, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600)
 }
 
 // Selector is the label selector of the replicas' pods under discovery.

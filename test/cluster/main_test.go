@@ -60,6 +60,16 @@ func newCluster(t *testing.T, n int) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopOnCleanup(t, c)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stopOnCleanup kills c's replicas when the test ends, and shows the end of
+// their logs if it failed.
+func stopOnCleanup(t *testing.T, c *Cluster) {
 	t.Cleanup(func() {
 		c.StopAll()
 		if t.Failed() {
@@ -68,10 +78,6 @@ func newCluster(t *testing.T, n int) *Cluster {
 			}
 		}
 	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

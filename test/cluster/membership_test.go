@@ -122,14 +122,7 @@ func newDiscoveredCluster(t *testing.T, n int) (*Cluster, *statefulSet) {
 		t.Fatal(err)
 	}
 	c.Namespace = sts.ns
-	t.Cleanup(func() {
-		c.StopAll()
-		if t.Failed() {
-			for _, r := range c.Replicas {
-				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
-			}
-		}
-	})
+	stopOnCleanup(t, c)
 	for _, r := range c.Replicas {
 		sts.runPod(r)
 		if err := r.Start(); err != nil {
@@ -236,4 +229,3 @@ func TestRescheduledAndEmptyReplicasRejoin(t *testing.T) {
 		t.Errorf("the wiped replica's log after restart:\n%s", sinceRestart)
 	}
 }
-

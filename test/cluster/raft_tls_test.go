@@ -20,14 +20,7 @@ func TestRaftMutualTLS(t *testing.T) {
 	}
 	c.ExtraArgs = []string{"--raft-tls-cert", cert, "--raft-tls-key", key, "--raft-tls-ca", clusterCA.CertFile}
 	c.AdminFlags = []string{} // loopback admin API without auth: the test's own
-	t.Cleanup(func() {
-		c.StopAll()
-		if t.Failed() {
-			for _, r := range c.Replicas {
-				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
-			}
-		}
-	})
+	stopOnCleanup(t, c)
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
 	}

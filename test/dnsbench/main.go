@@ -271,13 +271,7 @@ func startKdnsd(bin, dir string, services []*fsm.Service, slices []*fsm.Endpoint
 	}
 	store.Close()
 	kubeconfig := filepath.Join(dir, "unreachable.kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-`), 0o600); err != nil {
+	if err := cluster.WriteUnreachableKubeconfig(kubeconfig); err != nil {
 		return nil, err
 	}
 	var addrs [3]string
