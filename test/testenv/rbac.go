@@ -23,20 +23,20 @@ import (
 // RBACFile is kdnsd's shipped RBAC, relative to the repository root.
 const RBACFile = "deploy/statefulset/rbac.yaml"
 
-type rbacObject struct {
+type manifestObject struct {
 	doc int
 	obj runtime.Object
 }
 
-// loadRBAC decodes every document of the multi-document YAML file at path.
-func loadRBAC(path string) ([]rbacObject, error) {
+// loadManifests decodes every document of the multi-document YAML file at path.
+func loadManifests(path string) ([]manifestObject, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
 	rd := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	dec := scheme.Codecs.UniversalDeserializer()
-	var objs []rbacObject
+	var objs []manifestObject
 	for doc := 1; ; doc++ {
 		raw, err := rd.Read()
 		if errors.Is(err, io.EOF) {
@@ -52,7 +52,7 @@ func loadRBAC(path string) ([]rbacObject, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testenv: %s, document %d: %w", path, doc, err)
 		}
-		objs = append(objs, rbacObject{doc, obj})
+		objs = append(objs, manifestObject{doc, obj})
 	}
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("testenv: %s holds no objects", path)
@@ -74,7 +74,7 @@ func blankYAML(doc []byte) bool {
 // applyRBAC creates the shipped objects, adds the static-token user kdnsd to
 // every ClusterRoleBinding of ClusterRole kdnsd, and waits until the RBAC
 // authorizer grants kdnsd what the role says.
-func (e *Env) applyRBAC(ctx context.Context, objs []rbacObject) error {
+func (e *Env) applyRBAC(ctx context.Context, objs []manifestObject) error {
 	admin, _, err := e.newClients()
 	if err != nil {
 		return err

@@ -223,7 +223,7 @@ func Start(ctx context.Context) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	rbac, err := loadRBAC(filepath.Join(root, RBACFile))
+	rbac, err := loadManifests(filepath.Join(root, RBACFile))
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func Start(ctx context.Context) (*Env, error) {
 
 var errPortInUse = errors.New("port already in use")
 
-func start(ctx context.Context, kasBin, etcdBin string, rbac []rbacObject) (_ *Env, err error) {
+func start(ctx context.Context, kasBin, etcdBin string, rbac []manifestObject) (_ *Env, err error) {
 	base, err := tempBase()
 	if err != nil {
 		return nil, err
