@@ -3,8 +3,7 @@
 // Kubernetes DNS-Based Service Discovery specification 1.1.0, and where it
 // is silent CoreDNS's kubernetes plugin as the default Kubernetes Corefile
 // configures it (pods insecure, fallthrough in-addr.arpa ip6.arpa, ttl 30).
-// Forwarding of names outside the zone comes later; Config.Forward is the
-// seam for it.
+// Names outside the zone are answered by Config.Forward (package forward).
 //
 // # What it owns
 //
@@ -21,9 +20,8 @@
 //     both); of every ready endpoint address (not-ready ones too with
 //     PublishNotReadyAddresses) of headless services; CNAME to the external
 //     name of ExternalName services, for every type, and nothing else at or
-//     below that name. The CNAME's target is not chased: CoreDNS resolves
-//     out-of-zone targets through its upstream; kdnsd leaves that to the
-//     client's resolver (or to a later Forward-based chase).
+//     below that name. Queries of other types than CNAME and ANY get the
+//     target's records after the CNAME (see CNAME chasing below).
 //   - <hostname>.<svc>.<ns>.svc.Z, or <a-b-c-d>.<svc>.<ns>.svc.Z for an
 //     endpoint without hostname (IPv6: colons become dashes): A/AAAA of the
 //     published endpoints of a headless service.
@@ -66,6 +64,46 @@
 // ip6.arpa" does, and so do names outside Z. Without Forward they are
 // REFUSED.
 //
+// # CNAME chasing
+//
+// As CoreDNS's kubernetes plugin does, a query for the name of an
+// ExternalName service of any data type but CNAME (ANY is answered by the
+// CNAME alone, which matches it; meta and query types are not chased
+// either) is answered with the CNAME followed by the records of its target,
+// since stub resolvers (glibc, musl) do not follow a CNAME-only answer from
+// a server that offers no recursion (RA clear, as here):
+//
+//   - A target in Z is answered from the index, as if asked, whether or not
+//     Forward is set: its records, or another ExternalName's CNAME, whose
+//     target is chased in turn. The chain ends at a name seen before (a
+//     loop) or after 8 targets, with the CNAMEs so far, NOERROR.
+//   - A target outside Z is asked of Config.Forward, through an in-memory
+//     ResponseWriter: the same type, RD set, CD as the client's, no EDNS,
+//     and a writer whose local address is TCP, so that Forward does not cut
+//     its answer; the response is fitted to the client's payload size
+//     afterwards (additional records dropped first, then answer records,
+//     with TC). Of Forward's answer only the records along the chain from
+//     the target are kept (its CNAMEs and the asked type), so an upstream
+//     cannot slip in records of other names. Forward gets 2 seconds, under
+//     the 5 that stub resolvers wait. Without Forward, a target outside Z
+//     is not chased: the CNAME (chain) comes alone.
+//   - The response keeps the CNAME answer's header (AA set, RA clear) and
+//     takes its rcode from the last name of the chain (RFC 6604): NXDOMAIN
+//     for a missing target, with the SOA of that name's zone (Z's, or the
+//     one in Forward's negative answer) in the authority section, as for a
+//     target without records of the asked type (NOERROR). When Forward
+//     fails — no answer in time, or an rcode other than NOERROR and
+//     NXDOMAIN — the response is the chain so far, NOERROR (for a service
+//     whose external name is outside Z, the CNAME alone, as without Forward):
+//     an upstream's trouble is not made the service's SERVFAIL, and the
+//     client still learns the target, which it may resolve itself.
+//
+// The fast path never chases: it hands such queries to the general path,
+// which answers chains that stay in Z at once and runs chases that may ask
+// Forward on a goroutine of their own, as forwarded queries (when
+// maxForwarding of those are under way, the CNAME comes alone). Over TCP,
+// and in ServeDNS, the chase runs on the query's goroutine.
+//
 // Answers with several A, AAAA or SRV records rotate: each response starts
 // one record further (round robin, like CoreDNS's loadbalance plugin), from
 // an atomic counter per RRset; the precomputed records are copied in that
@@ -88,11 +126,13 @@
 // and an OPT record from the raw message, answers from the index into a
 // buffer of its own and writes it back, without allocating. Queries it does
 // not take (other opcodes, several questions or records, unusual labels or
-// EDNS options, malformed messages) and queries to forward take the general
-// path: unpacked by miekg/dns and answered by the code behind ServeDNS,
+// EDNS options, malformed messages), queries to forward and CNAME chases
+// take the general path: unpacked by miekg/dns and answered by the code behind ServeDNS,
 // forwarded ones on a goroutine of their own. Both paths fill the same query
 // description and answer it with the same function, so their responses are
-// identical byte for byte (tested, and fuzzed). On a socket of the
+// identical byte for byte (tested, and fuzzed); chased answers, which only
+// the general path gives, are built with miekg/dns from what that function
+// answers for each name of the chain. On a socket of the
 // unspecified address, each answer leaves from the address its query was
 // sent to (IP_PKTINFO, IPV6_PKTINFO).
 //

@@ -117,8 +117,9 @@ func (r *Resolver) fastReply(out, msg []byte) ([]byte, bool) {
 	return resp, act == actAnswer
 }
 
-// maxForwarding bounds the queries of one UDP server being forwarded at
-// once; more get SERVFAIL.
+// maxForwarding bounds the queries of one UDP server being forwarded, or
+// having a CNAME target chased through Forward, at once; more get SERVFAIL
+// (a chase: the CNAME alone).
 const maxForwarding = 4096
 
 // udpServer serves the fast path on a set of UDP sockets of one address.
@@ -178,7 +179,10 @@ func (s *udpServer) serve(c *net.UDPConn) error {
 
 // general answers msg as miekg/dns's server and ServeDNS would: header
 // check, unpacking, reply. It returns the response to send, if any; a query
-// to forward is handed to Config.Forward on a goroutine of its own.
+// to forward is handed to Config.Forward on a goroutine of its own, and so
+// is a CNAME chase that may ask Forward (one that cannot is answered at
+// once). Beyond maxForwarding of them, a forwarded query gets SERVFAIL and
+// a chase the CNAME alone.
 func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo, out []byte) []byte {
 	h := dns.Header{
 		Id:      binary.BigEndian.Uint16(msg),
@@ -208,10 +212,20 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 	switch act {
 	case actAnswer:
 		return resp
+	case actChase:
+		if s.r.forward == nil {
+			// A chain within the zone: nothing to wait for.
+			return s.r.chaseReply(req, false, c.LocalAddr(), net.UDPAddrFromAddrPort(from))
+		}
+		fallthrough
 	case actForward:
 		select {
 		case s.fwd <- struct{}{}:
 		default:
+			if act == actChase {
+				s.r.log.Debug("too many queries being forwarded; cname not chased", "remote", from)
+				return s.r.plainReply(req, false)
+			}
 			s.r.log.Debug("too many queries being forwarded; SERVFAIL", "remote", from)
 			m := new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
 			b, err := m.PackBuffer(out)
@@ -223,6 +237,14 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 		w := &udpWriter{c: c, to: from, oob: append([]byte(nil), wo...)}
 		s.fwdWG.Go(func() {
 			defer func() { <-s.fwd }()
+			if act == actChase {
+				if b := s.r.chaseReply(req, false, w.LocalAddr(), w.RemoteAddr()); b != nil {
+					if _, err := w.Write(b); err != nil {
+						s.r.log.Debug("writing dns response", "remote", from, "err", err)
+					}
+				}
+				return
+			}
 			s.r.forward.ServeDNS(w, req)
 		})
 	}

@@ -70,8 +70,8 @@ func fastQueries(t testing.TB) [][]byte {
 }
 
 // TestFastPathMatchesServeDNS: one source of truth. For every case of the
-// table, asked every way, the fast path answers, and byte for byte as
-// ServeDNS does.
+// table, asked every way, the fast path answers (but for CNAME chases, which
+// it hands off), and byte for byte as ServeDNS does.
 func TestFastPathMatchesServeDNS(t *testing.T) {
 	for _, mode := range podModes {
 		r := newModeResolver(t, mode)
@@ -87,7 +87,8 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), q)
 			if !ok {
 				general++
-				if !strings.Contains(req.Question[0].Name, `\`) {
+				// Escaped names, and CNAME chains, are the general path's.
+				if _, act := r.reply(nil, req, false); !strings.Contains(req.Question[0].Name, `\`) && act != actChase {
 					t.Errorf("%s: left to the general path", req.Question[0].String())
 				}
 				continue

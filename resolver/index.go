@@ -23,6 +23,9 @@ type index struct {
 type node struct {
 	sets  []rrset  // at most one per type, in the order ANY picks from
 	cname *section // answers every type (ExternalName services)
+	// cnameInZone: cname's target is in the cluster zone, where it is
+	// chased without Config.Forward.
+	cnameInZone bool
 }
 
 type rrset struct {
@@ -232,6 +235,7 @@ func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
 		r.b.begin(base)
 		r.b.nameRecord(base, typeCNAME, target)
 		n.cname = r.b.finish()
+		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
 	} else {
 		r.log.Warn("external name is not a valid dns name; service has no records",
 			"namespace", s.Namespace, "service", s.Name, "externalName", s.ExternalName)

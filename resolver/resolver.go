@@ -27,8 +27,10 @@ type Config struct {
 	// Logger receives the resolver's logs; none when nil.
 	Logger *slog.Logger
 	// Forward, when set, answers queries for names outside Zone, and for
-	// reverse (in-addr.arpa., ip6.arpa.) names that are not cluster records
-	// (forwarding is a later issue). When nil those queries are REFUSED.
+	// reverse (in-addr.arpa., ip6.arpa.) names that are not cluster records;
+	// it is also asked, through an in-memory ResponseWriter, about the
+	// targets outside Zone of ExternalName services (see chase.go). When
+	// nil those queries are REFUSED, and such targets are not chased.
 	Forward dns.Handler
 	// NSAddrs are the addresses of ns.dns.<zone>, the name server the apex
 	// NS record names: the cluster IP(s) of kdnsd's own DNS Service. When
@@ -86,6 +88,9 @@ type Resolver struct {
 	// noBatch reads and writes one datagram per system call (as on
 	// systems without recvmmsg), for tests and comparisons.
 	noBatch bool
+	// chaseTimeout bounds the wait for Forward's answer about a CNAME
+	// target outside the zone.
+	chaseTimeout time.Duration
 
 	// Wire names derived from the zone.
 	zone    string // the apex
@@ -128,6 +133,8 @@ func New(cfg Config) (*Resolver, error) {
 		nsAddrs: usable(nil, cfg.NSAddrs),
 		podMode: podMode,
 		zone:    zw,
+
+		chaseTimeout: defaultChaseTimeout,
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -243,6 +250,12 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	case actForward:
 		r.forward.ServeDNS(w, req)
+	case actChase:
+		if b := r.chaseReply(req, isTCP(w), w.LocalAddr(), w.RemoteAddr()); b != nil {
+			if _, err := w.Write(b); err != nil {
+				r.log.Debug("writing dns response", "remote", w.RemoteAddr(), "err", err)
+			}
+		}
 	}
 	bufPool.Put(bp) // out, if it outgrew *bp, is left to the GC
 }

@@ -33,6 +33,7 @@ const (
 	actDrop    action = iota // send nothing
 	actAnswer                // send reply's bytes
 	actForward               // hand the query to Config.Forward
+	actChase                 // answer with the CNAME chain (chase.go)
 )
 
 // query is what answering needs of a request, however it was read: from a
@@ -49,6 +50,8 @@ type query struct {
 	do      bool
 	udpSize uint16
 	version uint8
+	// noChase answers a CNAME alone, as if no target could be chased.
+	noChase bool
 }
 
 // responseFlags returns the flags of a response to a request with bits.
@@ -101,6 +104,12 @@ const minOut = 512
 // reply writes the response to req into out and says what to do with it.
 // tcp tells whether the response may be as large as a TCP message.
 func (r *Resolver) reply(out []byte, req *dns.Msg, tcp bool) ([]byte, action) {
+	return r.replyTo(out, req, tcp, false)
+}
+
+// replyTo is reply; with noChase, a CNAME is answered alone (never
+// actChase).
+func (r *Resolver) replyTo(out []byte, req *dns.Msg, tcp, noChase bool) ([]byte, action) {
 	if cap(out) < minOut {
 		out = make([]byte, 0, minOut)
 	}
@@ -112,7 +121,7 @@ func (r *Resolver) reply(out []byte, req *dns.Msg, tcp bool) ([]byte, action) {
 	if req.CheckingDisabled {
 		bits |= flagCD
 	}
-	q := query{id: req.Id, flags: responseFlags(bits)}
+	q := query{id: req.Id, flags: responseFlags(bits), noChase: noChase}
 	m := response{out: out[:headerLen], id: q.id, flags: q.flags}
 
 	var opt *dns.OPT
@@ -253,6 +262,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		return m.done(), actAnswer
 	}
 	sec := n.cname
+	if sec != nil && !q.noChase && chases(q.qtype) && (n.cnameInZone || r.forward != nil) {
+		return nil, actChase // the general path answers with the chain
+	}
 	if sec == nil {
 		if q.qtype == typeANY {
 			// RFC 8482: answer ANY with one RRset.

@@ -48,6 +48,11 @@ const (
 	v4only     = "v4only.default.svc.cluster.local."
 	db         = "db.other.svc.cluster.local."
 	ext        = "ext.default.svc.cluster.local."
+	alias      = "alias.default.svc.cluster.local."
+	chain      = "chain.default.svc.cluster.local."
+	dangling   = "dangling.default.svc.cluster.local."
+	loopA      = "loop-a.default.svc.cluster.local."
+	loopB      = "loop-b.default.svc.cluster.local."
 	hl         = "hl.default.svc.cluster.local."
 	hlpub      = "hlpub.default.svc.cluster.local."
 	web0       = "web-0.hl.default.svc.cluster.local."
@@ -155,12 +160,30 @@ func Cases() []Case {
 		{Name: "10-244-2-1." + hlpub, Type: dns.TypeA, Answer: []string{a("10-244-2-1."+hlpub, "10.244.2.1")}},
 		nodata("empty.default.svc.cluster.local.", dns.TypeA, "headless without endpoints"),
 
-		// ExternalName: the CNAME alone, for every type; the target is not
-		// chased.
-		{Name: ext, Type: dns.TypeA, Answer: []string{rr(ext, "CNAME", "example.com.")}},
-		{Name: ext, Type: dns.TypeAAAA, Answer: []string{rr(ext, "CNAME", "example.com.")}},
-		{Name: ext, Type: dns.TypeCNAME, Answer: []string{rr(ext, "CNAME", "example.com.")}},
+		// ExternalName: a CNAME, for every type. Other types than CNAME
+		// (and ANY) chase it: in the zone from the index; outside it
+		// through Forward, so only without Forward is the answer the
+		// CNAME alone whatever the upstreams say.
+		{Name: ext, Type: dns.TypeA, Answer: []string{rr(ext, "CNAME", "example.com.")}, Requires: noFwd,
+			Note: "the target outside the zone is chased through Forward only"},
+		{Name: ext, Type: dns.TypeAAAA, Answer: []string{rr(ext, "CNAME", "example.com.")}, Requires: noFwd},
+		{Name: ext, Type: dns.TypeCNAME, Answer: []string{rr(ext, "CNAME", "example.com.")}, Note: "never chased"},
+		{Name: ext, Type: dns.TypeANY, Answer: []string{rr(ext, "CNAME", "example.com.")}, Note: "the CNAME answers ANY"},
 		nx("_http._tcp."+ext, dns.TypeSRV, ""),
+		{Name: alias, Type: dns.TypeA, Answer: []string{rr(alias, "CNAME", web), a(web, "10.96.1.10")},
+			Note: "a target in the zone is chased from the index"},
+		{Name: alias, Type: dns.TypeAAAA, Answer: []string{rr(alias, "CNAME", web), aaaa(web, "fd00:10:96::110")}},
+		{Name: "ALIAS.default.svc.cluster.local.", Type: dns.TypeA,
+			Answer: []string{rr("ALIAS.default.svc.cluster.local.", "CNAME", web), a(web, "10.96.1.10")}, Note: "case echoed"},
+		{Name: alias, Type: dns.TypeCNAME, Answer: []string{rr(alias, "CNAME", web)}},
+		{Name: alias, Type: dns.TypeMX, Answer: []string{rr(alias, "CNAME", web)}, Authority: []string{soaZ},
+			Note: "the target has no such type: NODATA after the CNAME"},
+		{Name: chain, Type: dns.TypeA, Answer: []string{rr(chain, "CNAME", alias), rr(alias, "CNAME", web), a(web, "10.96.1.10")},
+			Note: "a chain of ExternalName services"},
+		{Name: dangling, Type: dns.TypeA, Rcode: dns.RcodeNameError, Answer: []string{rr(dangling, "CNAME", "nope.default.svc.cluster.local.")},
+			Authority: []string{soaZ}, Note: "the rcode is the last name's (RFC 6604)"},
+		{Name: loopA, Type: dns.TypeA, Answer: []string{rr(loopA, "CNAME", loopB), rr(loopB, "CNAME", loopA)},
+			Note: "a loop ends the chain"},
 
 		// Existing parents are NODATA, the rest NXDOMAIN. A namespace
 		// exists when it has a service.

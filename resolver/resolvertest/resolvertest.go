@@ -14,7 +14,9 @@
 // Some cases hold only under some configuration (Case.Requires): a pod mode,
 // no Forward handler, or name server addresses taken from
 // kube-system/kube-dns. Select picks the cases that hold under a
-// configuration.
+// configuration. Cases that hold with a Forward handler hold whatever its
+// upstreams answer, or whether they answer at all: none depends on a name
+// outside the zone.
 package resolvertest
 
 import (
@@ -145,6 +147,13 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		{Namespace: "other", Name: "db", Type: fsm.TypeLoadBalancer, ClusterIPs: addrs("fd00:10:96::20"),
 			Ports: []fsm.Port{tcp("postgres", 5432)}},
 		{Namespace: "default", Name: "ext", Type: fsm.TypeExternalName, ExternalName: "example.com"},
+		// ExternalName services whose targets are in the zone: chased
+		// there, to the end of the chain, a missing name, or a loop.
+		{Namespace: "default", Name: "alias", Type: fsm.TypeExternalName, ExternalName: "web.default.svc.cluster.local"},
+		{Namespace: "default", Name: "chain", Type: fsm.TypeExternalName, ExternalName: "alias.default.svc.cluster.local"},
+		{Namespace: "default", Name: "dangling", Type: fsm.TypeExternalName, ExternalName: "nope.default.svc.cluster.local"},
+		{Namespace: "default", Name: "loop-a", Type: fsm.TypeExternalName, ExternalName: "loop-b.default.svc.cluster.local"},
+		{Namespace: "default", Name: "loop-b", Type: fsm.TypeExternalName, ExternalName: "loop-a.default.svc.cluster.local"},
 		// Headless, dual-stack (one slice per family).
 		{Namespace: "default", Name: "hl", Type: fsm.TypeClusterIP, Headless: true,
 			Ports: []fsm.Port{tcp("http", 80)}},
