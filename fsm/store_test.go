@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -309,5 +310,19 @@ func TestOpenLockedFileFails(t *testing.T) {
 	openStore(t, path)
 	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second open: %v", err)
+	}
+}
+
+// BenchmarkApplyBatch measures one durable apply of a watcher-sized batch:
+// 500 service upserts in one log entry, committed to bbolt with fsync.
+func BenchmarkApplyBatch(b *testing.B) {
+	s := openStore(b, filepath.Join(b.TempDir(), "fsm.db"))
+	var cmds []Command
+	for i := range 500 {
+		cmds = append(cmds, UpsertService(svc("bench", "svc"+strconv.Itoa(i), "10.96.0.1")))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		mustApply(b, s, entry(b, uint64(i+1), cmds...))
 	}
 }
