@@ -115,3 +115,48 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal("a peer with a foreign certificate received the log")
 	}
 }
+
+// TestTLSFilesReload: a rotated certificate (and CA) is used from the next
+// handshake on; a rotation that leaves the files unreadable keeps the last
+// good set.
+func TestTLSFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	first := newTestCA(t, dir, "first")
+	files := first.issue(t, dir, "peer")
+	r := &tlsReloader{files: files}
+	cert1, _, err := r.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rotate: a new CA and a certificate of it, written over the same paths.
+	second := newTestCA(t, t.TempDir(), "second")
+	rotated := second.issue(t, t.TempDir(), "peer")
+	for _, p := range [][2]string{{rotated.Cert, files.Cert}, {rotated.Key, files.Key}, {second.file, files.CA}} {
+		data, err := os.ReadFile(p[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p[1], data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert2, pool2, err := r.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert2 == cert1 {
+		t.Fatal("the rotated certificate was not loaded")
+	}
+	leaf, _ := x509.ParseCertificate(cert2.Certificate[0])
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool2, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("rotated certificate does not verify against the rotated CA: %v", err)
+	}
+	// A broken rotation keeps the last good set.
+	if err := os.WriteFile(files.Key, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert3, _, err := r.current()
+	if err != nil || cert3 != cert2 {
+		t.Fatalf("after a broken rotation: %v, same certificate %v", err, cert3 == cert2)
+	}
+}
