@@ -13,6 +13,8 @@ import (
 	"github.com/kdnsd/kdnsd/admin/admintest"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestClusterAdmin runs the admin API of a real three-replica group: every
@@ -71,7 +73,7 @@ func TestClusterAdmin(t *testing.T) {
 			var resp *admin.PeersResponse
 			// A follower may not have heard from the leader yet right after
 			// the election.
-			waitFor(t, "every peer healthy", 10*time.Second, func() bool {
+			wait.For(t, "every peer healthy", 10*time.Second, func() bool {
 				var err error
 				if resp, err = c.client(t, r).Peers(ctxT(t)); err != nil {
 					t.Fatal(err)
@@ -115,7 +117,7 @@ func TestClusterAdmin(t *testing.T) {
 		// The follower learns of the new configuration from the leader.
 		var resp *admin.PeersResponse
 		i := -1
-		waitFor(t, follower.id+" to list "+extra.id, 10*time.Second, func() bool {
+		wait.For(t, follower.id+" to list "+extra.id, 10*time.Second, func() bool {
 			var err error
 			if resp, err = cl.Peers(ctxT(t)); err != nil {
 				t.Fatal(err)
@@ -157,7 +159,7 @@ func TestClusterAdmin(t *testing.T) {
 		if resp.PreviousLeader != old.id {
 			t.Errorf("transfer answer %+v, want previous leader %s", resp, old.id)
 		}
-		waitFor(t, target.id+" to lead", 10*time.Second, func() bool { return target.node.IsLeader() })
+		wait.For(t, target.id+" to lead", 10*time.Second, func() bool { return target.node.IsLeader() })
 		if now := c.leader(t); now != target {
 			t.Fatalf("%s leads, want %s", now.id, target.id)
 		}
@@ -201,26 +203,6 @@ func testRecords(n int) []fsm.Command {
 	return cmds
 }
 
-// sameRecords reports whether two Views hold the same services and slices.
-func sameRecords(a, b *fsm.View) bool {
-	as, ae := a.Counts()
-	bs, be := b.Counts()
-	if as != bs || ae != be {
-		return false
-	}
-	for s := range a.Services() {
-		if o := b.Service(s.Key()); o == nil || !o.Equal(s) {
-			return false
-		}
-	}
-	for e := range a.Slices() {
-		if o := b.Slice(e.Key()); o == nil || !o.Equal(e) {
-			return false
-		}
-	}
-	return true
-}
-
 // TestSnapshotSaveAndRestoreIntoNewCluster: a snapshot saved from one group
 // (from a follower) and restored into a fresh group (through a follower)
 // gives every replica of the new group the same records.
@@ -233,7 +215,7 @@ func TestSnapshotSaveAndRestoreIntoNewCluster(t *testing.T) {
 	}
 	want := srcLeader.store.View()
 	from := src.follower(t)
-	waitFor(t, from.id+" to apply", 10*time.Second, func() bool { return from.store.View().Index() >= want.Index() })
+	wait.For(t, from.id+" to apply", 10*time.Second, func() bool { return from.store.View().Index() >= want.Index() })
 
 	body, info, err := src.client(t, from).Snapshot(ctx)
 	if err != nil {
@@ -244,7 +226,7 @@ func TestSnapshotSaveAndRestoreIntoNewCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Peer != from.id || info.Index != from.store.View().Index() || !sameRecords(saved, want) {
+	if info.Peer != from.id || info.Index != from.store.View().Index() || !saved.SameRecords(want) {
 		t.Fatalf("snapshot from %s (%+v) does not hold the source's records", from.id, info)
 	}
 	var snap strings.Builder
@@ -274,7 +256,7 @@ func TestSnapshotSaveAndRestoreIntoNewCluster(t *testing.T) {
 		t.Errorf("restore answer %+v", resp)
 	}
 	for _, r := range dst.reps {
-		waitFor(t, r.id+" to hold the restored records", 15*time.Second, func() bool { return sameRecords(r.store.View(), want) })
+		wait.For(t, r.id+" to hold the restored records", 15*time.Second, func() bool { return r.store.View().SameRecords(want) })
 	}
 	st, err := cl.Status(ctx)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/kdnsd/kdnsd/admin/admintest"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 const testToken = "s3cret-admin-token-for-tests"
@@ -163,7 +165,7 @@ func (c *cluster) clientWith(t testing.TB, r *replica, cfg admin.ClientConfig) *
 func (c *cluster) waitUp(t testing.TB, r *replica) {
 	t.Helper()
 	cl := c.client(t, r)
-	waitFor(t, r.id+" admin API", 10*time.Second, func() bool {
+	wait.For(t, r.id+" admin API", 10*time.Second, func() bool {
 		_, err := cl.Status(context.Background())
 		return err == nil
 	})
@@ -172,7 +174,7 @@ func (c *cluster) waitUp(t testing.TB, r *replica) {
 func (c *cluster) leader(t testing.TB) *replica {
 	t.Helper()
 	var leader *replica
-	waitFor(t, "a leader every replica knows", 10*time.Second, func() bool {
+	wait.For(t, "a leader every replica knows", 10*time.Second, func() bool {
 		leader = nil
 		for _, r := range c.reps {
 			if r.node.IsLeader() {
@@ -211,17 +213,6 @@ func (c *cluster) byID(id string) *replica {
 		}
 	}
 	return nil
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func ctxT(t testing.TB) context.Context {

@@ -13,6 +13,8 @@ import (
 	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
 	"github.com/kdnsd/kdnsd/raftnode"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 func TestNewServerRefusesUnsafeConfig(t *testing.T) {
@@ -84,7 +86,7 @@ func serve(t testing.TB, cfg admin.Config, clientCfg admin.ClientConfig) (addr s
 	if cl, err = admin.NewClient(clientCfg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "admin server", 5*time.Second, func() bool {
+	wait.For(t, "admin server", 5*time.Second, func() bool {
 		_, err := cl.Status(context.Background())
 		var unreachable *admin.UnreachableError
 		return !errors.As(err, &unreachable)

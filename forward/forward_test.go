@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 func TestForwardUDPAndTCP(t *testing.T) {
@@ -164,7 +166,7 @@ func TestFailoverAndHealth(t *testing.T) {
 	// A comes back; the health check notices.
 	a.set(answer(60, "192.0.2.1"))
 	startForwarder(t, f)
-	waitFor(t, "A healthy again", func() bool { a, _ := health(); return a })
+	wait.For(t, "A healthy again", 10*time.Second, func() bool { a, _ := health(); return a })
 	if ip, _ := ask("q4.example."); ip != "192.0.2.1" {
 		t.Errorf("answer from %s, want A again", ip)
 	}
@@ -496,7 +498,7 @@ func TestMaxInFlight(t *testing.T) {
 		return ch
 	}
 	held := fire("a.example.", "b.example.")
-	waitFor(t, "the bound to be reached", func() bool { return f.Stats().InFlight == bound })
+	wait.For(t, "the bound to be reached", 10*time.Second, func() bool { return f.Stats().InFlight == bound })
 	excess := fire("c.example.", "d.example.", "e.example.", "f.example.", "g.example.")
 	for range 5 {
 		r := <-excess // while the upstream still holds the first ones
@@ -537,10 +539,10 @@ func TestCoalescing(t *testing.T) {
 		q.Id = uint16(100 + i)
 		wg.Go(func() { replies[i] = serve(t, f, q, false) })
 		if i == 0 {
-			waitFor(t, "the first query upstream", func() bool { return up.queries() == 1 })
+			wait.For(t, "the first query upstream", 10*time.Second, func() bool { return up.queries() == 1 })
 		}
 	}
-	waitFor(t, "the others to join", func() bool { return f.Stats().Coalesced == n-1 })
+	wait.For(t, "the others to join", 10*time.Second, func() bool { return f.Stats().Coalesced == n-1 })
 	unblock()
 	wg.Wait()
 	for i, r := range replies {

@@ -267,18 +267,6 @@ func exchange(t testing.TB, m *dns.Msg, addr, network string) *dns.Msg {
 	return r
 }
 
-// waitFor polls cond until it is true, failing the test after 10 seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func startForwarder(t testing.TB, f *Forwarder) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // syncBuffer is a bytes.Buffer for concurrent writers.
@@ -58,7 +60,7 @@ func TestLoopDetection(t *testing.T) {
 	addrOnce.Done()
 
 	startForwarder(t, f)
-	waitFor(t, "the loop to be detected", func() bool { return f.Stats().Looping })
+	wait.For(t, "the loop to be detected", 10*time.Second, func() bool { return f.Stats().Looping })
 	if n := f.Stats().LoopsDetected; n != 1 {
 		t.Errorf("%d loops detected", n)
 	}
@@ -68,7 +70,7 @@ func TestLoopDetection(t *testing.T) {
 	}
 
 	// Forwarding has stopped, for every name.
-	waitFor(t, "the probe to end", func() bool { return up.queries() == 1 })
+	wait.For(t, "the probe to end", 10*time.Second, func() bool { return up.queries() == 1 })
 	for _, name := range []string{"www.example.", "x.corp.example."} {
 		start := time.Now()
 		r := serve(t, f, query(name, dns.TypeA), false)
@@ -88,7 +90,7 @@ func TestNoLoop(t *testing.T) {
 	defer cancel()
 	f.Start(ctx)
 	f.Start(ctx) // a second call does nothing
-	waitFor(t, "the loop probe", func() bool { return up.queries() == 1 })
+	wait.For(t, "the loop probe", 10*time.Second, func() bool { return up.queries() == 1 })
 	for _, name := range []string{"www.example.", "0123456789abcdef." + LoopZone} { // another replica's probe
 		r := serve(t, f, query(name, dns.TypeA), false)
 		if r.Rcode != dns.RcodeNameError || f.Stats().Looping {

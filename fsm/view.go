@@ -49,6 +49,25 @@ func (v *View) SlicesOf(k ServiceKey) []*EndpointSlice { return v.bySvc[k] }
 // Counts returns how many services and endpoint slices the View holds.
 func (v *View) Counts() (services, endpointSlices int) { return len(v.services), len(v.slices) }
 
+// SameRecords reports whether v and o hold the same services and endpoint
+// slices, whatever their indexes.
+func (v *View) SameRecords(o *View) bool {
+	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) {
+		return false
+	}
+	for k, s := range v.services {
+		if other := o.services[k]; other == nil || !s.Equal(other) {
+			return false
+		}
+	}
+	for k, e := range v.slices {
+		if other := o.slices[k]; other == nil || !e.Equal(other) {
+			return false
+		}
+	}
+	return true
+}
+
 // change is a View being built from another by a batch of commands. The maps
 // are copied once, on the first write, so a batch costs one copy.
 type change struct {

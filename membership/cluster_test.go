@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // voters3 is the configuration of a fresh three-replica cluster.
@@ -42,7 +44,7 @@ func TestBootstrapFromDiscovery(t *testing.T) {
 	p0 := c.start("kdnsd-0", ipOf(0), "", true)
 	p1 := c.start("kdnsd-1", ipOf(1), "", true)
 	for _, p := range []*peer{p0, p1} {
-		waitFor(t, p.name+" to wait for kdnsd-2's IP", 10*time.Second, func() bool {
+		wait.For(t, p.name+" to wait for kdnsd-2's IP", 10*time.Second, func() bool {
 			return p.mem.waitingReason() == "waiting for pod kdnsd-2 to have an IP"
 		})
 	}
@@ -50,7 +52,7 @@ func TestBootstrapFromDiscovery(t *testing.T) {
 	// cannot tell whether it has state, so they still wait.
 	c.setPodIP("kdnsd-2", ipOf(2))
 	for _, p := range []*peer{p0, p1} {
-		waitFor(t, p.name+" to probe kdnsd-2", 10*time.Second, func() bool {
+		wait.For(t, p.name+" to probe kdnsd-2", 10*time.Second, func() bool {
 			return strings.HasPrefix(p.mem.waitingReason(), "cannot tell whether pod kdnsd-2 has raft state")
 		})
 	}
@@ -110,7 +112,7 @@ func TestEmptyReplicaIsAddedNotBootstrapped(t *testing.T) {
 	if n := p0.counted.bootstraps.Load(); n != 0 {
 		t.Errorf("the replica with a lost volume bootstrapped %d times", n)
 	}
-	waitFor(t, "kdnsd-0 to receive the state", 10*time.Second, func() bool { return p0.has("before") })
+	wait.For(t, "kdnsd-0 to receive the state", 10*time.Second, func() bool { return p0.has("before") })
 	c.commit("after")
 	c.waitApplied("after")
 	c.waitConfig(5*time.Second, c.voters3())
@@ -151,13 +153,13 @@ func TestScaleUpAndDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "kdnsd-4 to lead", 10*time.Second, p4.node.IsLeader)
+	wait.For(t, "kdnsd-4 to lead", 10*time.Second, p4.node.IsLeader)
 
 	// As the StatefulSet controller does: the highest ordinal first, each
 	// pod gone before the next goes.
 	c.scale(3)
 	rounds := p4.counted.reads.Load()
-	waitFor(t, "five more reconcile rounds on kdnsd-4", 10*time.Second, func() bool { return p4.counted.reads.Load() >= rounds+5 })
+	wait.For(t, "five more reconcile rounds on kdnsd-4", 10*time.Second, func() bool { return p4.counted.reads.Load() >= rounds+5 })
 	if !p4.node.IsLeader() {
 		t.Fatal("kdnsd-4 lost leadership")
 	}
@@ -235,7 +237,7 @@ func TestReadReplica(t *testing.T) {
 	// non-voter.
 	leader := c.leader()
 	rounds := leader.counted.reads.Load()
-	waitFor(t, "five more reconcile rounds", 10*time.Second, func() bool { return leader.counted.reads.Load() >= rounds+5 })
+	wait.For(t, "five more reconcile rounds", 10*time.Second, func() bool { return leader.counted.reads.Load() >= rounds+5 })
 	c.waitConfig(time.Second, withReplica)
 
 	c.stop(replica)

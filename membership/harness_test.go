@@ -28,6 +28,8 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/test/testenv"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 var env *testenv.Env
@@ -245,7 +247,7 @@ func (c *cluster) deletePod(name string) {
 	if err := c.admin.CoreV1().Pods(c.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		c.t.Fatal(err)
 	}
-	waitFor(c.t, "pod "+name+" to be gone", 10*time.Second, func() bool {
+	wait.For(c.t, "pod "+name+" to be gone", 10*time.Second, func() bool {
 		_, err := c.admin.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
@@ -385,7 +387,7 @@ func (c *cluster) probe(_ context.Context, name, ip string) (bool, error) {
 func (c *cluster) leader() *peer {
 	c.t.Helper()
 	var leader *peer
-	waitFor(c.t, "a leader", 15*time.Second, func() bool {
+	wait.For(c.t, "a leader", 15*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		leader = nil
@@ -492,7 +494,7 @@ func (c *cluster) waitApplied(service string) {
 	}
 	c.mu.Unlock()
 	for _, p := range peers {
-		waitFor(c.t, p.name+" to apply "+service, 10*time.Second, func() bool { return p.has(service) })
+		wait.For(c.t, p.name+" to apply "+service, 10*time.Second, func() bool { return p.has(service) })
 	}
 }
 
@@ -572,17 +574,6 @@ func (c *cluster) quorumWatch(always ...string) (stop func()) {
 		if len(failures) > 0 {
 			c.t.Errorf("%d bad configurations observed, first: %s", len(failures), failures[0])
 		}
-	}
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

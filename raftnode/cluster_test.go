@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 func TestCommitReachesEveryReplica(t *testing.T) {
@@ -15,7 +17,7 @@ func TestCommitReachesEveryReplica(t *testing.T) {
 	leader := leaderOf(t, ms)
 	commit(t, leader, fsm.UpsertService(service("web", "10.96.0.10")), fsm.UpsertService(service("api", "10.96.0.11")))
 	for _, m := range ms {
-		waitFor(t, m.id+" to apply", 5*time.Second, func() bool { return hasService(m, "web") && hasService(m, "api") })
+		wait.For(t, m.id+" to apply", 5*time.Second, func() bool { return hasService(m, "web") && hasService(m, "api") })
 	}
 	if st := leader.node.Status(); st.State != "Leader" || st.LeaderID != leader.id || len(st.Servers) != 3 || st.AppliedIndex == 0 {
 		t.Errorf("leader status %+v", st)
@@ -58,9 +60,9 @@ func TestWhileLeaderRunsOnExactlyOneReplica(t *testing.T) {
 		}(m.node)
 	}
 	leader := leaderOf(t, ms)
-	waitFor(t, "one runner", 5*time.Second, func() bool { return running.Load() == 1 })
+	wait.For(t, "one runner", 5*time.Second, func() bool { return running.Load() == 1 })
 	leader.stop()
-	waitFor(t, "a runner on the new leader", 10*time.Second, func() bool { return terms.Load() >= 2 && running.Load() == 1 })
+	wait.For(t, "a runner on the new leader", 10*time.Second, func() bool { return terms.Load() >= 2 && running.Load() == 1 })
 	// Leadership can briefly overlap during an election (the old leader
 	// steps down on its own lease); two runners at once must not happen here
 	// because the old leader shut down first.

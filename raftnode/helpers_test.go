@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // member is one replica of an in-process test cluster: a real store and a
@@ -73,25 +75,6 @@ func (m *member) stop() {
 	m.node, m.store = nil, nil
 }
 
-// poll reports whether cond holds within timeout.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	if !poll(timeout, cond) {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-}
-
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
@@ -99,7 +82,7 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 func leaderOf(t testing.TB, ms []*member) *member {
 	t.Helper()
 	var leader *member
-	waitFor(t, "a leader", 10*time.Second, func() bool {
+	wait.For(t, "a leader", 10*time.Second, func() bool {
 		leader = nil
 		for _, m := range ms {
 			if m.node != nil && m.node.IsLeader() {

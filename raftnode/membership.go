@@ -85,7 +85,7 @@ func (n *Node) AddServer(ctx context.Context, id, addr string, voter bool) error
 	} else {
 		f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
 	}
-	err := wait(ctx, f)
+	err := await(ctx, f)
 	n.refreshConfiguredAddrs()
 	return err
 }
@@ -102,7 +102,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 			return fmt.Errorf("%w: %q", ErrUnknownServer, id)
 		}
 	}
-	err := wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout))
+	err := await(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout))
 	n.refreshConfiguredAddrs()
 	return err
 }
@@ -111,13 +111,13 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 // up-to-date voter when id is empty. It must run on the leader.
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if id == "" {
-		return wait(ctx, n.raft.LeadershipTransfer())
+		return await(ctx, n.raft.LeadershipTransfer())
 	}
 	addr, ok := n.configuredAddr(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownServer, id)
 	}
-	return wait(ctx, n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
+	return await(ctx, n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
 }
 
 // Leader returns the leader's ID and Raft address, empty when there is none.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 func TestAddRemoveAndTransfer(t *testing.T) {
@@ -23,7 +25,7 @@ func TestAddRemoveAndTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit(t, leader, fsm.UpsertService(service("seen-by-reader", "10.96.0.30")))
-	waitFor(t, "non-voter to apply", 10*time.Second, func() bool { return hasService(extra, "seen-by-reader") })
+	wait.For(t, "non-voter to apply", 10*time.Second, func() bool { return hasService(extra, "seen-by-reader") })
 	servers, _ := leader.node.Servers()
 	if len(servers) != 4 {
 		t.Fatalf("servers %+v", servers)
@@ -48,7 +50,7 @@ func TestAddRemoveAndTransfer(t *testing.T) {
 	if err := leader.node.TransferLeadership(ctx, target.id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, target.id+" to lead", 10*time.Second, func() bool { return target.node.IsLeader() })
+	wait.For(t, target.id+" to lead", 10*time.Second, func() bool { return target.node.IsLeader() })
 }
 
 // TestRestoreClusterIntoNewCluster: a snapshot of one cluster restored into a
@@ -72,13 +74,13 @@ func TestRestoreClusterIntoNewCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range dst {
-		waitFor(t, m.id+" to hold the restored state", 10*time.Second, func() bool {
+		wait.For(t, m.id+" to hold the restored state", 10*time.Second, func() bool {
 			return hasService(m, "e") && !hasService(m, "replaced")
 		})
 	}
 	commit(t, dstLeader, fsm.UpsertService(service("after-restore", "10.96.0.42")))
 	for _, m := range dst {
-		waitFor(t, m.id+" to apply after restore", 10*time.Second, func() bool { return hasService(m, "after-restore") })
+		wait.For(t, m.id+" to apply after restore", 10*time.Second, func() bool { return hasService(m, "after-restore") })
 	}
 	// And the restored state survives a restart.
 	m := dst[0]

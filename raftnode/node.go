@@ -272,7 +272,7 @@ func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
 		return err
 	}
 	f := n.raft.Apply(data, 0)
-	if err := wait(ctx, f); err != nil {
+	if err := await(ctx, f); err != nil {
 		return err
 	}
 	if err, ok := f.Response().(error); ok {
@@ -282,9 +282,9 @@ func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
 }
 
 // Barrier returns once every entry committed before it is applied here.
-func (n *Node) Barrier(ctx context.Context) error { return wait(ctx, n.raft.Barrier(0)) }
+func (n *Node) Barrier(ctx context.Context) error { return await(ctx, n.raft.Barrier(0)) }
 
-func wait(ctx context.Context, f raft.Future) error {
+func await(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {

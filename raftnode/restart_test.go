@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestRestartServesFromDiskWithoutQuorum: a replica restarted while the rest
@@ -16,7 +18,7 @@ func TestRestartServesFromDiskWithoutQuorum(t *testing.T) {
 		commit(t, leader, fsm.UpsertService(service(name, "10.96.0."+string(rune('1'+i)))))
 	}
 	follower := followerOf(ms, leader)
-	waitFor(t, "follower to apply", 5*time.Second, func() bool { return hasService(follower, "c") })
+	wait.For(t, "follower to apply", 5*time.Second, func() bool { return hasService(follower, "c") })
 	applied := follower.store.View().Index()
 	peers := peersOf(ms)
 	for _, m := range ms {
@@ -46,5 +48,5 @@ func TestRestartedReplicaCatchesUp(t *testing.T) {
 	follower.stop()
 	commit(t, leader, fsm.UpsertService(service("while-down", "10.96.0.20")))
 	follower.start(t, peers)
-	waitFor(t, "restarted follower to catch up", 10*time.Second, func() bool { return hasService(follower, "while-down") })
+	wait.For(t, "restarted follower to catch up", 10*time.Second, func() bool { return hasService(follower, "while-down") })
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestEmptyReplicaRejoinsFromSnapshot: a replica that lost its data dir is
@@ -33,7 +35,7 @@ func TestEmptyReplicaRejoinsFromSnapshot(t *testing.T) {
 	}
 	lost.dir = t.TempDir()
 	lost.start(t, peers)
-	waitFor(t, "empty replica to receive the snapshot", 15*time.Second, func() bool { return hasService(lost, "s19") })
+	wait.For(t, "empty replica to receive the snapshot", 15*time.Second, func() bool { return hasService(lost, "s19") })
 	if n, _ := lost.store.View().Counts(); n != 20 {
 		t.Fatalf("%d services after snapshot, want 20", n)
 	}

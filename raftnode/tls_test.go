@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // testCA issues peer certificates into files.
@@ -98,7 +100,7 @@ func TestMutualTLS(t *testing.T) {
 	leader := leaderOf(t, ms)
 	commit(t, leader, fsm.UpsertService(service("over-tls", "10.96.0.50")))
 	for _, m := range ms {
-		waitFor(t, m.id+" to apply over TLS", 10*time.Second, func() bool { return hasService(m, "over-tls") })
+		wait.For(t, m.id+" to apply over TLS", 10*time.Second, func() bool { return hasService(m, "over-tls") })
 	}
 
 	other := newTestCA(t, dir, "other")
@@ -111,7 +113,7 @@ func TestMutualTLS(t *testing.T) {
 	defer cancel()
 	leader.node.AddServer(ctx, intruder.id, intruder.addr, false)
 	commit(t, leader, fsm.UpsertService(service("secret", "10.96.0.51")))
-	if poll(2*time.Second, func() bool { return hasService(intruder, "secret") }) {
+	if wait.Poll(2*time.Second, func() bool { return hasService(intruder, "secret") }) {
 		t.Fatal("a peer with a foreign certificate received the log")
 	}
 }

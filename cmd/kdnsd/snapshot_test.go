@@ -25,25 +25,6 @@ func snapshotTestView(n int) *fsm.View {
 	return fsm.NewView(uint64(100+n), services, slices)
 }
 
-func sameSnapshotRecords(a, b *fsm.View) bool {
-	as, ae := a.Counts()
-	bs, be := b.Counts()
-	if as != bs || ae != be {
-		return false
-	}
-	for s := range a.Services() {
-		if o := b.Service(s.Key()); o == nil || !o.Equal(s) {
-			return false
-		}
-	}
-	for e := range a.Slices() {
-		if o := b.Slice(e.Key()); o == nil || !o.Equal(e) {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSnapshotSaveAndRestore(t *testing.T) {
 	src := newAdminTestGroup(t)
 	want := snapshotTestView(5)
@@ -64,7 +45,7 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	}
 	saved, err := fsm.ReadSnapshot(f)
 	f.Close()
-	if err != nil || !sameSnapshotRecords(saved, want) {
+	if err != nil || !saved.SameRecords(want) {
 		t.Fatalf("saved file: %v", err)
 	}
 	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
@@ -96,7 +77,7 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	if !strings.HasPrefix(out, "restored "+file+" into the cluster through the leader a") {
 		t.Errorf("restore: %q", out)
 	}
-	if !sameSnapshotRecords(dst.fc.View(), snapshotTestView(7)) {
+	if !dst.fc.View().SameRecords(snapshotTestView(7)) {
 		t.Error("restored group does not hold the snapshot's records")
 	}
 

@@ -12,6 +12,8 @@ import (
 
 	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // adminCluster starts three replicas on 127.0.0.<first>… with the admin API
@@ -85,7 +87,7 @@ func TestAdminCLI(t *testing.T) {
 	c, flags := adminCluster(t, ca, "s3cret", 11, env.KdnsdKubeconfig)
 
 	var peers adminapi.PeersResponse
-	waitFor(t, "three healthy peers", 20*time.Second, func() bool {
+	wait.For(t, "three healthy peers", 20*time.Second, func() bool {
 		peers = peersList(t, flags(0))
 		healthy, leaders := 0, 0
 		for _, p := range peers.Peers {
@@ -122,7 +124,7 @@ func TestAdminCLI(t *testing.T) {
 	if _, err := kdnsdCLI(append([]string{"peers", "transfer-leader", c.Replicas[target].ID}, flags(via)...)...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, c.Replicas[target].ID+" to lead", 10*time.Second, func() bool { return c.Leader(context.Background()) == c.Replicas[target] })
+	wait.For(t, c.Replicas[target].ID+" to lead", 10*time.Second, func() bool { return c.Leader(context.Background()) == c.Replicas[target] })
 
 	// Remove a follower through a follower, then add it back.
 	removed := c.Replicas[(target+1)%3]
@@ -171,7 +173,7 @@ func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 		ips[name] = createService(t, cs, ns, name).String()
 	}
 	for name, ip := range ips {
-		waitFor(t, "source to answer "+name, 20*time.Second, func() bool { return answersA(src.Replicas[1], fqdn(name, ns), ip) })
+		wait.For(t, "source to answer "+name, 20*time.Second, func() bool { return answersA(src.Replicas[1], fqdn(name, ns), ip) })
 	}
 	file := filepath.Join(t.TempDir(), "backup.snap")
 	if _, err := kdnsdCLI(append([]string{"snapshot", "save", file}, srcFlags(1)...)...); err != nil {
@@ -188,7 +190,7 @@ func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 	}
 	for _, r := range dst.Replicas {
 		for name, ip := range ips {
-			waitFor(t, r.ID+" of the new cluster to answer "+name, 20*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
+			wait.For(t, r.ID+" of the new cluster to answer "+name, 20*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestDNSSpecification runs the resolver's query-case table against three
@@ -36,7 +38,7 @@ func TestDNSSpecification(t *testing.T) {
 	for _, r := range c.Replicas {
 		var failures []error
 		// The replicas converge on the fixture; then every case must hold.
-		ok := poll(30*time.Second, func() bool {
+		ok := wait.Poll(30*time.Second, func() bool {
 			failures = failures[:0]
 			for _, tc := range cases {
 				reply, err := r.QueryPlain(tc.Name, tc.Type)

@@ -11,6 +11,8 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // upstream is a DNS server of the test's own on loopback that answers every
@@ -93,7 +95,7 @@ func TestForwarding(t *testing.T) {
 
 	r := c.Replicas[1]
 	var reply *dns.Msg
-	waitFor(t, "ExternalName answered with CNAME and address", 20*time.Second, func() bool {
+	wait.For(t, "ExternalName answered with CNAME and address", 20*time.Second, func() bool {
 		reply, err = r.Query(fqdn("ext", ns), dns.TypeA, false)
 		if err != nil || len(reply.Answer) != 2 {
 			return false

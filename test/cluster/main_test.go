@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/test/testenv"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 var (
@@ -80,40 +82,10 @@ func stopOnCleanup(t *testing.T, c *Cluster) {
 	})
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// poll checks cond until it holds or timeout passes; it reports whether it
-// held.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
-}
-
-// waitFor fails the test unless cond holds within timeout; it returns how
-// long that took.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	if !poll(timeout, cond) {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-	return time.Since(start)
-}
-
 func waitLeader(t *testing.T, c *Cluster) *Replica {
 	t.Helper()
 	var leader *Replica
-	waitFor(t, "a leader", 20*time.Second, func() bool {
+	wait.For(t, "a leader", 20*time.Second, func() bool {
 		leader = c.Leader(context.Background())
 		return leader != nil
 	})
@@ -125,7 +97,7 @@ func waitLeader(t *testing.T, c *Cluster) *Replica {
 func status(t *testing.T, r *Replica) Status {
 	t.Helper()
 	var st Status
-	waitFor(t, r.ID+" /status", 10*time.Second, func() bool {
+	wait.For(t, r.ID+" /status", 10*time.Second, func() bool {
 		var err error
 		st, err = r.Status(context.Background())
 		return err == nil

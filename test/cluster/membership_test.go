@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // statefulSet stands in for kdnsd's StatefulSet in the API: the
@@ -131,7 +133,7 @@ func newDiscoveredCluster(t *testing.T, n int) (*Cluster, *statefulSet) {
 	}
 	want := voters(c.Replicas...)
 	for _, r := range c.Replicas {
-		waitFor(t, r.ID+" to bootstrap the discovered configuration", 30*time.Second, func() bool {
+		wait.For(t, r.ID+" to bootstrap the discovered configuration", 30*time.Second, func() bool {
 			return slices.Equal(configuration(r), want)
 		})
 	}
@@ -160,7 +162,7 @@ func TestDiscoveryBootstrapAndScale(t *testing.T) {
 	}
 	ips["s1"] = createService(t, cs, ns, "s1").String()
 	want := voters(c.Replicas...)
-	waitFor(t, "five voters", 30*time.Second, func() bool { return slices.Equal(configuration(c.Replicas[0]), want) })
+	wait.For(t, "five voters", 30*time.Second, func() bool { return slices.Equal(configuration(c.Replicas[0]), want) })
 	ips["s2"] = createService(t, cs, ns, "s2").String()
 
 	sts.scale(3)
@@ -170,13 +172,13 @@ func TestDiscoveryBootstrapAndScale(t *testing.T) {
 	}
 	ips["s3"] = createService(t, cs, ns, "s3").String()
 	want = voters(c.Replicas[:3]...)
-	waitFor(t, "three voters again", 30*time.Second, func() bool {
+	wait.For(t, "three voters again", 30*time.Second, func() bool {
 		leader := c.Leader(context.Background())
 		return leader != nil && slices.Equal(configuration(leader), want)
 	})
 	for _, r := range c.Replicas[:3] {
 		for name, ip := range ips {
-			waitFor(t, r.ID+" to answer "+name, 10*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
+			wait.For(t, r.ID+" to answer "+name, 10*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
 		}
 	}
 }
@@ -199,12 +201,12 @@ func TestRescheduledAndEmptyReplicasRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := voters(c.Replicas...)
-	waitFor(t, "the moved replica's new address in the configuration", 30*time.Second, func() bool {
+	wait.For(t, "the moved replica's new address in the configuration", 30*time.Second, func() bool {
 		leader := c.Leader(context.Background())
 		return leader != nil && slices.Equal(configuration(leader), want)
 	})
 	after := createService(t, cs, ns, "after-move").String()
-	waitFor(t, "the moved replica to answer", 20*time.Second, func() bool { return answersA(moved, fqdn("after-move", ns), after) })
+	wait.For(t, "the moved replica to answer", 20*time.Second, func() bool { return answersA(moved, fqdn("after-move", ns), after) })
 
 	wiped := c.Replicas[2]
 	wiped.Stop()
@@ -214,12 +216,12 @@ func TestRescheduledAndEmptyReplicasRejoin(t *testing.T) {
 	if err := wiped.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the wiped replica to receive the records", 30*time.Second, func() bool {
+	wait.For(t, "the wiped replica to receive the records", 30*time.Second, func() bool {
 		return answersA(wiped, fqdn("before", ns), ip) && answersA(wiped, fqdn("after-move", ns), after)
 	})
 	// It rejoined the one cluster: it reports the same configuration as the
 	// leader, not one of its own.
-	waitFor(t, "the wiped replica to know the cluster", 20*time.Second, func() bool {
+	wait.For(t, "the wiped replica to know the cluster", 20*time.Second, func() bool {
 		return slices.Equal(configuration(wiped), want)
 	})
 	// Nor did it ever start one.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestPropagation measures API write → answered by all three replicas over
@@ -23,7 +25,7 @@ func TestPropagation(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, r := range c.Replicas {
 			wg.Go(func() {
-				if !poll(10*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) }) {
+				if !wait.Poll(10*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) }) {
 					t.Errorf("%s did not answer %s", r.ID, name)
 				}
 			})

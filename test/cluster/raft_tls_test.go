@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/admin/admintest"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestRaftMutualTLS: replicas with certificates of the cluster CA replicate
@@ -28,7 +30,7 @@ func TestRaftMutualTLS(t *testing.T) {
 	ns := namespace(t, cs)
 	ip := createService(t, cs, ns, "over-tls").String()
 	for _, r := range c.Replicas {
-		waitFor(t, r.ID+" to answer over TLS", 20*time.Second, func() bool { return answersA(r, fqdn("over-tls", ns), ip) })
+		wait.For(t, r.ID+" to answer over TLS", 20*time.Second, func() bool { return answersA(r, fqdn("over-tls", ns), ip) })
 	}
 
 	// Two read replicas ask to join: one with a certificate of the
@@ -56,9 +58,9 @@ func TestRaftMutualTLS(t *testing.T) {
 	}
 	later := createService(t, cs, ns, "after-join").String()
 	for _, r := range []*Replica{c.Replicas[0], c.Replicas[1], c.Replicas[2], good} {
-		waitFor(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("after-join", ns), later) })
+		wait.For(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("after-join", ns), later) })
 	}
-	if poll(3*time.Second, func() bool { return answersA(intruder, fqdn("after-join", ns), later) }) {
+	if wait.Poll(3*time.Second, func() bool { return answersA(intruder, fqdn("after-join", ns), later) }) {
 		t.Fatal("a replica with a foreign certificate received the log")
 	}
 	if !intruder.Running() {
