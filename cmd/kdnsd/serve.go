@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -322,7 +320,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		})
 	})
 
-	httpSrv := &http.Server{Addr: o.httpAddr, Handler: statusMux(node, res, w, &dnsUp), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Addr: o.httpAddr, Handler: statusMux(node, res, fwd, w, &dnsUp), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.ListenAndServe() }()
 
@@ -363,22 +361,9 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, res *resolver.Resolver, w *watcher.Watcher, dnsUp *atomic.Bool) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_served_index", Help: "Raft log index of the records this replica answers from."},
-			func() float64 { return float64(res.AppliedIndex()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_raft_leader", Help: "1 while this replica leads the Raft group."},
-			func() float64 {
-				if node.IsLeader() {
-					return 1
-				}
-				return 0
-			}),
-	)
+func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, dnsUp *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once DNS is up and there is something to answer from: records

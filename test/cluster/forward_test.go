@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,6 +93,25 @@ func TestForwarding(t *testing.T) {
 	}
 	if n := general.queries.Load() - before; n > 1 {
 		t.Errorf("%d upstream queries for 5 repeats of a cached name", n)
+	}
+	// The forwarder's counters are on /metrics.
+	resp, err := http.Get("http://" + c.Replicas[0].HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`kdnsd_forward_upstream_healthy{upstream="` + general.addr + `"} 1`,
+		`kdnsd_forward_cache_hits_total `,
+		`kdnsd_served_index `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), "kdnsd_forward_cache_hits_total 0\n") {
+		t.Error("no cache hits counted")
 	}
 
 	r := c.Replicas[1]

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kdnsd/kdnsd/forward"
+	"github.com/kdnsd/kdnsd/raftnode"
+	"github.com/kdnsd/kdnsd/resolver"
+)
+
+// metrics registers what /metrics exposes: the process, the replica's
+// place in the Raft group, and the forwarder's counters (read once a scrape).
+func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_served_index", Help: "Raft log index of the records this replica answers from."},
+			func() float64 { return float64(res.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_raft_leader", Help: "1 while this replica leads the Raft group."},
+			func() float64 { return boolValue(node.IsLeader()) }),
+		forwardCollector{fwd},
+	)
+	return reg
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var (
+	descUpstreamQueries  = prometheus.NewDesc("kdnsd_forward_upstream_queries_total", "Queries sent to an upstream server.", []string{"upstream"}, nil)
+	descUpstreamFailures = prometheus.NewDesc("kdnsd_forward_upstream_failures_total", "Queries to an upstream server that failed.", []string{"upstream"}, nil)
+	descUpstreamHealthy  = prometheus.NewDesc("kdnsd_forward_upstream_healthy", "1 while an upstream server is considered healthy.", []string{"upstream"}, nil)
+	descCacheHits        = prometheus.NewDesc("kdnsd_forward_cache_hits_total", "Forwarded names answered from the cache.", nil, nil)
+	descCacheMisses      = prometheus.NewDesc("kdnsd_forward_cache_misses_total", "Forwarded names not in the cache.", nil, nil)
+	descStaleServed      = prometheus.NewDesc("kdnsd_forward_stale_served_total", "Expired answers served because every upstream failed (RFC 8767).", nil, nil)
+	descCacheEntries     = prometheus.NewDesc("kdnsd_forward_cache_entries", "Answers in the cache, stale ones included.", nil, nil)
+	descInFlight         = prometheus.NewDesc("kdnsd_forward_in_flight", "Upstream queries in flight.", nil, nil)
+	descOverloaded       = prometheus.NewDesc("kdnsd_forward_overloaded_total", "Queries refused because --max-inflight was reached.", nil, nil)
+	descLooping          = prometheus.NewDesc("kdnsd_forward_loop_detected", "1 once a forwarding loop was detected; forwarding then stops.", nil, nil)
+)
+
+// forwardCollector exposes forward.Stats.
+type forwardCollector struct{ fwd *forward.Forwarder }
+
+func (c forwardCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUpstreamQueries, descUpstreamFailures, descUpstreamHealthy, descCacheHits,
+		descCacheMisses, descStaleServed, descCacheEntries, descInFlight, descOverloaded, descLooping} {
+		ch <- d
+	}
+}
+
+func (c forwardCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.fwd.Stats()
+	for _, u := range st.Upstreams {
+		ch <- prometheus.MustNewConstMetric(descUpstreamQueries, prometheus.CounterValue, float64(u.Queries), u.Addr)
+		ch <- prometheus.MustNewConstMetric(descUpstreamFailures, prometheus.CounterValue, float64(u.Failures), u.Addr)
+		ch <- prometheus.MustNewConstMetric(descUpstreamHealthy, prometheus.GaugeValue, boolValue(u.Healthy), u.Addr)
+	}
+	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.CacheHits))
+	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.CacheMisses))
+	ch <- prometheus.MustNewConstMetric(descStaleServed, prometheus.CounterValue, float64(st.StaleServed))
+	ch <- prometheus.MustNewConstMetric(descCacheEntries, prometheus.GaugeValue, float64(st.CacheEntries))
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(st.InFlight))
+	ch <- prometheus.MustNewConstMetric(descOverloaded, prometheus.CounterValue, float64(st.Overloaded))
+	ch <- prometheus.MustNewConstMetric(descLooping, prometheus.GaugeValue, boolValue(st.Looping))
+}
