@@ -5,21 +5,40 @@ import (
 	"sync"
 )
 
-// leadership is the replica's current role as a level: whether it leads and
-// in which term. Every change closes the channel that waiters hold.
+// leadership is the replica's current role as a level: whether it leads, in
+// which term, and in which run of leader-only work within that term. Every
+// change closes the channel that waiters hold.
 type leadership struct {
 	mu      sync.Mutex
 	leader  bool
-	term    uint64
+	run     leaderRun
 	changed chan struct{}
 }
 
+// leaderRun names one run of leader-only work: a term, and how often that
+// work was restarted within it.
+type leaderRun struct{ term, restarts uint64 }
+
 func newLeadership() *leadership { return &leadership{changed: make(chan struct{})} }
 
-func (l *leadership) get() (leader bool, term uint64, changed <-chan struct{}) {
+func (l *leadership) get() (leader bool, run leaderRun, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.leader, l.term, l.changed
+	return l.leader, l.run, l.changed
+}
+
+// restart ends the current run of leader-only work and starts another in
+// the same term: after the state was replaced underneath it (a restore), the
+// work starts again from that state.
+func (l *leadership) restart() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.leader {
+		return
+	}
+	l.run.restarts++
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
 
 func (l *leadership) set(leader bool, term uint64) {
@@ -28,21 +47,22 @@ func (l *leadership) set(leader bool, term uint64) {
 	if !leader {
 		term = 0
 	}
-	if leader == l.leader && term == l.term {
+	if leader == l.leader && term == l.run.term {
 		return
 	}
-	l.leader, l.term = leader, term
+	l.leader, l.run = leader, leaderRun{term: term}
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
 
-// whileLeader runs fn once for each term in which l says this replica leads,
-// with a context that ends when that term ends or ctx ends. It waits for fn
+// whileLeader runs fn once for each term in which l says this replica leads
+// (and again after each restart), with a context that ends when that run ends
+// or ctx ends. It waits for fn
 // to return before running it again, so at most one fn runs at a time. It
 // returns when ctx ends and the last fn has returned.
 func (l *leadership) whileLeader(ctx context.Context, fn func(context.Context)) {
 	for {
-		leader, term, changed := l.get()
+		leader, run, changed := l.get()
 		if leader {
 			termCtx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
@@ -53,8 +73,8 @@ func (l *leadership) whileLeader(ctx context.Context, fn func(context.Context)) 
 			waitDone := (<-chan struct{})(done)
 		term:
 			for {
-				nowLeader, nowTerm, nowChanged := l.get()
-				if !nowLeader || nowTerm != term {
+				nowLeader, nowRun, nowChanged := l.get()
+				if !nowLeader || nowRun != run {
 					break
 				}
 				select {

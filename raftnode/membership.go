@@ -150,6 +150,11 @@ func (n *Node) RestoreCluster(ctx context.Context, snapshot io.Reader) error {
 	}()
 	select {
 	case err := <-done:
+		if err == nil {
+			// The records changed under the leader's watcher: it starts
+			// again and compares the restored state with the API.
+			n.leader.restart()
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
 
@@ -193,4 +196,44 @@ func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 			wait.For(t, r.ID+" of the new cluster to answer "+name, 20*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
 		}
 	}
+}
+
+// TestRestoreIsReconciledWithAPI: after an old snapshot is restored into a
+// cluster whose API server is reachable, the leader compares the restored
+// records with the API again, so what changed since the backup comes back.
+func TestRestoreIsReconciledWithAPI(t *testing.T) {
+	ca := admintest.NewCA(t, "admin")
+	c, flags := adminCluster(t, ca, "tok", 41, env.KdnsdKubeconfig)
+	cs := admin(t)
+	ns := namespace(t, cs)
+	keep := createService(t, cs, ns, "keep").String()
+	createService(t, cs, ns, "gone")
+	r := c.Replicas[0]
+	wait.For(t, "gone to be answered", 20*time.Second, func() bool { return nameExists(r, fqdn("gone", ns)) })
+	file := filepath.Join(t.TempDir(), "old.snap")
+	if _, err := kdnsdCLI(append([]string{"snapshot", "save", file}, flags(0)...)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Services(ns).Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	added := createService(t, cs, ns, "added").String()
+	wait.For(t, "the changes to be answered", 20*time.Second, func() bool {
+		return !nameExists(r, fqdn("gone", ns)) && answersA(r, fqdn("added", ns), added)
+	})
+
+	if _, err := kdnsdCLI(append([]string{"snapshot", "restore", file}, flags(1)...)...); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to be back in line with the API", 20*time.Second, func() bool {
+			return answersA(r, fqdn("keep", ns), keep) && answersA(r, fqdn("added", ns), added) && !nameExists(r, fqdn("gone", ns))
+		})
+	}
+}
+
+// nameExists reports whether r answers name with anything but NXDOMAIN.
+func nameExists(r *Replica, name string) bool {
+	reply, err := r.Query(name, dns.TypeA, false)
+	return err == nil && reply.Rcode != dns.RcodeNameError
 }
