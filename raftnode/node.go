@@ -254,6 +254,21 @@ func (n *Node) WhileLeader(ctx context.Context, fn func(context.Context)) {
 	n.leader.whileLeader(ctx, fn)
 }
 
+// maxReadyLag is how many committed entries a replica may not have applied
+// yet and still be ready: a little lag under load is normal, a replica
+// replaying the log after joining is not ready.
+const maxReadyLag = 64
+
+// CaughtUp reports whether this replica has applied what it knows to be
+// committed. A replica that knows of no leader (no quorum) counts as caught
+// up: it serves what it has.
+func (n *Node) CaughtUp() bool {
+	if id, _ := n.Leader(); id == "" {
+		return true
+	}
+	return n.raft.AppliedIndex()+maxReadyLag >= n.raft.CommitIndex()
+}
+
 // IsLeader reports whether this replica leads now.
 func (n *Node) IsLeader() bool {
 	leader, _, _ := n.leader.get()

@@ -202,10 +202,20 @@ func (r *Resolver) Update(v *fsm.View) {
 
 // Follow serves src's View now and each new View it announces, until ctx is
 // done or src closes its notification channel.
+//
+// A View at index 0 (a store that has never applied an entry: a new or wiped
+// replica) is not served: until records arrive the zone answers SERVFAIL,
+// which sends clients to another server, rather than NXDOMAIN, which they
+// would cache.
 func (r *Resolver) Follow(ctx context.Context, src ViewSource) {
 	ch, cancel := src.Subscribe() // before View(), so no View is missed
 	defer cancel()
-	r.Update(src.View())
+	update := func() {
+		if v := src.View(); v.Index() > 0 {
+			r.Update(v)
+		}
+	}
+	update()
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,7 +224,7 @@ func (r *Resolver) Follow(ctx context.Context, src ViewSource) {
 			if !ok {
 				return
 			}
-			r.Update(src.View())
+			update()
 		}
 	}
 }

@@ -239,7 +239,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	res.Update(store.View())
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
 	go res.Follow(serveCtx, store)
@@ -366,14 +365,15 @@ func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forward
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		// Ready once DNS is up and there is something to answer from: records
-		// on disk, or a leader to receive them from.
-		st := node.Status()
+		// Ready once DNS is up, answering from records, and not far behind
+		// what the cluster has committed.
 		switch {
 		case !dnsUp.Load():
 			http.Error(rw, "dns listener not up", http.StatusServiceUnavailable)
-		case res.AppliedIndex() == 0 && st.LeaderID == "":
-			http.Error(rw, "no records yet and no leader", http.StatusServiceUnavailable)
+		case res.AppliedIndex() == 0:
+			http.Error(rw, "no records yet", http.StatusServiceUnavailable)
+		case !node.CaughtUp():
+			http.Error(rw, "catching up with the leader", http.StatusServiceUnavailable)
 		default:
 			fmt.Fprintln(rw, "ok")
 		}
@@ -395,5 +395,5 @@ func watcherState(node *raftnode.Node, w *watcher.Watcher) string {
 	if !node.IsLeader() {
 		return "follower"
 	}
-	return strings.TrimSpace(w.State())
+	return w.State()
 }

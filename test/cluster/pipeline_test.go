@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -200,4 +201,48 @@ func TestRollingRestart(t *testing.T) {
 		}
 		wait.For(t, r.ID+" to answer after restart", 10*time.Second, func() bool { return answersA(r, fqdn("steady", ns), ip) })
 	}
+}
+
+// TestNotReadyUntilRecords: a new replica with no records answers the zone
+// SERVFAIL (never a cacheable NXDOMAIN) and is not ready until the cluster
+// has formed and sent it the records.
+func TestNotReadyUntilRecords(t *testing.T) {
+	c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOnCleanup(t, c)
+	first := c.Replicas[0]
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	status(t, first)
+	reply, err := first.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, false)
+	if err != nil || reply.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("alone and empty: %v %v", reply, err)
+	}
+	if code := readyz(t, first); code != http.StatusServiceUnavailable {
+		t.Fatalf("alone and empty: /readyz %d", code)
+	}
+	for _, r := range c.Replicas[1:] {
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to be ready", 20*time.Second, func() bool { return readyz(t, r) == http.StatusOK })
+		if !answersA(r, "kubernetes.default.svc.cluster.local.", "10.96.0.1") {
+			t.Errorf("%s ready but not answering", r.ID)
+		}
+	}
+}
+
+func readyz(t *testing.T, r *Replica) int {
+	t.Helper()
+	resp, err := http.Get("http://" + r.HTTPAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
