@@ -45,21 +45,44 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: file is locked; is another kdnsd using this data dir?", path)
+	const keep = "the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster"
+	var s *Store
+	err := CatchCorruption(func() error {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+		if err != nil {
+			if errors.Is(err, bolt.ErrTimeout) {
+				return fmt.Errorf("open %s: file is locked; is another kdnsd using this data dir?", path)
+			}
+			return fmt.Errorf("open %s: %w (%s)", path, err, keep)
 		}
-		return nil, fmt.Errorf("open %s: %w (the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster)", path, err)
+		s = &Store{path: path, db: db, log: logger, subs: map[chan struct{}]struct{}{}}
+		v, err := s.load()
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("read %s: %w (%s)", path, err, keep)
+		}
+		s.view.Store(v)
+		return nil
+	})
+	if errors.Is(err, ErrCorrupt) {
+		return nil, fmt.Errorf("open %s: %w (%s)", path, err, keep)
 	}
-	s := &Store{path: path, db: db, log: logger, subs: map[chan struct{}]struct{}{}}
-	v, err := s.load()
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("read %s: %w (the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster)", path, err)
-	}
-	s.view.Store(v)
-	return s, nil
+	return s, err
+}
+
+// ErrCorrupt is the error CatchCorruption makes of a panic.
+var ErrCorrupt = errors.New("corrupt data file")
+
+// CatchCorruption runs open, turning a panic into an ErrCorrupt error: bbolt
+// panics, rather than failing, on some corrupt pages, and a corrupt data file
+// must give a clear error, not a crash.
+func CatchCorruption(open func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
+		}
+	}()
+	return open()
 }
 
 func (s *Store) load() (*View, error) {

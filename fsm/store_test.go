@@ -296,6 +296,39 @@ func TestOpenCorruptFileFailsClearlyAndKeepsIt(t *testing.T) {
 	}
 }
 
+// TestOpenCorruptPagesFailsClearly: a valid file whose pages were damaged
+// (bbolt panics on some of those) gives an error, and is left as it is.
+func TestOpenCorruptPagesFailsClearly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	s := openStore(t, path)
+	for i := range 50 {
+		mustApply(t, s, entry(t, uint64(i+1), UpsertService(svc("default", "s"+strconv.Itoa(i), "10.96.0.1"))))
+	}
+	s.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pages 0 and 1 are bbolt's meta pages; damage every page after them.
+	for i := 2 * 4096; i < len(data); i++ {
+		data[i] = 0xff
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, nil)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "file is kept") {
+		t.Fatalf("open of a damaged file: %v", err)
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("want bbolt's panic caught as ErrCorrupt, got %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(after, data) {
+		t.Fatal("the damaged file was modified")
+	}
+}
+
 func TestOpenLockedFileFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fsm.db")
 	openStore(t, path)

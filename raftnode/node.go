@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -119,7 +120,11 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(level), Output: os.Stderr})
 
-	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	var logStore *raftboltdb.BoltStore
+	err = fsm.CatchCorruption(func() (err error) {
+		logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("raft: open log store %s: %w (the file is kept as it is)", filepath.Join(raftDir, "raft.db"), err)
 	}
@@ -170,6 +175,15 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		logStore.Close()
 		return nil, fmt.Errorf("raft: read state: %w", err)
 	}
+	if !existing && store.View().Index() > 0 {
+		// The records would claim log indexes that a new Raft log reuses,
+		// and the entries at those indexes would be skipped.
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("raft: %s holds records up to log index %d but %s has no Raft state; "+
+			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
+			store.Path(), store.View().Index(), raftDir)
+	}
 	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
@@ -206,7 +220,10 @@ func containsID(peers []Peer, id string) bool {
 
 // catchUpFromSnapshot covers a crash between Raft persisting a snapshot sent
 // by the leader and the store applying it: Raft would then start after that
-// snapshot while the store is older, so the store restores it first.
+// snapshot while the store is older, so the store restores it first. Which is
+// newer is read from the snapshot's own records index: Raft's index of the
+// snapshot also counts entries that carry no records (elections,
+// configuration changes).
 func catchUpFromSnapshot(store *fsm.Store, snaps *raft.FileSnapshotStore, log *slog.Logger) error {
 	list, err := snaps.List()
 	if err != nil {
@@ -215,9 +232,28 @@ func catchUpFromSnapshot(store *fsm.Store, snaps *raft.FileSnapshotStore, log *s
 	if len(list) == 0 || list[0].Index <= store.View().Index() {
 		return nil
 	}
-	meta, rc, err := snaps.Open(list[0].ID)
+	open := func() (*raft.SnapshotMeta, io.ReadCloser, error) {
+		meta, rc, err := snaps.Open(list[0].ID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("raft: open snapshot %s: %w", list[0].ID, err)
+		}
+		return meta, rc, nil
+	}
+	_, rc, err := open()
 	if err != nil {
-		return fmt.Errorf("raft: open snapshot %s: %w", list[0].ID, err)
+		return err
+	}
+	snap, err := fsm.ReadSnapshot(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("raft: snapshot %s: %w", list[0].ID, err)
+	}
+	if snap.Index() <= store.View().Index() {
+		return nil
+	}
+	meta, rc, err := open()
+	if err != nil {
+		return err
 	}
 	defer rc.Close()
 	log.Info("state is older than the last raft snapshot; restoring it", "snapshot_index", meta.Index, "applied_index", store.View().Index())

@@ -1,6 +1,9 @@
 package raftnode
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +52,26 @@ func TestRestartedReplicaCatchesUp(t *testing.T) {
 	commit(t, leader, fsm.UpsertService(service("while-down", "10.96.0.20")))
 	follower.start(t, peers)
 	wait.For(t, "restarted follower to catch up", 10*time.Second, func() bool { return hasService(follower, "while-down") })
+}
+
+// TestRecordsWithoutRaftStateAreRefused: a data dir whose Raft state was
+// lost but whose records were kept would skip the new log's first entries;
+// the replica refuses to start and says what to do.
+func TestRecordsWithoutRaftStateAreRefused(t *testing.T) {
+	ms := newCluster(t, 1)
+	m := ms[0]
+	commit(t, leaderOf(t, ms), fsm.UpsertService(service("kept", "10.96.0.60")))
+	m.stop()
+	if err := os.RemoveAll(filepath.Join(m.dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	_, err = Start(Config{ID: m.id, BindAddr: m.addr, Peers: []Peer{{m.id, m.addr}}, DataDir: m.dir}, store)
+	if err == nil || !strings.Contains(err.Error(), "has no Raft state") {
+		t.Fatalf("start: %v", err)
+	}
 }
