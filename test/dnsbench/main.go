@@ -246,44 +246,53 @@ func stop(s *server) {
 	}
 }
 
-// startKdnsd writes the dataset into a replica's store, as if it had been
-// applied from the log, and starts a one-replica cluster on it whose API
-// server is unreachable: the replica answers from disk, as after a restart.
+// startKdnsd starts a one-replica cluster whose API server is unreachable
+// and loads the dataset the way an operator restores a backup: a snapshot
+// sent with `kdnsd snapshot restore` through the admin API. The replica then
+// answers from its own store.
 func startKdnsd(bin, dir string, services []*fsm.Service, slices []*fsm.EndpointSlice) (*server, error) {
-	dataDir := filepath.Join(dir, "kdnsd")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
-	}
-	store, err := fsm.Open(filepath.Join(dataDir, "fsm.db"), nil)
+	snapshot := filepath.Join(dir, "dataset.snap")
+	f, err := os.Create(snapshot)
 	if err != nil {
 		return nil, err
 	}
-	var cmds []fsm.Command
-	for i := range services {
-		cmds = append(cmds, fsm.UpsertService(services[i]), fsm.UpsertSlice(slices[i]))
+	err = fsm.WriteSnapshot(f, fsm.NewView(1, services, slices))
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	data, err := fsm.Encode(cmds)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.ApplyEntries([]fsm.Entry{{Index: 1, Data: data}}); err != nil {
-		return nil, err
-	}
-	store.Close()
 	kubeconfig := filepath.Join(dir, "unreachable.kubeconfig")
 	if err := cluster.WriteUnreachableKubeconfig(kubeconfig); err != nil {
 		return nil, err
 	}
-	var addrs [3]string
+	var addrs [4]string
 	for i := range addrs {
 		if addrs[i], err = cluster.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	return startProcess("kdnsd (1 replica)", addrs[0], filepath.Join(dir, "kdnsd.log"), bin, "serve",
+	s, err := startProcess("kdnsd (1 replica)", addrs[0], filepath.Join(dir, "kdnsd.log"), bin, "serve",
 		"--id", "bench-0", "--peers", "bench-0="+addrs[1], "--raft-addr", addrs[1],
-		"--dns-addr", addrs[0], "--http-addr", addrs[2], "--data-dir", dataDir,
+		"--dns-addr", addrs[0], "--http-addr", addrs[2], "--admin-addr", addrs[3], "--data-dir", filepath.Join(dir, "kdnsd"),
 		"--kubeconfig", kubeconfig, "--upstream", "127.0.0.1:1", "--log-level", "error", "--raft-log-level", "error")
+	if err != nil {
+		return nil, err
+	}
+	// The restore needs a leader; retry until the replica has elected itself.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := exec.Command(bin, "snapshot", "restore", snapshot, "--server", "http://"+addrs[3]).CombinedOutput()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			stop(s)
+			return nil, fmt.Errorf("kdnsd snapshot restore: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func startNSD(dir, zoneFile string) (*server, error) {
