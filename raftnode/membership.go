@@ -130,7 +130,7 @@ func (n *Node) Leader() (id, addr string) {
 // written by fsm.WriteSnapshot): disaster recovery. It must run on the
 // leader; the snapshot is replicated to every replica. A snapshot that does
 // not read is refused before anything changes.
-func (n *Node) RestoreCluster(ctx context.Context, snapshot io.Reader) error {
+func (n *Node) RestoreCluster(_ context.Context, snapshot io.Reader) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
@@ -141,22 +141,16 @@ func (n *Node) RestoreCluster(ctx context.Context, snapshot io.Reader) error {
 	if _, err := fsm.ReadSnapshot(bytes.NewReader(data)); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		// Raft gives the restored state an index after its own log; the
-		// snapshot's index, from another cluster, does not matter.
-		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
-		done <- n.raft.Restore(meta, bytes.NewReader(data), time.Minute)
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			// The records changed under the leader's watcher: it starts
-			// again and compares the restored state with the API.
-			n.leader.restart()
-		}
+	// Raft gives the restored state an index after its own log; the
+	// snapshot's index, from another cluster, does not matter. The call is
+	// waited for whatever ctx says (it is bounded by its own timeout): a
+	// restore cut short by a shutdown makes hashicorp/raft panic.
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
+	if err := n.raft.Restore(meta, bytes.NewReader(data), time.Minute); err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	// The records changed under the leader's watcher: it starts again and
+	// compares the restored state with the API.
+	n.leader.restart()
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/membership"
@@ -69,14 +70,27 @@ func (d *discoveryOptions) validate(o *serveOptions) error {
 		}
 		d.statefulSet = ordinalSuffix.ReplaceAllString(o.id, "")
 	}
-	advertise := o.raftAdvertise
-	if advertise == "" {
-		advertise = o.raftAddr
+	if d.namespace == "" {
+		return errors.New("--namespace is required with --discovery=kubernetes")
 	}
-	if host, _, _ := net.SplitHostPort(advertise); host == "" || net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
-		return fmt.Errorf("--raft-advertise %q: peers need this pod's IP, e.g. KDNSD_RAFT_ADVERTISE=$(POD_IP):7000", advertise)
+	if _, err := labels.Parse(d.selector); err != nil || d.selector == "" {
+		return fmt.Errorf("--selector %q: want a label selector: %v", d.selector, err)
+	}
+	if d.deadServerTimeout < 0 {
+		return fmt.Errorf("--dead-server-timeout %s: want zero or more", d.deadServerTimeout)
+	}
+	for name, addr := range map[string]string{"--raft-advertise": mustAdvertise(o), "--http-addr": o.httpAddr} {
+		if p, err := port(addr); err != nil || p == 0 {
+			return fmt.Errorf("%s %q: peers need a fixed port", name, addr)
+		}
 	}
 	return nil
+}
+
+// mustAdvertise is o.advertise() after validate has checked it.
+func mustAdvertise(o *serveOptions) string {
+	addr, _ := o.advertise()
+	return addr
 }
 
 // membership returns the Kubernetes discovery, or nil for static peers.
@@ -84,9 +98,11 @@ func (d *discoveryOptions) membership(o *serveOptions, client kubernetes.Interfa
 	if d.mode != discoveryKubernetes {
 		return nil, nil
 	}
-	raftPort, err := port(o.raftAddr)
+	// Peers dial the advertised port, which may differ from the one
+	// listened on (behind a port mapping).
+	raftPort, err := port(mustAdvertise(o))
 	if err != nil {
-		return nil, fmt.Errorf("--raft-addr: %w", err)
+		return nil, fmt.Errorf("--raft-advertise: %w", err)
 	}
 	statusPort, err := port(o.httpAddr)
 	if err != nil {

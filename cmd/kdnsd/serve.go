@@ -13,12 +13,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -64,6 +66,12 @@ func newServeCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// The first signal starts a graceful shutdown; a second one
+			// ends the process at once.
+			go func() {
+				<-ctx.Done()
+				stop()
+			}()
 			return serve(ctx, o)
 		},
 	}
@@ -114,8 +122,18 @@ func (o *serveOptions) validate() error {
 	if o.dataDir == "" {
 		return errors.New("--data-dir is required")
 	}
-	if _, err := raftnode.ParsePeers(o.peers); err != nil {
+	peers, err := raftnode.ParsePeers(o.peers)
+	if err != nil {
 		return fmt.Errorf("--peers: %w", err)
+	}
+	if len(peers) > 0 && !slices.ContainsFunc(peers, func(p raftnode.Peer) bool { return p.ID == o.id }) {
+		return fmt.Errorf("--peers does not name this replica's --id %q", o.id)
+	}
+	if _, err := o.advertise(); err != nil {
+		return err
+	}
+	if hclog.LevelFromString(o.raftLogLevel) == hclog.NoLevel {
+		return fmt.Errorf("--raft-log-level %q: want trace, debug, info, warn or error", o.raftLogLevel)
 	}
 	if err := o.discovery.validate(o); err != nil {
 		return err
@@ -144,6 +162,20 @@ func (o *serveOptions) validate() error {
 		}
 	}
 	return nil
+}
+
+// advertise is the address peers dial for Raft: --raft-advertise, or
+// --raft-addr when it names an IP peers can reach.
+func (o *serveOptions) advertise() (string, error) {
+	addr := o.raftAdvertise
+	if addr == "" {
+		addr = o.raftAddr
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
+		return "", fmt.Errorf("--raft-advertise %q: peers need an IP of this replica to dial (in a pod: KDNSD_RAFT_ADVERTISE=$(POD_IP):7000)", addr)
+	}
+	return addr, nil
 }
 
 func (o *serveOptions) logger() *slog.Logger {
@@ -177,7 +209,14 @@ func (o *serveOptions) forwarder(log *slog.Logger) (*forward.Forwarder, error) {
 		if !ok || domain == "" || servers == "" {
 			return nil, fmt.Errorf("--stub-domain %q: want domain=ip[:port][;ip[:port]…]", s)
 		}
-		stubs[domain] = strings.Split(servers, ";")
+		fqdn := dns.CanonicalName(domain)
+		if _, dup := stubs[fqdn]; dup {
+			return nil, fmt.Errorf("--stub-domain %q: %s is given twice", s, domain)
+		}
+		if dns.IsSubDomain(dns.CanonicalName(o.zone), fqdn) {
+			return nil, fmt.Errorf("--stub-domain %q: %s is inside the cluster zone %s, which kdnsd answers itself", s, domain, o.zone)
+		}
+		stubs[fqdn] = strings.Split(servers, ";")
 	}
 	f, err := forward.New(forward.Config{
 		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs,
@@ -243,17 +282,28 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopServing()
 	go res.Follow(serveCtx, store)
 
-	var dnsUp atomic.Bool
-	dnsErr := make(chan error, 1)
+	// Every listener is up before Raft starts: a replica that cannot serve
+	// should fail before it joins (or bootstraps) a cluster.
+	dnsErr, dnsReady := make(chan error, 1), make(chan struct{})
 	go func() {
 		dnsErr <- res.ListenAndServe(serveCtx, o.dnsAddr, func() {
-			dnsUp.Store(true)
 			log.Info("serving DNS", "addr", o.dnsAddr, "zone", o.zone)
 			// Loop detection sends a probe upstream that must find us
 			// listening if the upstream is us.
 			fwd.Start(serveCtx)
+			close(dnsReady)
 		})
 	}()
+	select {
+	case <-dnsReady:
+	case err := <-dnsErr:
+		return fmt.Errorf("dns: %w", err)
+	}
+	httpListener, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	defer httpListener.Close()
 
 	var raftTLS *tls.Config
 	if o.raftTLS != (raftnode.TLSFiles{}) {
@@ -319,9 +369,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		})
 	})
 
-	httpSrv := &http.Server{Addr: o.httpAddr, Handler: statusMux(node, res, fwd, w, &dnsUp), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, res, fwd, w), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- httpSrv.ListenAndServe() }()
+	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAdmin()
@@ -360,16 +410,14 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, dnsUp *atomic.Bool) http.Handler {
+func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		// Ready once DNS is up, answering from records, and not far behind
-		// what the cluster has committed.
+		// Ready once answering from records (DNS is up before this server
+		// starts) and not far behind what the cluster has committed.
 		switch {
-		case !dnsUp.Load():
-			http.Error(rw, "dns listener not up", http.StatusServiceUnavailable)
 		case res.AppliedIndex() == 0:
 			http.Error(rw, "no records yet", http.StatusServiceUnavailable)
 		case !node.CaughtUp():

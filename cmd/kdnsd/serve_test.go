@@ -34,12 +34,20 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad zone", []string{"--upstream", "127.0.0.1", "--zone", "a..b"}, nil, "--zone"},
 		{"bad ns address", []string{"--ns-addr", "ns.example"}, nil, "--ns-addr"},
 		{"bad discovery", []string{"--discovery", "dns"}, nil, "--discovery"},
-		{"peers with kubernetes discovery", []string{"--discovery", "kubernetes", "--peers", "a=1.1.1.1:1"}, nil, "--peers is for --discovery=static"},
-		{"kubernetes discovery without pod IP", []string{"--discovery", "kubernetes", "--id", "kdnsd-0"}, nil, "--raft-advertise"},
+		{"peers with kubernetes discovery", []string{"--discovery", "kubernetes", "--id", "a", "--peers", "a=1.1.1.1:1"}, nil, "--peers is for --discovery=static"},
+		{"kubernetes discovery without pod IP", []string{"--discovery", "kubernetes", "--id", "kdnsd-0", "--raft-addr", "0.0.0.0:7000"}, nil, "--raft-advertise"},
 		{"kubernetes discovery without statefulset", []string{"--discovery", "kubernetes", "--id", "laptop"}, nil, "--statefulset is required"},
-		{"read replica with peers", []string{"--voter=false", "--peers", "a=1.1.1.1:1"}, nil, "--voter=false"},
+		{"read replica with peers", []string{"--voter=false", "--id", "a", "--peers", "a=1.1.1.1:1"}, nil, "--voter=false"},
 		{"admin flags without address", []string{"--admin-token-file", "/t"}, nil, "without --admin-addr"},
 		{"admin API off loopback without auth", []string{"--admin-addr", "0.0.0.0:8443"}, nil, "--admin-addr"},
+		{"peers without this replica", []string{"--id", "c", "--peers", "a=127.0.0.1:1,b=127.0.0.1:2"}, nil, `does not name this replica's --id "c"`},
+		{"unspecified raft address without advertise", []string{"--raft-addr", "0.0.0.0:7000"}, nil, "--raft-advertise"},
+		{"bad raft log level", []string{"--raft-addr", "127.0.0.1:7000", "--raft-log-level", "chatty"}, nil, "--raft-log-level"},
+		{"stub domain twice", []string{"--raft-addr", "127.0.0.1:7000", "--upstream", "127.0.0.1", "--stub-domain", "corp.example=127.0.0.2", "--stub-domain", "Corp.Example.=127.0.0.3"}, nil, "given twice"},
+		{"stub domain inside the zone", []string{"--raft-addr", "127.0.0.1:7000", "--upstream", "127.0.0.1", "--stub-domain", "svc.cluster.local=127.0.0.2"}, nil, "inside the cluster zone"},
+		{"kubernetes discovery with a bad selector", []string{"--discovery", "kubernetes", "--id", "kdnsd-0", "--raft-addr", "10.0.0.1:7000", "--selector", "a in (b"}, nil, "--selector"},
+		{"kubernetes discovery with port 0", []string{"--discovery", "kubernetes", "--id", "kdnsd-0", "--raft-addr", "10.0.0.1:0"}, nil, "fixed port"},
+		{"kubernetes discovery with a negative timeout", []string{"--discovery", "kubernetes", "--id", "kdnsd-0", "--raft-addr", "10.0.0.1:7000", "--dead-server-timeout", "-1s"}, nil, "--dead-server-timeout"},
 		{"bad value from environment", nil, map[string]string{"KDNSD_HTTP_ADDR": "nowhere"}, "--http-addr"},
 		{"unparsable environment value", nil, map[string]string{"KDNSD_TTL": "soon"}, "KDNSD_TTL"},
 	}
@@ -49,7 +57,8 @@ func TestServeRejectsBadInput(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			cmd := newRootCommand()
-			cmd.SetArgs(append([]string{"serve"}, tt.args...))
+			// A valid Raft address first: a case's own flags come later and win.
+			cmd.SetArgs(append([]string{"serve", "--raft-addr", "127.0.0.1:7000"}, tt.args...))
 			cmd.SetOut(new(strings.Builder))
 			cmd.SetErr(new(strings.Builder))
 			err := cmd.Execute()
@@ -65,7 +74,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 	cmd := newRootCommand()
 	// The command line's good --dns-addr wins; the bad --log-format then
 	// stops it before it serves.
-	cmd.SetArgs([]string{"serve", "--dns-addr", "127.0.0.1:53", "--log-format", "xml"})
+	cmd.SetArgs([]string{"serve", "--raft-addr", "127.0.0.1:7000", "--dns-addr", "127.0.0.1:53", "--log-format", "xml"})
 	err := cmd.Execute()
 	if err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Fatalf("error %v, want the --log-format one", err)
