@@ -53,9 +53,9 @@ type Config struct {
 	HealthCheckInterval time.Duration
 	// Logger receives the Forwarder's logs; none when nil.
 	Logger *slog.Logger
-	// LocalAddrs are kdnsd's own listening addresses: an upstream with one
-	// of them is dropped.
-	LocalAddrs []netip.Addr
+	// LocalAddrs are kdnsd's own DNS addresses (IP and port): an upstream
+	// that is one of them is dropped, since forwarding to it would loop.
+	LocalAddrs []netip.AddrPort
 }
 
 // Defaults, and fixed parameters.

@@ -47,12 +47,14 @@ options ndots:5 timeout:1 attempts:2 edns0
 `
 	for _, tc := range []struct {
 		name  string
-		local []netip.Addr
+		local []netip.AddrPort
 		want  []string
 	}{
 		{"all", nil, []string{"127.0.0.1:53", "127.0.0.2:53", "[::1]:53", "[fe80::1%lo]:53"}},
-		{"without local", []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+		{"without local", []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53"), netip.MustParseAddrPort("[::1]:53")},
 			[]string{"127.0.0.2:53", "[fe80::1%lo]:53"}},
+		{"local on another port", []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1053")},
+			[]string{"127.0.0.1:53", "127.0.0.2:53", "[::1]:53", "[fe80::1%lo]:53"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := New(Config{ResolvConf: writeFile(t, conf), LocalAddrs: tc.local})
@@ -78,7 +80,7 @@ options ndots:5 timeout:1 attempts:2 edns0
 func TestNewErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.conf")
 	empty := writeFile(t, "search example.\noptions ndots:5\nnameserver bogus\n")
-	local := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	local := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5353"), netip.MustParseAddrPort("127.0.0.1:53")}
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -120,7 +122,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestUpstreamAddresses(t *testing.T) {
-	local := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("fd00::53")}
+	local := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5353"), netip.MustParseAddrPort("127.0.0.1:53"), netip.MustParseAddrPort("[fd00::53]:53")}
 	f, err := New(Config{
 		Upstreams: []string{
 			"127.0.0.1:5353",    // local: dropped

@@ -70,16 +70,19 @@ func New(cfg Config) (*Forwarder, error) {
 		return r, err
 	}
 
-	local := make([]netip.Addr, len(cfg.LocalAddrs))
-	for i, a := range cfg.LocalAddrs {
-		local[i] = a.Unmap().WithZone("")
+	canonical := func(ap netip.AddrPort) netip.AddrPort {
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	}
+	local := make([]netip.AddrPort, len(cfg.LocalAddrs))
+	for i, ap := range cfg.LocalAddrs {
+		local[i] = canonical(ap)
 	}
 	byAddr := map[netip.AddrPort]*upstream{}
 	// set turns addresses into a set of upstreams, shared between sets.
 	set := func(what string, aps []netip.AddrPort) ([]*upstream, error) {
 		var ups []*upstream
 		for _, ap := range aps {
-			if slices.Contains(local, ap.Addr().Unmap().WithZone("")) {
+			if slices.Contains(local, canonical(ap)) {
 				f.log.Error("not forwarding to an upstream that is one of our own addresses", "for", what, "upstream", ap.String())
 				continue
 			}

@@ -24,6 +24,8 @@ import (
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 )
 
 // VoterLabel marks pods that join as non-voting read replicas when its value
@@ -170,7 +172,7 @@ func New(cfg Config) (*Membership, error) {
 		synced:  make(chan struct{}),
 		changed: make(chan struct{}),
 	}
-	client := listWatchOnly{cfg.Client}
+	client := kubeclient.ListWatchOnly(cfg.Client)
 	m.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel.String() }),
@@ -343,16 +345,6 @@ func slimPod(obj any) (any, error) {
 		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
 	}, nil
 }
-
-// listWatchOnly makes the informers use classic LIST+WATCH rather than
-// client-go's watch-list streaming, whose retries of an unreachable API
-// server neither honour the context nor reach the watch error handler (see
-// watcher.listWatchOnly).
-type listWatchOnly struct{ kubernetes.Interface }
-
-// IsWatchListSemanticsUnSupported is client-go's opt-out hook
-// (k8s.io/client-go/util/watchlist).
-func (listWatchOnly) IsWatchListSemanticsUnSupported() bool { return true }
 
 func (m *Membership) watchErrorHandler(resource string) cache.WatchErrorHandlerWithContext {
 	return func(ctx context.Context, _ *cache.Reflector, err error) {

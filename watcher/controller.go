@@ -11,13 +11,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kdnsd/kdnsd/fsm"
+
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 )
 
 // kind says which record a queue key names.
@@ -127,7 +128,7 @@ func (t *term) run(ctx context.Context) error {
 	// Resync 0: a relist after a watch failure already replays every object
 	// and the diff against the View makes that cheap; periodic resyncs would
 	// only repeat it.
-	factory := informers.NewSharedInformerFactoryWithOptions(listWatchOnly{t.w.client}, 0,
+	factory := informers.NewSharedInformerFactoryWithOptions(kubeclient.ListWatchOnly(t.w.client), 0,
 		informers.WithTransform(slim))
 	svcInformer := factory.Core().V1().Services()
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
@@ -193,20 +194,6 @@ func slim(obj any) (any, error) {
 	}
 	return obj, nil
 }
-
-// listWatchOnly makes the informers use classic LIST+WATCH rather than
-// client-go's watch-list streaming (feature WatchListClient, on by default).
-// In client-go v0.37 the watch-list path retries "connection refused"
-// internally, sleeping up to a minute without honouring the context and
-// without reporting the error to the watch error handler: an unreachable API
-// server would then be invisible in State and logs, and would hold up Run's
-// return. Classic LIST+WATCH reports every failure and honours the context.
-type listWatchOnly struct{ kubernetes.Interface }
-
-// IsWatchListSemanticsUnSupported is the hook (see
-// k8s.io/client-go/util/watchlist.DoesClientNotSupportWatchListSemantics)
-// by which a client opts out of watch-list.
-func (listWatchOnly) IsWatchListSemanticsUnSupported() bool { return true }
 
 // barrier waits for a Raft barrier, retrying with backoff. It reports false
 // when ctx ended first.

@@ -112,7 +112,7 @@ func (d *discoveryOptions) membership(o *serveOptions, client kubernetes.Interfa
 		Client: client, Namespace: d.namespace, Selector: d.selector, StatefulSet: d.statefulSet,
 		RaftPort: raftPort, StatusPort: statusPort, BootstrapExpect: d.bootstrapExpect,
 		DeadServerTimeout: d.deadServerTimeout, Self: o.id, Voter: d.voter,
-		Logger: log.With("component", "membership"),
+		Logger: log,
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,13 +220,37 @@ func (o *serveOptions) forwarder(log *slog.Logger) (*forward.Forwarder, error) {
 		stubs[fqdn] = strings.Split(servers, ";")
 	}
 	f, err := forward.New(forward.Config{
-		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs,
+		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs, LocalAddrs: o.dnsAddrs(),
 		CacheSize: o.cacheSize, MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarding (--upstream, --resolv-conf, --stub-domain): %w", err)
 	}
 	return f, nil
+}
+
+// dnsAddrs are the addresses --dns-addr serves on: one, or with an
+// unspecified host every address of this machine, on its port.
+func (o *serveOptions) dnsAddrs() []netip.AddrPort {
+	host, portText, err := net.SplitHostPort(o.dnsAddr)
+	if err != nil {
+		return nil
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+		return []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}
+	}
+	ifaddrs, _ := net.InterfaceAddrs()
+	var out []netip.AddrPort
+	for _, a := range ifaddrs {
+		if prefix, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, netip.AddrPortFrom(prefix.Addr(), uint16(port)))
+		}
+	}
+	return out
 }
 
 func kubeConfig(path string) (*rest.Config, error) {
