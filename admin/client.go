@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kdnsd/kdnsd/internal/filewatch"
 )
 
 // ClientConfig configures a Client.
@@ -73,7 +75,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 	}
 	if cfg.CACert != "" {
-		pool, err := loadCAPool(cfg.CACert)()
+		pool, err := filewatch.CAPool("admin", cfg.CACert)()
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +85,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, errors.New("a client certificate needs both a certificate and a key file")
 	}
 	if cfg.Cert != "" {
-		cert, err := loadKeyPair(cfg.Cert, cfg.Key)()
+		cert, err := filewatch.KeyPair("admin client", cfg.Cert, cfg.Key)()
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
+
+	"github.com/kdnsd/kdnsd/internal/filewatch"
 )
 
 // Node is what the admin API needs of this replica's Raft member; a
@@ -83,10 +85,10 @@ func (c Config) Validate() error {
 
 // security holds the parsed security settings.
 type security struct {
-	cert     *watched[*tls.Certificate]
-	clientCA *watched[*x509.CertPool]
-	peerCA   *watched[*x509.CertPool]
-	tokens   *watched[[]string]
+	cert     *filewatch.Value[*tls.Certificate]
+	clientCA *filewatch.Value[*x509.CertPool]
+	peerCA   *filewatch.Value[*x509.CertPool]
+	tokens   *filewatch.Value[[]string]
 }
 
 func (c *Config) security(log *slog.Logger) (*security, error) {
@@ -100,7 +102,7 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		return nil, errors.New("admin TLS needs both a certificate and a key file")
 	}
 	if c.TLSCert != "" {
-		if s.cert, err = newWatched("TLS certificate", log, loadKeyPair(c.TLSCert, c.TLSKey), c.TLSCert, c.TLSKey); err != nil {
+		if s.cert, err = filewatch.New("admin TLS certificate", log, filewatch.KeyPair("admin TLS", c.TLSCert, c.TLSKey), c.TLSCert, c.TLSKey); err != nil {
 			return nil, err
 		}
 	}
@@ -108,7 +110,7 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		if s.cert == nil {
 			return nil, errors.New("an admin client CA needs HTTPS: set the admin TLS certificate and key")
 		}
-		if s.clientCA, err = newWatched("client CA", log, loadCAPool(c.ClientCA), c.ClientCA); err != nil {
+		if s.clientCA, err = filewatch.New("admin client CA", log, filewatch.CAPool("admin client", c.ClientCA), c.ClientCA); err != nil {
 			return nil, err
 		}
 	}
@@ -117,14 +119,14 @@ func (c *Config) security(log *slog.Logger) (*security, error) {
 		if s.cert == nil {
 			return nil, errors.New("an admin peer CA needs HTTPS: set the admin TLS certificate and key")
 		}
-		if s.peerCA, err = newWatched("peer CA", log, loadCAPool(c.PeerCA), c.PeerCA); err != nil {
+		if s.peerCA, err = filewatch.New("admin peer CA", log, filewatch.CAPool("admin peer", c.PeerCA), c.PeerCA); err != nil {
 			return nil, err
 		}
 	case s.clientCA != nil:
 		s.peerCA = s.clientCA
 	}
 	if c.TokenFile != "" {
-		if s.tokens, err = newWatched("token file", log, loadTokens(c.TokenFile), c.TokenFile); err != nil {
+		if s.tokens, err = filewatch.New("admin token file", log, loadTokens(c.TokenFile), c.TokenFile); err != nil {
 			return nil, err
 		}
 	}

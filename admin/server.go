@@ -115,7 +115,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) serverTLS() *tls.Config {
 	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.sec.cert.get(), nil },
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.sec.cert.Get(), nil },
 	}
 	if s.sec.clientCA != nil {
 		// Verified per request (authenticate), against the current CA,
@@ -134,7 +134,7 @@ func (s *Server) peerTLS() *tls.Config {
 	}
 	c := &tls.Config{
 		MinVersion:           tls.VersionTLS12,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.sec.cert.get(), nil },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.sec.cert.Get(), nil },
 	}
 	if s.sec.peerCA != nil {
 		c.InsecureSkipVerify = true // replaced by VerifyConnection
@@ -143,7 +143,7 @@ func (s *Server) peerTLS() *tls.Config {
 				return errors.New("peer presented no certificate")
 			}
 			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-				Roots:         s.sec.peerCA.get(),
+				Roots:         s.sec.peerCA.Get(),
 				Intermediates: intermediates(cs.PeerCertificates),
 				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			})
@@ -166,7 +166,7 @@ func (s *Server) token() string {
 	if s.sec.tokens == nil {
 		return ""
 	}
-	return s.sec.tokens.get()[0]
+	return s.sec.tokens.Get()[0]
 }
 
 // authenticate returns nil, or the status and message to refuse with.
@@ -176,7 +176,7 @@ func (s *Server) authenticate(r *http.Request) (int, string) {
 			return http.StatusUnauthorized, "client certificate required"
 		}
 		_, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
-			Roots:         s.sec.clientCA.get(),
+			Roots:         s.sec.clientCA.Get(),
 			Intermediates: intermediates(r.TLS.PeerCertificates),
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
@@ -190,7 +190,7 @@ func (s *Server) authenticate(r *http.Request) (int, string) {
 		if !strings.EqualFold(scheme, "Bearer") || given == "" {
 			return http.StatusUnauthorized, "missing bearer token"
 		}
-		if !tokenMatches(given, s.sec.tokens.get()) {
+		if !tokenMatches(given, s.sec.tokens.Get()) {
 			return http.StatusUnauthorized, "invalid token"
 		}
 	}
