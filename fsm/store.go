@@ -269,23 +269,19 @@ func ReadSnapshot(r io.Reader) (*View, error) {
 	if err := json.NewDecoder(r).Decode(&body); err != nil {
 		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 	}
-	c := newChange(emptyView())
-	c.next.index = body.Index
+	var cmds []Command
 	for _, svc := range body.Services {
-		cmd := Command{Op: OpUpsertService, Service: svc}
-		if err := cmd.validate(); err != nil {
-			return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
-		}
-		c.apply(&cmd)
+		cmds = append(cmds, UpsertService(svc))
 	}
 	for _, sl := range body.Slices {
-		cmd := Command{Op: OpUpsertSlice, Slice: sl}
-		if err := cmd.validate(); err != nil {
+		cmds = append(cmds, UpsertSlice(sl))
+	}
+	for i := range cmds {
+		if err := cmds[i].validate(); err != nil {
 			return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 		}
-		c.apply(&cmd)
 	}
-	return c.next, nil
+	return NewView(body.Index, body.Services, body.Slices), nil
 }
 
 // Restore replaces the whole state with a snapshot, durably, in one

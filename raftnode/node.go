@@ -190,21 +190,19 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		logStore.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	n.raft, n.transport = r, transport
+	n.refreshConfiguredAddrs()
 	if !existing && len(cfg.Peers) > 0 {
-		var servers []raft.Server
-		for _, p := range cfg.Peers {
-			servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
-		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		switch err := n.Bootstrap(cfg.Peers); {
+		case err == nil:
+			cfg.Logger.Info("bootstrapped raft configuration", "peers", len(cfg.Peers))
+		case !errors.Is(err, ErrCantBootstrap):
 			r.Shutdown()
 			transport.Close()
 			logStore.Close()
 			return nil, fmt.Errorf("raft: bootstrap: %w", err)
 		}
-		cfg.Logger.Info("bootstrapped raft configuration", "peers", len(servers))
 	}
-	n.raft, n.transport = r, transport
-	n.refreshConfiguredAddrs()
 	go n.followLeadership(notify)
 	return n, nil
 }
