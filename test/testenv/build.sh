@@ -5,8 +5,8 @@
 #                   outside git, ${KDNSD_TESTENV_DIR:-$HOME/.cache/kdnsd-testenv}/<stamp>/,
 #                   where <stamp> hashes the tools module's go.mod, go.sum and
 #                   main.go plus the build flags: it is rebuilt only when those change.
-#   etcd            Debian's etcd-server package (/usr/bin/etcd); installed with
-#                   apt-get when missing and running as root.
+#   etcd, dig       Debian's etcd-server and bind9-dnsutils packages; installed
+#                   with apt-get when missing and running as root.
 #
 # The built binary's path is written to $KDNSD_TESTENV_DIR/current (that is
 # where the Go package test/testenv looks) and printed as the last line.
@@ -27,17 +27,22 @@ fi
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { printf 'testenv: error: %s\n' "$*" >&2; exit 1; }
 
-# --- etcd -------------------------------------------------------------------
-if ! command -v etcd >/dev/null 2>&1; then
+# --- Debian packages ---------------------------------------------------------
+# etcd for the API server; dig, the real DNS client some tests query with.
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+if ((${#missing[@]})); then
 	if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		log "etcd not found: installing Debian's etcd-server"
+		log "installing Debian's ${missing[*]}"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server
+		DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 	else
-		die "etcd not found on PATH; install it (Debian: sudo apt-get install etcd-server) or run this script as root"
+		die "missing ${missing[*]}; install them (Debian: sudo apt-get install ${missing[*]}) or run this script as root"
 	fi
 fi
 command -v etcd >/dev/null 2>&1 || die "etcd still not found on PATH after installing etcd-server"
+command -v dig >/dev/null 2>&1 || die "dig still not found on PATH after installing bind9-dnsutils"
 log "etcd: $(command -v etcd) ($(etcd --version 2>/dev/null | head -n1))"
 
 # --- kube-apiserver ---------------------------------------------------------
