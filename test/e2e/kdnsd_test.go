@@ -1,0 +1,335 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/test/testenv"
+)
+
+const (
+	kdnsdNamespace = "kube-system"
+	kdnsdSelector  = "app.kubernetes.io/name=kdnsd"
+	clusterDNSIP   = "10.96.0.10" // kube-dns in deploy/statefulset, kubelet's clusterDNS
+)
+
+// installKdnsd installs deploy/statefulset the way an operator does, from a
+// copy of it (so a CA the test makes never lands in the checkout): with
+// `kdnsd certs init raft-ca` when the kustomization generates the Raft CA
+// secret, then `kubectl apply -k`.
+func installKdnsd(t *testing.T) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "statefulset")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "deploy", "statefulset"))); err != nil {
+		t.Fatal(err)
+	}
+	kustomization, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	switch {
+	case os.IsNotExist(err):
+		// Before deploy/statefulset had its own kustomization, the operator
+		// applied rbac.yaml, then kdnsd.yaml: the same, as one kustomization.
+		t.Log("deploy/statefulset has no kustomization.yaml: applying rbac.yaml and kdnsd.yaml through one")
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [rbac.yaml, kdnsd.yaml]\n"
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	case strings.Contains(string(kustomization), "raft-ca/"):
+		out, err := exec.CommandContext(t.Context(), kdnsdBin, "certs", "init", filepath.Join(dir, "raft-ca")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kdnsd certs init: %v\n%s", err, out)
+		}
+	}
+	t.Logf("kubectl apply -k deploy/statefulset:\n%s", mustKubectl(t, "apply", "-k", dir))
+}
+
+// kdnsdPods lists kdnsd's pods by name.
+func kdnsdPods(ctx context.Context, cs kubernetes.Interface) (map[string]corev1.Pod, error) {
+	list, err := cs.CoreV1().Pods(kdnsdNamespace).List(ctx, metav1.ListOptions{LabelSelector: kdnsdSelector})
+	if err != nil {
+		return nil, err
+	}
+	pods := make(map[string]corev1.Pod, len(list.Items))
+	for _, p := range list.Items {
+		pods[p.Name] = p
+	}
+	return pods, nil
+}
+
+func podReady(p corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// replicaNames is kdnsd-0 … kdnsd-(n-1).
+func replicaNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("kdnsd-%d", i)
+	}
+	return names
+}
+
+// raftStatus is a replica's GET /status on :8080.
+type raftStatus struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Term         uint64 `json:"term"`
+	LeaderID     string `json:"leader_id"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	ServedIndex  uint64 `json:"served_index"`
+	Watcher      string `json:"watcher"`
+	Servers      []struct {
+		ID      string `json:"id"`
+		Address string `json:"address"`
+		Voter   bool   `json:"voter"`
+	} `json:"servers"`
+}
+
+// voters is the sorted IDs of the voters in s's Raft configuration.
+func (s raftStatus) voters() []string {
+	var ids []string
+	for _, srv := range s.Servers {
+		if srv.Voter {
+			ids = append(ids, srv.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// addressOf is the Raft address s's configuration holds for id.
+func (s raftStatus) addressOf(id string) string {
+	for _, srv := range s.Servers {
+		if srv.ID == id {
+			return srv.Address
+		}
+	}
+	return ""
+}
+
+var statusClient = &http.Client{Timeout: time.Second}
+
+func replicaStatus(ctx context.Context, podIP string) (raftStatus, error) {
+	var st raftStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(podIP, "8080")+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// clusterSettled is the condition the scenarios wait for after a disruption:
+// exactly the pods of names exist and are Ready, every one of them reports
+// the same leader and a Raft configuration of exactly names as voters at
+// their current pod IPs, and each has applied what that leader committed
+// when asked.
+func clusterSettled(cs kubernetes.Interface, names []string) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		pods, err := kdnsdPods(ctx, cs)
+		if err != nil {
+			return false, err
+		}
+		if len(pods) != len(names) {
+			return false, fmt.Errorf("%d kdnsd pods, want %d", len(pods), len(names))
+		}
+		var leader raftStatus
+		statuses := map[string]raftStatus{}
+		for _, name := range names {
+			p, ok := pods[name]
+			if !ok || !podReady(p) {
+				return false, fmt.Errorf("%s not ready", name)
+			}
+			st, err := replicaStatus(ctx, p.Status.PodIP)
+			if err != nil {
+				return false, err
+			}
+			statuses[name] = st
+			if st.State == "Leader" {
+				leader = st
+			}
+		}
+		if leader.ID == "" {
+			return false, fmt.Errorf("no leader")
+		}
+		for _, name := range names {
+			st := statuses[name]
+			if st.LeaderID != leader.ID {
+				return false, fmt.Errorf("%s follows %q, leader is %s", name, st.LeaderID, leader.ID)
+			}
+			if !slices.Equal(st.voters(), names) {
+				return false, fmt.Errorf("%s: voters %v, want %v", name, st.voters(), names)
+			}
+			if want := net.JoinHostPort(pods[name].Status.PodIP, "7000"); leader.addressOf(name) != want {
+				return false, fmt.Errorf("leader has %s at %s, pod is at %s", name, leader.addressOf(name), want)
+			}
+			if st.AppliedIndex < leader.CommitIndex {
+				return false, fmt.Errorf("%s applied %d < leader's commit %d", name, st.AppliedIndex, leader.CommitIndex)
+			}
+		}
+		return true, nil
+	}
+}
+
+// leaderOf returns the name of the replica that reports itself leader.
+func leaderOf(t *testing.T, cs kubernetes.Interface) (string, map[string]corev1.Pod) {
+	t.Helper()
+	var leader string
+	var pods map[string]corev1.Pod
+	eventually(t, "a kdnsd leader", time.Minute, func(ctx context.Context) (bool, error) {
+		var err error
+		if pods, err = kdnsdPods(ctx, cs); err != nil {
+			return false, err
+		}
+		for name, p := range pods {
+			if st, err := replicaStatus(ctx, p.Status.PodIP); err == nil && st.State == "Leader" {
+				leader = name
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return leader, pods
+}
+
+// queryPod asks the kdnsd at podIP, directly, for name's A record.
+func queryPod(podIP, name string) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	r, _, err := c.Exchange(m, net.JoinHostPort(podIP, "53"))
+	return r, err
+}
+
+// answersA reports whether r is a NOERROR answer holding exactly ip.
+func answersA(r *dns.Msg, ip string) bool {
+	if r == nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		return false
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	return ok && a.A.String() == ip
+}
+
+// leaderMonitor polls every kdnsd pod's /status and records each change of
+// leader (as the replicas report it) and each span with no leader at all.
+// It keeps the pods' IPs from the last successful API list, so it goes on
+// while the API server is down.
+type leaderMonitor struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu          sync.Mutex
+	leaders     []string // "kdnsd-1 (term 4)", in the order they appeared
+	leaderless  time.Duration
+	longestGap  time.Duration
+	gapStart    time.Time
+	lastLeaders string
+}
+
+func startLeaderMonitor(cs kubernetes.Interface) *leaderMonitor {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &leaderMonitor{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		ips := map[string]string{}
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if pods, err := kdnsdPods(ctx, cs); err == nil {
+				clear(ips)
+				for name, p := range pods {
+					if p.Status.PodIP != "" {
+						ips[name] = p.Status.PodIP
+					}
+				}
+			}
+			var current []string
+			for _, ip := range ips {
+				st, err := replicaStatus(ctx, ip)
+				if err == nil && st.State == "Leader" {
+					current = append(current, fmt.Sprintf("%s (term %d)", st.ID, st.Term))
+				}
+			}
+			slices.Sort(current)
+			m.observe(time.Now(), strings.Join(current, " + "))
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *leaderMonitor) observe(now time.Time, leaders string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if leaders == "" {
+		if m.gapStart.IsZero() {
+			m.gapStart = now
+		}
+		return
+	}
+	if !m.gapStart.IsZero() {
+		gap := now.Sub(m.gapStart)
+		m.leaderless += gap
+		m.longestGap = max(m.longestGap, gap)
+		m.gapStart = time.Time{}
+	}
+	if leaders != m.lastLeaders {
+		m.leaders = append(m.leaders, leaders)
+		m.lastLeaders = leaders
+	}
+}
+
+// stop ends the monitor and reports the leaders seen in order, the number
+// of changes, and the time without a leader (total and longest span).
+func (m *leaderMonitor) stop() (leaders []string, changes int, leaderless, longest time.Duration) {
+	m.cancel()
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.gapStart.IsZero() { // a leaderless span still open
+		gap := time.Since(m.gapStart)
+		m.leaderless += gap
+		m.longestGap = max(m.longestGap, gap)
+	}
+	return m.leaders, max(len(m.leaders)-1, 0), m.leaderless, m.longestGap
+}

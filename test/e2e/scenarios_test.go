@@ -1,0 +1,438 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// loadRate is the lookups per second the DNS client starts during a
+// disruption. With ndots:5 each lookup of a name like kubernetes.default is
+// two or more DNS queries (A and AAAA, per search domain tried), so the
+// ClusterIP carries a multiple of it.
+const loadRate = 200
+
+// loadNames are looked up under load: a Service of another namespace
+// (second search domain) and one of the client's own (first).
+var loadNames = []string{"kubernetes.default", "e2e-web"}
+
+// settleTimeout bounds how long kdnsd may take to settle after a
+// disruption; it is a hang detector, not a performance bound.
+const settleTimeout = 5 * time.Minute
+
+// TestKdnsdOnANode runs the scenarios in order on one installation: each
+// leaves three Ready replicas behind for the next.
+func TestKdnsdOnANode(t *testing.T) {
+	cs := adminClient(t)
+	steps := []struct {
+		name string
+		run  func(*testing.T, kubernetes.Interface)
+	}{
+		{"1-fresh-install", freshInstall},
+		{"7-rbac", rbacForReal},
+		{"6-kubectl-exec-admin", kubectlExecAdmin},
+		{"2-rollout-restart", rolloutRestart},
+		{"3-pod-failures", podFailures},
+		{"4-scale", scale},
+		{"5-api-server-down", apiServerDown},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { s.run(t, cs) }) && s.name == "1-fresh-install" {
+			t.Fatal("kdnsd did not install: the other scenarios need it")
+		}
+	}
+}
+
+// freshInstall: three pods start in parallel, bootstrap one Raft cluster
+// once, become Ready, and a pod resolves the API server, a new Service and
+// an external name through them.
+func freshInstall(t *testing.T, cs kubernetes.Interface) {
+	start := time.Now()
+	installKdnsd(t)
+	eventually(t, "three Ready kdnsd pods in one Raft cluster", settleTimeout, clusterSettled(cs, replicaNames(3)))
+	figure(t, "apply -k to 3 Ready pods with one leader and 3 voters", "%s", time.Since(start).Round(100*time.Millisecond))
+
+	bootstraps := 0
+	for _, name := range replicaNames(3) {
+		logs := mustKubectl(t, "logs", "-n", kdnsdNamespace, name)
+		bootstraps += strings.Count(logs, "bootstrapped a new raft cluster")
+	}
+	figure(t, "bootstraps logged by the 3 pods", "%d", bootstraps)
+	if bootstraps != 1 {
+		t.Errorf("the pods bootstrapped %d times, want exactly once", bootstraps)
+	}
+
+	// A Service the load scenarios look up from the client's namespace.
+	createService(t, cs, "e2e-web")
+
+	// A client pod whose resolv.conf kubelet wrote: ClusterIP, search path.
+	client := startDNSClient(t, cs, "dnsclient-install", 50,
+		"kubernetes.default", "e2e-web", "upstream."+externalZone, "e2e-late")
+	kubeAPI := serviceIP(t, cs, "default", "kubernetes")
+	web := serviceIP(t, cs, "default", "e2e-web")
+	var late answer
+	created := time.Now()
+	lateIP := createService(t, cs, "e2e-late")
+	eventually(t, "e2e-late resolving in the client pod", time.Minute, func(ctx context.Context) (bool, error) {
+		if err := client.fetch(ctx); err != nil {
+			return false, err
+		}
+		for _, a := range client.all {
+			if a.Name == "e2e-late" && a.resolves(lateIP) {
+				late = a
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	// The first lookup that found it may have started before the Service
+	// existed; what a client sees is when that answer arrived.
+	figure(t, "new Service resolvable in a pod after its creation (first answer, client at 12.5 lookups/s of it)",
+		"%s", max(late.end().Sub(created), 0).Round(time.Millisecond))
+
+	answers := client.answersUntil(t, time.Now())
+	want := map[string]string{"kubernetes.default": kubeAPI, "e2e-web": web, "upstream." + externalZone: externalIP}
+	for name, ip := range want {
+		i := slices.IndexFunc(answers, func(a answer) bool { return a.Name == name && a.resolves(ip) })
+		if i < 0 {
+			t.Errorf("the client pod never resolved %s to %s", name, ip)
+		}
+	}
+	if upstreamQueries.Load() == 0 {
+		t.Error("the upstream DNS server was never asked: external names did not go through kdnsd's forwarder")
+	}
+	// e2e-late did not exist at first: its lookups are left out.
+	answers = slices.DeleteFunc(answers, func(a answer) bool { return a.Name == "e2e-late" })
+	reportLoad(t, "client pod, names that exist throughout", answers, answers[0].start(), answers[len(answers)-1].start())
+}
+
+// createService creates a ClusterIP Service without endpoints in the
+// client's namespace and returns its ClusterIP.
+func createService(t *testing.T, cs kubernetes.Interface, name string) string {
+	t.Helper()
+	svc, err := cs.CoreV1().Services(clientNamespace).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
+}
+
+func serviceIP(t *testing.T, cs kubernetes.Interface, namespace, name string) string {
+	t.Helper()
+	svc, err := cs.CoreV1().Services(namespace).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
+}
+
+// rbacForReal: the pods run as the shipped ServiceAccount, and a token of
+// that account can read what kdnsd serves from and nothing else.
+func rbacForReal(t *testing.T, cs kubernetes.Interface) {
+	pods, err := kdnsdPods(t.Context(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range pods {
+		if p.Spec.ServiceAccountName != "kdnsd" {
+			t.Errorf("%s runs as ServiceAccount %q, want kdnsd", name, p.Spec.ServiceAccountName)
+		}
+		logs := mustKubectl(t, "logs", "-n", kdnsdNamespace, name)
+		if n := strings.Count(strings.ToLower(logs), "forbidden"); n > 0 {
+			t.Errorf("%s logged %d 'forbidden' errors: the shipped roles are short of what kdnsd does", name, n)
+		}
+	}
+	figure(t, "what the kdnsd ServiceAccount may do (kubectl auth can-i --list)", "\n\n```\n%s```\n",
+		mustKubectl(t, "auth", "can-i", "--list", "--as", "system:serviceaccount:kube-system:kdnsd", "-n", kdnsdNamespace))
+
+	token := strings.TrimSpace(mustKubectl(t, "create", "token", "kdnsd", "-n", kdnsdNamespace, "--duration", "10m"))
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = rest.AnonymousClientConfig(cfg)
+	cfg.BearerToken = token
+	sa, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	list := metav1.ListOptions{Limit: 1}
+	allowed := map[string]func() error{
+		"list services (all namespaces)":       func() error { _, err := sa.CoreV1().Services("").List(ctx, list); return err },
+		"list endpointslices (all namespaces)": func() error { _, err := sa.DiscoveryV1().EndpointSlices("").List(ctx, list); return err },
+		"list pods (kube-system)":              func() error { _, err := sa.CoreV1().Pods(kdnsdNamespace).List(ctx, list); return err },
+		"get statefulset kdnsd": func() error {
+			_, err := sa.AppsV1().StatefulSets(kdnsdNamespace).Get(ctx, "kdnsd", metav1.GetOptions{})
+			return err
+		},
+	}
+	denied := map[string]func() error{
+		"list secrets (kube-system)": func() error { _, err := sa.CoreV1().Secrets(kdnsdNamespace).List(ctx, list); return err },
+		"get secret kdnsd-raft-ca": func() error {
+			_, err := sa.CoreV1().Secrets(kdnsdNamespace).Get(ctx, "kdnsd-raft-ca", metav1.GetOptions{})
+			return err
+		},
+		"list configmaps (kube-system)": func() error { _, err := sa.CoreV1().ConfigMaps(kdnsdNamespace).List(ctx, list); return err },
+		"delete a service": func() error {
+			return sa.CoreV1().Services(clientNamespace).Delete(ctx, "e2e-web", metav1.DeleteOptions{})
+		},
+		"create a service": func() error {
+			_, err := sa.CoreV1().Services(clientNamespace).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: "e2e-spoof"},
+				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 53}}},
+			}, metav1.CreateOptions{})
+			return err
+		},
+		"scale statefulset kdnsd": func() error {
+			s, err := sa.AppsV1().StatefulSets(kdnsdNamespace).GetScale(ctx, "kdnsd", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			_, err = sa.AppsV1().StatefulSets(kdnsdNamespace).UpdateScale(ctx, "kdnsd", s, metav1.UpdateOptions{})
+			return err
+		},
+		"delete pod kdnsd-0": func() error {
+			return sa.CoreV1().Pods(kdnsdNamespace).Delete(ctx, "kdnsd-0", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		},
+		"create pods/exec on kdnsd-0": func() error {
+			return sa.CoreV1().RESTClient().Post().Namespace(kdnsdNamespace).Resource("pods").Name("kdnsd-0").
+				SubResource("exec").Param("command", "true").Param("stdout", "true").Do(ctx).Error()
+		},
+	}
+	var ok, refused []string
+	for what, call := range allowed {
+		if err := call(); err != nil {
+			t.Errorf("the kdnsd token cannot %s: %v", what, err)
+		} else {
+			ok = append(ok, what)
+		}
+	}
+	for what, call := range denied {
+		switch err := call(); {
+		case apierrors.IsForbidden(err):
+			refused = append(refused, what)
+		case err == nil:
+			t.Errorf("the kdnsd token may %s", what)
+		default:
+			t.Errorf("the kdnsd token, %s: want 403 Forbidden, got %v", what, err)
+		}
+	}
+	slices.Sort(ok)
+	slices.Sort(refused)
+	figure(t, "kdnsd token, allowed", "%s", strings.Join(ok, "; "))
+	figure(t, "kdnsd token, refused with 403", "%s", strings.Join(refused, "; "))
+}
+
+// kubectlExecAdmin: an operator runs kdnsd's admin commands inside a pod.
+func kubectlExecAdmin(t *testing.T, cs kubernetes.Interface) {
+	for _, args := range [][]string{{"peers", "list"}, {"status"}} {
+		out, err := kubectl(t.Context(), append([]string{"exec", "-n", kdnsdNamespace, "kdnsd-0", "--", "kdnsd"}, args...)...)
+		if err != nil {
+			t.Errorf("kubectl exec kdnsd-0 -- kdnsd %s with the shipped manifest: %v", strings.Join(args, " "), err)
+			continue
+		}
+		t.Logf("kdnsd %s:\n%s", strings.Join(args, " "), out)
+		for _, name := range replicaNames(3) {
+			if !strings.Contains(out, name) {
+				t.Errorf("kdnsd %s does not mention %s:\n%s", strings.Join(args, " "), name, out)
+			}
+		}
+	}
+}
+
+// rolloutRestart: `kubectl rollout restart` while a pod looks names up
+// through the ClusterIP.
+func rolloutRestart(t *testing.T, cs kubernetes.Interface) {
+	client := startDNSClient(t, cs, "dnsclient-rollout", loadRate, loadNames...)
+	monitor := startLeaderMonitor(cs)
+	from := time.Now()
+	mustKubectl(t, "rollout", "restart", "-n", kdnsdNamespace, "statefulset/kdnsd")
+	mustKubectl(t, "rollout", "status", "-n", kdnsdNamespace, "statefulset/kdnsd", "--timeout", settleTimeout.String())
+	rolled := time.Since(from)
+	eventually(t, "kdnsd settled after the rollout", settleTimeout, clusterSettled(cs, replicaNames(3)))
+	to := time.Now()
+	leaders, changes, leaderless, longest := monitor.stop()
+	figure(t, "rollout restart of 3 pods, until rollout status returned", "%s", rolled.Round(100*time.Millisecond))
+	reportLoad(t, "lookups through the ClusterIP during the rollout", client.answersUntil(t, to), from, to)
+	figure(t, "leader changes during the rollout", "%d (%s); no leader for %s in all, longest %s",
+		changes, strings.Join(leaders, " → "), leaderless.Round(time.Millisecond), longest.Round(time.Millisecond))
+}
+
+// podFailures: the leader and a follower deleted, a container killed, a
+// replica wiped with its claim; under load.
+func podFailures(t *testing.T, cs kubernetes.Interface) {
+	client := startDNSClient(t, cs, "dnsclient-failures", loadRate, loadNames...)
+	disrupt := func(what string, act func() (victim string)) {
+		t.Helper()
+		monitor := startLeaderMonitor(cs)
+		from := time.Now()
+		victim := act()
+		eventually(t, "kdnsd settled after: "+what, settleTimeout, clusterSettled(cs, replicaNames(3)))
+		to := time.Now()
+		_, changes, leaderless, longest := monitor.stop()
+		figure(t, what+": back to 3 Ready replicas in one configuration", "%s (victim %s)", (to.Sub(from)).Round(100*time.Millisecond), victim)
+		figure(t, what+": leader", "%d changes; no leader for %s in all, longest %s", changes, leaderless.Round(time.Millisecond), longest.Round(time.Millisecond))
+		reportLoad(t, what+": lookups through the ClusterIP", client.answersUntil(t, to), from, to)
+	}
+
+	disrupt("kubectl delete pod of the leader", func() string {
+		leader, _ := leaderOf(t, cs)
+		mustKubectl(t, "delete", "pod", "-n", kdnsdNamespace, leader, "--wait=false")
+		return leader
+	})
+	disrupt("kubectl delete pod of a follower", func() string {
+		follower := aFollower(t, cs)
+		mustKubectl(t, "delete", "pod", "-n", kdnsdNamespace, follower, "--wait=false")
+		return follower
+	})
+	disrupt("SIGKILL of the leader's container", func() string {
+		leader, _ := leaderOf(t, cs)
+		killKdnsd(t, leader, syscall.SIGKILL)
+		return leader
+	})
+	disrupt("kubectl delete pod of a follower together with its PVC (wiped replica)", func() string {
+		follower := aFollower(t, cs)
+		pvc := "data-" + follower
+		before, err := cs.CoreV1().PersistentVolumeClaims(kdnsdNamespace).Get(t.Context(), pvc, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The claim stays until its pod is gone (pvc-protection); the
+		// StatefulSet controller then makes a new, empty one.
+		mustKubectl(t, "delete", "pvc", "-n", kdnsdNamespace, pvc, "--wait=false")
+		mustKubectl(t, "delete", "pod", "-n", kdnsdNamespace, follower, "--wait=false")
+		eventually(t, "a new claim "+pvc, settleTimeout, func(ctx context.Context) (bool, error) {
+			after, err := cs.CoreV1().PersistentVolumeClaims(kdnsdNamespace).Get(ctx, pvc, metav1.GetOptions{})
+			return err == nil && after.UID != before.UID && after.Spec.VolumeName != "" && after.Spec.VolumeName != before.Spec.VolumeName, err
+		})
+		return follower
+	})
+}
+
+// aFollower returns a replica that follows the current leader.
+func aFollower(t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	leader, pods := leaderOf(t, cs)
+	for _, name := range replicaNames(3) {
+		if _, ok := pods[name]; ok && name != leader {
+			return name
+		}
+	}
+	t.Fatalf("no follower of %s among %v", leader, pods)
+	return ""
+}
+
+// scale: 3 → 5 → 3 replicas under load; the Raft configuration follows.
+func scale(t *testing.T, cs kubernetes.Interface) {
+	client := startDNSClient(t, cs, "dnsclient-scale", loadRate, loadNames...)
+	for _, n := range []int{5, 3} {
+		from := time.Now()
+		mustKubectl(t, "scale", "-n", kdnsdNamespace, "statefulset/kdnsd", fmt.Sprintf("--replicas=%d", n))
+		eventually(t, fmt.Sprintf("the Raft configuration following spec.replicas=%d", n), settleTimeout, clusterSettled(cs, replicaNames(n)))
+		to := time.Now()
+		figure(t, fmt.Sprintf("kubectl scale to %d: every pod Ready and %d voters", n, n), "%s", to.Sub(from).Round(100*time.Millisecond))
+		reportLoad(t, fmt.Sprintf("scale to %d: lookups through the ClusterIP", n), client.answersUntil(t, to), from, to)
+	}
+}
+
+// apiOutage is how long the API server is stopped.
+const apiOutage = 60 * time.Second
+
+// apiServerDown: the API server stops for a minute. Pods cannot be deleted
+// or recreated without it, so what an outage can do to kdnsd is done
+// through the node: every kdnsd container is killed at once and kubelet
+// restarts them from the pods it knows. They must answer every name from
+// their disks, with no API server and no quorum at first.
+func apiServerDown(t *testing.T, cs kubernetes.Interface) {
+	names := replicaNames(3)
+	pods, err := kdnsdPods(t.Context(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"kubernetes.default.svc.cluster.local":   serviceIP(t, cs, "default", "kubernetes"),
+		"e2e-web.default.svc.cluster.local":      serviceIP(t, cs, "default", "e2e-web"),
+		"e2e-late.default.svc.cluster.local":     serviceIP(t, cs, "default", "e2e-late"),
+		"kube-dns.kube-system.svc.cluster.local": clusterDNSIP,
+	}
+	client := startDNSClient(t, cs, "dnsclient-outage", loadRate, loadNames...)
+
+	from := time.Now()
+	runNodeScript(t, "apiserver", "stop")
+	stopped := time.Now()
+	t.Cleanup(func() {
+		if _, err := cs.Discovery().ServerVersion(); err != nil {
+			runNodeScript(t, "apiserver", "start")
+		}
+	})
+
+	killed := map[string]kdnsdProcess{}
+	for _, name := range names {
+		killed[name] = killKdnsd(t, name, syscall.SIGKILL)
+	}
+	var restarts []string
+	for _, name := range names {
+		ip := pods[name].Status.PodIP
+		var proc kdnsdProcess
+		var firstAnswer time.Time
+		ctx, cancel := context.WithTimeout(t.Context(), apiOutage)
+		for ctx.Err() == nil && firstAnswer.IsZero() {
+			if proc.pid == 0 {
+				if p, ok := findKdnsd(name); ok && p.pid != killed[name].pid {
+					proc = p
+				}
+			}
+			if r, err := queryPod(ip, "kubernetes.default.svc.cluster.local"); err == nil && answersA(r, want["kubernetes.default.svc.cluster.local"]) {
+				firstAnswer = time.Now()
+			}
+		}
+		cancel()
+		if firstAnswer.IsZero() || proc.pid == 0 {
+			t.Errorf("%s: no answer from a restarted kdnsd within the outage (restarted process: %v)", name, proc.pid != 0)
+			continue
+		}
+		restarts = append(restarts, fmt.Sprintf("%s %s", name, firstAnswer.Sub(proc.started).Round(10*time.Millisecond)))
+		for qname, ip := range want {
+			if r, err := queryPod(pods[name].Status.PodIP, qname); err != nil || !answersA(r, ip) {
+				t.Errorf("%s restarted without the API server: %s: %v %v, want %s", name, qname, r, err, ip)
+			}
+		}
+	}
+	figure(t, "API server down, all kdnsd containers SIGKILLed: first answer after the new process started (from disk, per pod)", "%s", strings.Join(restarts, ", "))
+
+	time.Sleep(time.Until(stopped.Add(apiOutage))) // the outage lasts its full length on purpose
+	runNodeScript(t, "apiserver", "start")
+	eventually(t, "kdnsd settled after the API server came back", settleTimeout, clusterSettled(cs, names))
+	to := time.Now()
+	figure(t, "API server stopped for", "%s", apiOutage)
+	reportLoad(t, "lookups through the ClusterIP, outage and recovery", client.answersUntil(t, to), from, to)
+
+	// The watcher picks up a change made after the outage.
+	ip := createService(t, cs, "e2e-after-outage")
+	leader, pods := leaderOf(t, cs)
+	eventually(t, "a Service created after the outage resolving", time.Minute, func(ctx context.Context) (bool, error) {
+		r, err := queryPod(pods[leader].Status.PodIP, "e2e-after-outage.default.svc.cluster.local")
+		return answersA(r, ip), err
+	})
+}
