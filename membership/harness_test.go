@@ -369,18 +369,18 @@ func (c *cluster) peer(name string) *peer {
 
 // probe is the in-process Probe: it reads the node of the replica running
 // at ip, as /status would.
-func (c *cluster) probe(_ context.Context, name, ip string) (bool, error) {
+func (c *cluster) probe(_ context.Context, name, ip string) (raftnode.Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range c.peers {
 		if p.ip == ip {
 			if p.name != name {
-				return false, fmt.Errorf("%s answers at %s, not %s", p.name, ip, name)
+				return raftnode.Status{}, fmt.Errorf("%s answers at %s, not %s", p.name, ip, name)
 			}
-			return p.node.HasState(), nil
+			return p.node.Status(), nil
 		}
 	}
-	return false, errors.New("connection refused")
+	return raftnode.Status{}, errors.New("connection refused")
 }
 
 // leader waits for a leader among the running replicas.

@@ -48,14 +48,16 @@ type Node interface {
 	AddServer(ctx context.Context, id, addr string, voter bool) error
 	RemoveServer(ctx context.Context, id string) error
 	Leader() (id, addr string)
+	Status() raftnode.Status
 }
 
 var _ Node = (*raftnode.Node)(nil)
 
-// ProbeFunc asks the kdnsd pod name at ip whether it has Raft state (a
-// non-empty Raft configuration). An error means the pod could not tell: it
-// is unreachable, or something else answers at its IP.
-type ProbeFunc func(ctx context.Context, name, ip string) (hasState bool, err error)
+// ProbeFunc asks the kdnsd pod name at ip for its status: whether it has
+// Raft state (a non-empty Raft configuration), its incarnation and how far it
+// has applied the log. An error means the pod could not tell: it is
+// unreachable, or something else answers at its IP.
+type ProbeFunc func(ctx context.Context, name, ip string) (raftnode.Status, error)
 
 // Config configures a Membership.
 type Config struct {

@@ -53,7 +53,7 @@ func (w world) input() planInput {
 	}
 	for _, u := range w.up {
 		id, state, _ := strings.Cut(u, "+")
-		in.health[id] = probeResult{hasState: state == "state"}
+		in.health[id] = probeResult{status: statusWithState(state == "state")}
 	}
 	for _, s := range in.servers {
 		if _, ok := in.health[s.ID]; !ok && s.ID != w.self {
@@ -61,7 +61,7 @@ func (w world) input() planInput {
 			in.downSince[s.ID] = now.Add(-w.down[s.ID])
 		}
 	}
-	in.health[w.self] = probeResult{hasState: true}
+	in.health[w.self] = probeResult{status: statusWithState(true)}
 	return in
 }
 
@@ -254,4 +254,12 @@ func TestNewChecksConfig(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
+}
+
+// statusWithState is a probed status with or without a Raft configuration.
+func statusWithState(has bool) raftnode.Status {
+	if !has {
+		return raftnode.Status{}
+	}
+	return raftnode.Status{Servers: []raftnode.ServerInfo{{ID: "x"}}}
 }

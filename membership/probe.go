@@ -11,17 +11,20 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kdnsd/kdnsd/raftnode"
 )
 
 // maxStatusBytes bounds how much of a /status answer is read.
 const maxStatusBytes = 1 << 20
 
 // HTTPProbe returns the default probe: GET http://<ip>:<port>/status, the
-// JSON status page kdnsd serves (cmd/kdnsd), whose "servers" field is the
-// pod's Raft configuration: a non-empty list means it has state. The page's
-// "id" must be the pod's name, so that a pod IP reused by another kdnsd pod
-// is not taken for this one; an answer without a "servers" field is not a
-// kdnsd status page and is an error. No HTTP proxy is used.
+// JSON status page kdnsd serves (cmd/kdnsd), decoded as a raftnode.Status.
+// Its "servers" field is the pod's Raft configuration: a non-empty list means
+// it has state. The page's "id" must be the pod's name, so that a pod IP
+// reused by another kdnsd pod is not taken for this one; an answer without a
+// "servers" field is not a kdnsd status page and is an error. No HTTP proxy
+// is used.
 func HTTPProbe(port int) ProbeFunc {
 	client := &http.Client{
 		Transport: &http.Transport{
@@ -31,50 +34,50 @@ func HTTPProbe(port int) ProbeFunc {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return func(ctx context.Context, name, ip string) (bool, error) {
+	return func(ctx context.Context, name, ip string) (raftnode.Status, error) {
+		var st raftnode.Status
 		url := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/status"
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return false, err
+			return st, err
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return false, err
+			return st, err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return false, fmt.Errorf("GET %s: %s", url, resp.Status)
+			return st, fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
-		var page map[string]json.RawMessage
-		if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&page); err != nil {
-			return false, fmt.Errorf("GET %s: %w", url, err)
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes))
+		if err != nil {
+			return st, fmt.Errorf("GET %s: %w", url, err)
 		}
-		if raw, ok := page["id"]; ok {
-			var id string
-			if err := json.Unmarshal(raw, &id); err != nil {
-				return false, fmt.Errorf("GET %s: id: %w", url, err)
-			}
-			if id != "" && id != name {
-				return false, fmt.Errorf("GET %s: answered by %q, not %q", url, id, name)
-			}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return st, fmt.Errorf("GET %s: %w", url, err)
 		}
-		raw, ok := page["servers"]
-		if !ok {
-			return false, fmt.Errorf("GET %s: no \"servers\" field: not a kdnsd status page", url)
+		if _, ok := fields["servers"]; !ok {
+			return st, fmt.Errorf("GET %s: no \"servers\" field: not a kdnsd status page", url)
 		}
-		var servers []json.RawMessage
-		if err := json.Unmarshal(raw, &servers); err != nil {
-			return false, fmt.Errorf("GET %s: servers: %w", url, err)
+		if err := json.Unmarshal(body, &st); err != nil {
+			return st, fmt.Errorf("GET %s: %w", url, err)
 		}
-		return len(servers) > 0, nil
+		if st.ID != "" && st.ID != name {
+			return raftnode.Status{}, fmt.Errorf("GET %s: answered by %q, not %q", url, st.ID, name)
+		}
+		return st, nil
 	}
 }
 
 // probeResult is one probe's answer.
 type probeResult struct {
-	hasState bool
-	err      error
+	status raftnode.Status
+	err    error
 }
+
+// hasState reports whether the probed replica has a Raft configuration.
+func (r probeResult) hasState() bool { return len(r.status.Servers) > 0 }
 
 // probeAll probes the pods at once, each bounded by ProbeTimeout.
 func (m *Membership) probeAll(ctx context.Context, pods []pod) map[string]probeResult {
@@ -85,9 +88,9 @@ func (m *Membership) probeAll(ctx context.Context, pods []pod) map[string]probeR
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
 			defer cancel()
-			has, err := m.cfg.Probe(pctx, p.name, p.ip)
+			st, err := m.cfg.Probe(pctx, p.name, p.ip)
 			mu.Lock()
-			out[p.name] = probeResult{has, err}
+			out[p.name] = probeResult{st, err}
 			mu.Unlock()
 		})
 	}

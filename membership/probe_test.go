@@ -46,7 +46,8 @@ func TestHTTPProbe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body, code = tc.body, tc.code
-			state, err := probe(context.Background(), "kdnsd-0", host)
+			st, err := probe(context.Background(), "kdnsd-0", host)
+			state := len(st.Servers) > 0
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)

@@ -143,7 +143,7 @@ func (r *reconciler) probe(ctx context.Context, servers []raftnode.ServerInfo, v
 		}
 	}
 	health := r.m.probeAll(ctx, targets)
-	health[r.m.cfg.Self] = probeResult{hasState: true}
+	health[r.m.cfg.Self] = probeResult{status: r.node.Status()}
 	now := time.Now()
 	seen := map[string]bool{}
 	for _, s := range servers {
@@ -282,7 +282,7 @@ func plan(in planInput) (next *action, pending bool, notes []string) {
 			continue
 		}
 		if want, voter := in.wanted(s.ID, &s); want && voter {
-			if r := in.health[s.ID]; in.reachable(s.ID) && r.hasState {
+			if r := in.health[s.ID]; in.reachable(s.ID) && r.hasState() {
 				return &action{kind: actPromote, id: s.ID, addr: s.Address, voter: true, why: "it answers with raft state"}, true, notes
 			}
 			pending = true

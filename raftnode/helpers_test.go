@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/raftauth"
 
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -19,7 +19,7 @@ import (
 // real Raft node talking TCP on loopback.
 type member struct {
 	id, addr, dir string
-	tls           *tls.Config
+	auth          *raftauth.Plane
 	store         *fsm.Store
 	node          *Node
 }
@@ -56,7 +56,7 @@ func (m *member) start(t testing.TB, peers []Peer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "error", TLS: m.tls}, store)
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "error", Auth: m.auth}, store)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)

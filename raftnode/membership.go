@@ -28,6 +28,7 @@ func (n *Node) refreshConfiguredAddrs() {
 		addrs[string(s.ID)] = string(s.Address)
 	}
 	n.configAddrs.Store(&addrs)
+	n.observeConfiguration(f.Configuration())
 }
 
 // HasState reports whether this replica has ever been part of a cluster:
@@ -48,9 +49,15 @@ func (n *Node) Bootstrap(peers []Peer) error {
 	for _, p := range peers {
 		servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter})
 	}
-	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		return err
+	}
+	// A member of a new cluster has forgotten nothing: it may vote.
+	if _, err := n.inc.advance(AdmissionAdmitted); err != nil {
+		return err
+	}
 	n.refreshConfiguredAddrs()
-	return err
+	return nil
 }
 
 // ErrCantBootstrap is returned by Bootstrap on a replica that has state.
@@ -86,6 +93,14 @@ func (n *Node) AddServer(ctx context.Context, id, addr string, voter bool) error
 		f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
 	}
 	err := await(ctx, f)
+	n.refreshConfiguredAddrs()
+	return err
+}
+
+// DemoteVoter makes a voter a non-voter, keeping it in the configuration. It
+// must run on the leader.
+func (n *Node) DemoteVoter(ctx context.Context, id string) error {
+	err := await(ctx, n.raft.DemoteVoter(raft.ServerID(id), 0, membershipTimeout))
 	n.refreshConfiguredAddrs()
 	return err
 }

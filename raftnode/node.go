@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/raftauth"
 )
 
 // Peer is one member of the static bootstrap configuration.
@@ -64,8 +64,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// RaftLogLevel is hashicorp/raft's own log level ("info" by default).
 	RaftLogLevel string
-	// TLS, when set, carries Raft over mutual TLS (see TLSFiles).
-	TLS *tls.Config
+	// Auth, when set, carries Raft over mutual TLS and binds every RPC to
+	// the certificate it arrives with (see raftauth). Nil is plaintext.
+	Auth *raftauth.Plane
 	// Discovered, when set, gives a server's current address by ID (from
 	// Kubernetes discovery); the Raft configuration's address is the fallback.
 	Discovered func(id string) (addr string, ok bool)
@@ -78,6 +79,9 @@ type Node struct {
 	store     *fsm.Store
 	transport *raft.NetworkTransport
 	logStore  *raftboltdb.BoltStore
+	auth      *raftauth.Plane
+	inc       *incarnation
+	rejected  *rejections
 	log       *slog.Logger
 	leader    *leadership
 	stop      chan struct{}
@@ -137,15 +141,36 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		logStore.Close()
 		return nil, err
 	}
+	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("raft: read state: %w", err)
+	}
+	if !existing && store.View().Index() > 0 {
+		// The records would claim log indexes that a new Raft log reuses,
+		// and the entries at those indexes would be skipped.
+		logStore.Close()
+		return nil, fmt.Errorf("raft: %s holds records up to log index %d but %s has no Raft state; "+
+			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
+			store.Path(), store.View().Index(), raftDir)
+	}
+	inc, err := loadIncarnation(raftDir, existing)
+	if err != nil {
+		logStore.Close()
+		return nil, err
+	}
 	n := &Node{
-		id: cfg.ID, store: store, logStore: logStore, log: cfg.Logger,
+		id: cfg.ID, store: store, logStore: logStore, log: cfg.Logger, auth: cfg.Auth, inc: inc, rejected: newRejections(),
 		leader: newLeadership(), stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	n.configAddrs.Store(&map[string]string{})
-	transport, err := newTransport(cfg.BindAddr, advertise, cfg.TLS, addressProvider{discovered: cfg.Discovered, configured: n.configuredAddr}, hlog)
+	trans, netTrans, err := n.newTransport(cfg.BindAddr, advertise, cfg.Auth, &addressProvider{discovered: cfg.Discovered, configured: n.configuredAddr}, hlog)
 	if err != nil {
 		logStore.Close()
 		return nil, fmt.Errorf("raft: listen on %s: %w", cfg.BindAddr, err)
+	}
+	if id, st := inc.get(); st != AdmissionAdmitted {
+		cfg.Logger.Info("started without raft state: a new member that will not vote until the leader admits it", "incarnation", id, "admission", st)
 	}
 
 	notify := make(chan bool, 16)
@@ -169,28 +194,13 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	rc.SnapshotThreshold = 4096
 	rc.TrailingLogs = 4096
 
-	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, trans)
 	if err != nil {
-		transport.Close()
-		logStore.Close()
-		return nil, fmt.Errorf("raft: read state: %w", err)
-	}
-	if !existing && store.View().Index() > 0 {
-		// The records would claim log indexes that a new Raft log reuses,
-		// and the entries at those indexes would be skipped.
-		transport.Close()
-		logStore.Close()
-		return nil, fmt.Errorf("raft: %s holds records up to log index %d but %s has no Raft state; "+
-			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
-			store.Path(), store.View().Index(), raftDir)
-	}
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, transport)
-	if err != nil {
-		transport.Close()
+		netTrans.Close()
 		logStore.Close()
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	n.raft, n.transport = r, transport
+	n.raft, n.transport = r, netTrans
 	n.refreshConfiguredAddrs()
 	if !existing && len(cfg.Peers) > 0 {
 		switch err := n.Bootstrap(cfg.Peers); {
@@ -198,7 +208,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 			cfg.Logger.Info("bootstrapped raft configuration", "peers", len(cfg.Peers))
 		case !errors.Is(err, ErrCantBootstrap):
 			r.Shutdown()
-			transport.Close()
+			netTrans.Close()
 			logStore.Close()
 			return nil, fmt.Errorf("raft: bootstrap: %w", err)
 		}
@@ -355,6 +365,12 @@ type Status struct {
 	AppliedIndex uint64       `json:"applied_index"` // the durable store's
 	LastContact  time.Time    `json:"last_contact"`
 	Servers      []ServerInfo `json:"servers"`
+	// Incarnation is this member's identity since its Raft state was
+	// created; a wiped replica comes back with a new one.
+	Incarnation string `json:"incarnation,omitempty"`
+	// Admission says whether it may vote (see Admission). Empty from a
+	// replica older than admissions: it counts as admitted.
+	Admission Admission `json:"admission,omitempty"`
 }
 
 // ServerInfo is one member of the Raft configuration.
@@ -377,6 +393,7 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.store.View().Index(),
 		LastContact:  n.raft.LastContact(),
 	}
+	st.Incarnation, st.Admission = n.inc.get()
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			st.Servers = append(st.Servers, ServerInfo{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})

@@ -2,32 +2,53 @@ package raftnode
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/kdnsd/kdnsd/raftauth"
 )
 
-// streamLayer carries Raft over plain TCP, or over mutual TLS when tls is
-// set: a peer without a client certificate signed by the CA fails the
-// handshake and is never heard.
+// streamLayer carries Raft over plain TCP, or over mutual TLS when auth is
+// set. Every accepted connection is a guardedConn: each request is checked
+// (the sender's claim against its certificate, votes against this replica's
+// admission) before raft reads it.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
+	auth      *raftauth.Plane
 	tls       *tls.Config
+	check     rpcCheck
+	// dialledID says which server an address was resolved for, so that a
+	// dialled peer must prove it is that server.
+	dialledID func(addr string) (string, bool)
 }
 
-func newStreamLayer(bind string, advertise net.Addr, tlsConfig *tls.Config) (*streamLayer, error) {
+func newStreamLayer(bind string, advertise net.Addr, auth *raftauth.Plane, check rpcCheck, dialledID func(string) (string, bool)) (*streamLayer, error) {
 	l, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	if tlsConfig != nil {
-		l = tls.NewListener(l, tlsConfig)
+	s := &streamLayer{Listener: l, advertise: advertise, auth: auth, check: check, dialledID: dialledID}
+	if auth != nil {
+		s.tls = auth.Config()
+		s.Listener = tls.NewListener(l, s.tls)
 	}
-	return &streamLayer{Listener: l, advertise: advertise, tls: tlsConfig}, nil
+	return s, nil
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newGuardedConn(c, s.check), nil
 }
 
 // Addr is the address peers dial, not the one listened on.
@@ -35,38 +56,110 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
-	if s.tls != nil {
-		return tls.DialWithDialer(d, "tcp", string(address), s.tls)
+	if s.tls == nil {
+		return d.Dial("tcp", string(address))
 	}
-	return d.Dial("tcp", string(address))
+	c, err := tls.DialWithDialer(d, "tcp", string(address), s.tls)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := s.dialledID(string(address)); ok {
+		if err := s.auth.CheckClaim(c.ConnectionState().PeerCertificates[0], id, string(address)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("dialled %s for server %s: %w", address, id, err)
+		}
+	}
+	return c, nil
 }
 
 // addressProvider lets the transport dial a server at the address discovery
 // knows now (a rescheduled pod's new IP) before the one in the Raft
-// configuration, which it falls back to.
+// configuration, which it falls back to. It remembers which server each
+// address was given for.
 type addressProvider struct {
 	discovered func(id string) (string, bool)
 	configured func(id string) (string, bool)
+	given      sync.Map // address → server ID
 }
 
-func (p addressProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+func (p *addressProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	addr, ok := "", false
 	if p.discovered != nil {
-		if addr, ok := p.discovered(string(id)); ok {
-			return raft.ServerAddress(addr), nil
+		addr, ok = p.discovered(string(id))
+	}
+	if !ok {
+		addr, ok = p.configured(string(id))
+	}
+	if !ok {
+		return "", fmt.Errorf("no address known for server %q", id)
+	}
+	p.given.Store(addr, string(id))
+	return raft.ServerAddress(addr), nil
+}
+
+func (p *addressProvider) idFor(addr string) (string, bool) {
+	id, ok := p.given.Load(addr)
+	if !ok {
+		return "", false
+	}
+	return id.(string), true
+}
+
+// errNotAdmitted refuses a vote or an election while this replica is not
+// admitted. Its text must not contain "unexpected command": raft takes such
+// an error to a pre-vote as a granted vote from an old peer.
+var errNotAdmitted = errors.New("raft: this replica is not admitted to vote yet")
+
+// voteGuard keeps a replica that is not admitted out of elections: its
+// (pre-)vote requests fail before they leave, so it cannot campaign (and
+// with pre-vote, its term does not grow while it tries).
+type voteGuard struct {
+	*raft.NetworkTransport
+	mayVote func() bool
+}
+
+func (t voteGuard) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	if !t.mayVote() {
+		return errNotAdmitted
+	}
+	return t.NetworkTransport.RequestVote(id, target, args, resp)
+}
+
+func (t voteGuard) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if !t.mayVote() {
+		return errNotAdmitted
+	}
+	return t.NetworkTransport.RequestPreVote(id, target, args, resp)
+}
+
+// transport is the Raft transport of a Node.
+func (n *Node) newTransport(bind string, advertise net.Addr, auth *raftauth.Plane, addrs *addressProvider, log hclog.Logger) (voteGuard, *raft.NetworkTransport, error) {
+	stream, err := newStreamLayer(bind, advertise, auth, n.checkRPC, addrs.idFor)
+	if err != nil {
+		return voteGuard{}, nil, err
+	}
+	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: log, ServerAddressProvider: addrs,
+	})
+	return voteGuard{NetworkTransport: nt, mayVote: n.inc.mayVote}, nt, nil
+}
+
+// checkRPC is every accepted request's check (see guardedConn).
+func (n *Node) checkRPC(typ byte, env *rpcEnvelope, peer *x509.Certificate) error {
+	id, addr := string(env.ID), string(env.Addr)
+	if n.auth != nil {
+		if peer == nil {
+			return n.rejected.add(rejectIdentity, "?", errors.New("no certificate"), n.log)
+		}
+		if err := n.auth.CheckClaim(peer, id, addr); err != nil {
+			return n.rejected.add(rejectIdentity, peer.Subject.CommonName+"/"+id, err, n.log)
 		}
 	}
-	if addr, ok := p.configured(string(id)); ok {
-		return raft.ServerAddress(addr), nil
+	switch typ {
+	case rpcRequestVote, rpcRequestPreVote, rpcTimeoutNow:
+		if !n.inc.mayVote() {
+			return n.rejected.add(rejectNotAdmitted, id, fmt.Errorf("%s from %s: %w", rpcName(typ), id, errNotAdmitted), n.log)
+		}
 	}
-	return "", fmt.Errorf("no address known for server %q", id)
-}
-
-func newTransport(bind string, advertise net.Addr, tlsConfig *tls.Config, addrs addressProvider, log hclog.Logger) (*raft.NetworkTransport, error) {
-	stream, err := newStreamLayer(bind, advertise, tlsConfig)
-	if err != nil {
-		return nil, err
-	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: log, ServerAddressProvider: addrs,
-	}), nil
+	return nil
 }

@@ -21,6 +21,7 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_raft_leader", Help: "1 while this replica leads the Raft group."},
 			func() float64 { return boolValue(node.IsLeader()) }),
 		forwardCollector{fwd},
+		raftRejectedCollector{node},
 	)
 	return reg
 }
@@ -69,4 +70,19 @@ func (c forwardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(st.InFlight))
 	ch <- prometheus.MustNewConstMetric(descOverloaded, prometheus.CounterValue, float64(st.Overloaded))
 	ch <- prometheus.MustNewConstMetric(descLooping, prometheus.GaugeValue, boolValue(st.Looping))
+}
+
+var descRaftRejected = prometheus.NewDesc("kdnsd_raft_rpc_rejected_total",
+	"Raft RPCs refused before reaching Raft: identity (the claimed server ID or address is not the one the peer's certificate names) or not_admitted (a vote asked of, or by, a replica not yet admitted to vote).",
+	[]string{"reason"}, nil)
+
+// raftRejectedCollector exposes raftnode.Node.RejectedRPCs.
+type raftRejectedCollector struct{ node *raftnode.Node }
+
+func (c raftRejectedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descRaftRejected }
+
+func (c raftRejectedCollector) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range c.node.RejectedRPCs() {
+		ch <- prometheus.MustNewConstMetric(descRaftRejected, prometheus.CounterValue, float64(n), reason)
+	}
 }

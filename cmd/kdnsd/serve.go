@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +40,7 @@ type serveOptions struct {
 	dnsAddr, httpAddr, kubeconfig, zone         string
 	ttl                                         uint32
 	logFormat, logLevel, raftLogLevel           string
-	raftTLS                                     raftnode.TLSFiles
+	raftAuth                                    raftAuthOptions
 	upstreams, stubDomains                      []string
 	resolvConf                                  string
 	cacheSize, maxInFlight                      int
@@ -104,9 +103,7 @@ func newServeCommand() *cobra.Command {
 	f.IntVar(&o.cacheSize, "cache-size", forward.DefaultCacheSize, "answers from upstreams kept in the cache (negative: no cache)")
 	f.IntVar(&o.maxInFlight, "max-inflight", forward.DefaultMaxInFlight, "upstream queries in flight at most; more are answered SERVFAIL (or stale)")
 	f.DurationVar(&o.serveStale, "serve-stale", forward.DefaultServeStale, "how long past expiry a cached answer is served when every upstream fails (negative: never)")
-	f.StringVar(&o.raftTLS.Cert, "raft-tls-cert", "", "certificate file for mutual TLS between peers (reloaded when it changes)")
-	f.StringVar(&o.raftTLS.Key, "raft-tls-key", "", "key file for mutual TLS between peers")
-	f.StringVar(&o.raftTLS.CA, "raft-tls-ca", "", "CA file that every peer's certificate must be signed by")
+	o.raftAuth.addFlags(f)
 	documentEnv(f)
 	return cmd
 }
@@ -130,9 +127,11 @@ func (o *serveOptions) validate() error {
 	if len(peers) > 0 && !slices.ContainsFunc(peers, func(p raftnode.Peer) bool { return p.ID == o.id }) {
 		return fmt.Errorf("--peers does not name this replica's --id %q", o.id)
 	}
-	if _, err := o.advertise(); err != nil {
+	advertise, err := o.advertise()
+	if err != nil {
 		return err
 	}
+
 	if hclog.LevelFromString(o.raftLogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--raft-log-level %q: want trace, debug, info, warn or error", o.raftLogLevel)
 	}
@@ -157,10 +156,11 @@ func (o *serveOptions) validate() error {
 	if _, err := resolver.New(o.resolverConfig(nil, nil)); err != nil {
 		return fmt.Errorf("--zone, --pod-mode: %w", err)
 	}
-	if o.raftTLS != (raftnode.TLSFiles{}) {
-		if _, err := o.raftTLS.Config(); err != nil {
-			return fmt.Errorf("--raft-tls-cert/--raft-tls-key/--raft-tls-ca: %w", err)
-		}
+	if err := o.raftAuth.validate(o.raftAddr, advertise); err != nil {
+		return err
+	}
+	if _, err := o.raftAuth.plane(o.id, advertise, slog.New(slog.DiscardHandler)); err != nil {
+		return err
 	}
 	return nil
 }
@@ -330,11 +330,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	defer httpListener.Close()
 
-	var raftTLS *tls.Config
-	if o.raftTLS != (raftnode.TLSFiles{}) {
-		if raftTLS, err = o.raftTLS.Config(); err != nil {
-			return err
-		}
+	advertise, _ := o.advertise() // checked by validate
+	raftAuth, err := o.raftAuth.plane(o.id, advertise, log)
+	if err != nil {
+		return err
 	}
 	mem, err := o.discovery.membership(&o, client, log)
 	if err != nil {
@@ -342,7 +341,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	raftCfg := raftnode.Config{
 		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise, Peers: peers,
-		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel, TLS: raftTLS,
+		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel, Auth: raftAuth,
 	}
 	if mem != nil {
 		// Not waited for: with the API server down, Raft still starts from

@@ -7,21 +7,27 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestShippedManifestsAreValid: the API server accepts every object of
-// deploy/statefulset/kdnsd.yaml (server-side dry run: full validation and
-// admission, nothing stored).
+// deploy/statefulset/kdnsd.yaml and networkpolicy.yaml (server-side dry run:
+// full validation and admission, nothing stored). The Raft CA Secret that
+// kustomization.yaml generates is made from files an operator creates.
 func TestShippedManifestsAreValid(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := loadManifests(filepath.Join(root, "deploy", "statefulset", "kdnsd.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	var objs []manifestObject
+	for _, file := range []string{"kdnsd.yaml", "networkpolicy.yaml"} {
+		more, err := loadManifests(filepath.Join(root, "deploy", "statefulset", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, more...)
 	}
 	admin, _ := clients(t)
 	ctx := context.Background()
@@ -35,6 +41,8 @@ func TestShippedManifestsAreValid(t *testing.T) {
 			_, err = admin.AppsV1().StatefulSets(obj.Namespace).Create(ctx, obj, dry)
 		case *policyv1.PodDisruptionBudget:
 			_, err = admin.PolicyV1().PodDisruptionBudgets(obj.Namespace).Create(ctx, obj, dry)
+		case *networkingv1.NetworkPolicy:
+			_, err = admin.NetworkingV1().NetworkPolicies(obj.Namespace).Create(ctx, obj, dry)
 		default:
 			t.Fatalf("document %d: unexpected %T", o.doc, obj)
 		}
@@ -43,7 +51,7 @@ func TestShippedManifestsAreValid(t *testing.T) {
 		}
 		kinds[o.obj.GetObjectKind().GroupVersionKind().Kind]++
 	}
-	if kinds["Service"] != 2 || kinds["StatefulSet"] != 1 || kinds["PodDisruptionBudget"] != 1 {
+	if kinds["Service"] != 2 || kinds["StatefulSet"] != 1 || kinds["PodDisruptionBudget"] != 1 || kinds["NetworkPolicy"] != 1 {
 		t.Fatalf("objects: %v", kinds)
 	}
 }
