@@ -57,8 +57,8 @@ type Config struct {
 	ID        string
 	BindAddr  string // where the Raft transport listens
 	Advertise string // the address peers dial; BindAddr when empty
-	DataDir string
-	Logger  *slog.Logger
+	DataDir   string
+	Logger    *slog.Logger
 	// RaftLogLevel is hashicorp/raft's own log level ("info" by default).
 	RaftLogLevel string
 	// Auth, when set, carries Raft over mutual TLS and binds every RPC to
