@@ -207,6 +207,7 @@ func TestForwardingErrors(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodDelete, clients["b"].Server()+"/v1/peers/c", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set(admin.HeaderForwardedBy, "c")
+	req.Header.Set(admin.HeaderClient, "test")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
