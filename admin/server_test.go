@@ -45,7 +45,9 @@ func TestNewServerRefusesUnsafeConfig(t *testing.T) {
 		{"socket with a token file", with(func(c *admin.Config) { c.Socket, c.TokenFile = "/run/kdnsd/admin.sock", token }), "authenticated by its file permission"},
 		{"socket path too long", with(func(c *admin.Config) { c.Socket = "/" + strings.Repeat("x", 120) }), "at most 107 bytes"},
 		{"socket only", with(func(c *admin.Config) { c.Socket = "/run/kdnsd/admin.sock" }), ""},
-		{"socket and address", with(func(c *admin.Config) { c.Addr, c.Socket, c.TokenFile = "127.0.0.1:8443", "/run/kdnsd/admin.sock", token }), ""},
+		{"socket and address", with(func(c *admin.Config) {
+			c.Addr, c.Socket, c.TokenFile = "127.0.0.1:8443", "/run/kdnsd/admin.sock", token
+		}), ""},
 		{"loopback, plain HTTP, no auth", with(func(c *admin.Config) { c.Addr = "127.0.0.1:8443" }), ""},
 		{"localhost, token", with(func(c *admin.Config) { c.Addr, c.TokenFile = "localhost:8443", token }), ""},
 		{"all interfaces, TLS and token", with(func(c *admin.Config) { c.Addr, c.TLSCert, c.TLSKey, c.TokenFile = ":8443", cert, key, token }), ""},
