@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -35,7 +36,10 @@ func serveAdminSocket(t *testing.T, fc *admintest.Cluster, path string) {
 // admin socket from --data-dir and --admin-socket, or their environment
 // variables, as serve does; restore's upload goes through too.
 func TestClientUsesTheSocketServeUses(t *testing.T) {
-	fc := admintest.NewCluster(raftnode.ServerInfo{ID: "a", Address: "10.0.0.1:7000", Voter: true})
+	fc := admintest.NewCluster(
+		raftnode.ServerInfo{ID: "a", Address: "10.0.0.1:7000", Voter: true},
+		raftnode.ServerInfo{ID: "b", Address: "10.0.0.2:7000", Voter: true},
+	)
 	dataDir := t.TempDir()
 	serveAdminSocket(t, fc, filepath.Join(dataDir, "admin.sock"))
 	other := t.TempDir()
@@ -64,13 +68,20 @@ func TestClientUsesTheSocketServeUses(t *testing.T) {
 	}
 
 	t.Setenv("KDNSD_DATA_DIR", dataDir)
+	// Over the socket alone the other peers are not asked: their health
+	// is unknown, not bad.
+	out, stderr, err := runAdminCLI(t, "peers", "list")
+	if err != nil || !regexp.MustCompile(`(?m)^a +10\.0\.0\.1:7000 +yes +Leader +\* .* yes$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^b +10\.0\.0\.2:7000 +yes +- .* \?$`).MatchString(out) || !strings.Contains(stderr, "b: the admin API here is on a unix socket only") {
+		t.Fatalf("peers list over the socket: %v\n%s%s", err, out, stderr)
+	}
 	fc.SetView(snapshotTestView(3))
 	file := filepath.Join(t.TempDir(), "backup.snap")
 	if _, _, err := runAdminCLI(t, "snapshot", "save", file); err != nil {
 		t.Fatal(err)
 	}
 	fc.SetView(snapshotTestView(1))
-	out, _, err := runAdminCLI(t, "snapshot", "restore", file)
+	out, _, err = runAdminCLI(t, "snapshot", "restore", file)
 	if err != nil || !strings.Contains(out, "3 services") {
 		t.Fatalf("restore over the socket: %v\n%s", err, out)
 	}
