@@ -79,7 +79,7 @@ type Config struct {
 	MaxSnapshotBytes int64
 }
 
-// Validate checks Addr and the security settings and reads every file once;
+// Validate checks Addr, Socket and the security settings and reads every file once;
 // it does not look at Node, Views or the callbacks. NewServer calls it.
 func (c Config) Validate() error {
 	_, err := c.security(slog.New(slog.DiscardHandler))

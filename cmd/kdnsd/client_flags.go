@@ -126,7 +126,7 @@ func (o *clientOptions) explain(err error) error {
 			return fmt.Errorf("unauthorized: the server requires a token: pass --token-file (%w)", err)
 		case apiErr.StatusCode == http.StatusUnauthorized:
 			return fmt.Errorf("unauthorized: check --token-file (%w)", err)
-		case apiErr.StatusCode == http.StatusForbidden:
+		case apiErr.StatusCode == http.StatusForbidden && strings.Contains(apiErr.Message, "client certificate"):
 			return fmt.Errorf("forbidden: the server does not accept the client certificate: check --cert and --key (%w)", err)
 		}
 	case errors.As(err, &verify):
