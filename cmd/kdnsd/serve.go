@@ -87,7 +87,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.peers, "peers", "", "static bootstrap configuration: id=host:port,… including this replica")
 	o.discovery.addFlags(f)
 	o.adminAPI.addFlags(f)
-	f.StringVar(&o.dataDir, "data-dir", "/var/lib/kdnsd", "directory for the record store and Raft state")
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for the record store and Raft state")
 	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
@@ -139,7 +139,7 @@ func (o *serveOptions) validate() error {
 	if err := o.discovery.validate(o); err != nil {
 		return err
 	}
-	if err := o.adminAPI.validate(); err != nil {
+	if err := o.adminAPI.validate(o.dataDir); err != nil {
 		return err
 	}
 	switch o.logFormat {
@@ -376,7 +376,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.Shutdown()
 		return err
 	}
-	adminSrv, err := o.adminAPI.server(node, store, res, w, mem, log)
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, log)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -429,7 +429,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	case err := <-httpErr:
 		runErr = fmt.Errorf("http %s: %w", o.httpAddr, err)
 	case err := <-adminErr:
-		runErr = fmt.Errorf("admin API %s: %w", o.adminAPI.addr, err)
+		runErr = fmt.Errorf("admin API: %w", err)
 	}
 	// Admin calls end before the node they act on shuts down.
 	stopAdmin()
