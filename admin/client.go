@@ -24,6 +24,9 @@ type ClientConfig struct {
 	// or http://host:port for a loopback server without TLS. A bare
 	// host:port means https.
 	Server string
+	// Socket is the path of a replica's admin unix socket, instead of
+	// Server. It takes no token or TLS files.
+	Socket string
 	// TokenFile holds the bearer token (its first token line).
 	TokenFile string
 	// CACert verifies the server's certificate; the system roots when empty.
@@ -38,12 +41,16 @@ type ClientConfig struct {
 // Client calls a replica's admin API.
 type Client struct {
 	base  *url.URL
+	where string // the server or socket, for messages
 	http  *http.Client
 	token string
 }
 
 // NewClient reads the files cfg names and returns a Client.
 func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Socket != "" {
+		return newSocketClient(cfg)
+	}
 	raw := cfg.Server
 	if raw == "" {
 		return nil, errors.New("no server given")
@@ -59,7 +66,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("server %q: want https://host:port", cfg.Server)
 	}
 	base.Path, base.RawQuery, base.Fragment = strings.TrimSuffix(base.Path, "/"), "", ""
-	c := &Client{base: base}
+	c := &Client{base: base, where: base.String()}
 	if cfg.TokenFile != "" {
 		if c.token, err = ReadTokenFile(cfg.TokenFile); err != nil {
 			return nil, err
@@ -100,12 +107,33 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// Server is the base URL the client calls.
+// newSocketClient is a Client of the unix socket cfg.Socket.
+func newSocketClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Server != "" {
+		return nil, errors.New("both a server and a socket given")
+	}
+	if cfg.TokenFile != "" || cfg.CACert != "" || cfg.Cert != "" || cfg.Key != "" || cfg.ServerName != "" {
+		return nil, fmt.Errorf("admin socket %s: a token or TLS files given; the socket's file permission is its authentication", cfg.Socket)
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	return &Client{
+		// The host is never looked up; the server does not check it.
+		base:  &url.URL{Scheme: "http", Host: "localhost"},
+		where: "unix:" + cfg.Socket,
+		http: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "unix", cfg.Socket)
+			},
+		}},
+	}, nil
+}
+
+// Server is the base URL the client calls (http://localhost for a socket).
 func (c *Client) Server() string { return c.base.String() }
 
 // Error is an error answer of the API.
 type Error struct {
-	Server     string // base URL
+	Server     string // base URL, or unix: and the socket path
 	StatusCode int
 	Message    string
 	Peer       string // the replica that answered, when it said
@@ -117,7 +145,7 @@ func (e *Error) Error() string {
 
 // UnreachableError is a request that got no HTTP answer at all.
 type UnreachableError struct {
-	Server string
+	Server string // as in Error
 	Err    error
 }
 
@@ -140,18 +168,19 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set(HeaderClient, "kdnsd")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, &UnreachableError{Server: c.base.String(), Err: err}
+		return nil, &UnreachableError{Server: c.where, Err: err}
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, &Error{Server: c.base.String(), StatusCode: resp.StatusCode, Message: errorMessage(data), Peer: resp.Header.Get(HeaderPeer)}
+		return nil, &Error{Server: c.where, StatusCode: resp.StatusCode, Message: errorMessage(data), Peer: resp.Header.Get(HeaderPeer)}
 	}
 	return resp, nil
 }
@@ -172,7 +201,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("bad answer from %s: %w", c.base, err)
+		return fmt.Errorf("bad answer from %s: %w", c.where, err)
 	}
 	return nil
 }
@@ -234,7 +263,7 @@ func (c *Client) Restore(ctx context.Context, snapshot []byte) (*RestoreResponse
 	defer resp.Body.Close()
 	var out RestoreResponse
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("bad answer from %s: %w", c.base, err)
+		return nil, fmt.Errorf("bad answer from %s: %w", c.where, err)
 	}
 	return &out, nil
 }

@@ -41,9 +41,12 @@ type Views interface {
 
 // Config configures a Server.
 type Config struct {
-	// Addr is host:port to listen on. See the package documentation for
-	// what a non-loopback address requires.
+	// Addr is host:port to listen on over TCP; "" for none. See the
+	// package documentation for what a non-loopback address requires.
 	Addr string
+	// Socket is the path of a unix socket to listen on as well (or alone);
+	// "" for none. See the package documentation.
+	Socket string
 	// TLSCert and TLSKey are the PEM files of the serving certificate, also
 	// presented as client certificate to peers. Both or neither.
 	TLSCert, TLSKey string
@@ -76,7 +79,7 @@ type Config struct {
 	MaxSnapshotBytes int64
 }
 
-// Validate checks Addr and the security settings and reads every file once;
+// Validate checks Addr, Socket and the security settings and reads every file once;
 // it does not look at Node, Views or the callbacks. NewServer calls it.
 func (c Config) Validate() error {
 	_, err := c.security(slog.New(slog.DiscardHandler))
@@ -92,6 +95,18 @@ type security struct {
 }
 
 func (c *Config) security(log *slog.Logger) (*security, error) {
+	if c.Socket != "" && len(c.Socket) > maxSocketPath {
+		return nil, fmt.Errorf("admin socket %s: a unix socket path is at most %d bytes; choose a shorter one", c.Socket, maxSocketPath)
+	}
+	if c.Addr == "" {
+		switch {
+		case c.Socket == "":
+			return nil, errors.New("the admin API needs an address, a unix socket or both")
+		case c.TLSCert != "" || c.TLSKey != "" || c.ClientCA != "" || c.TokenFile != "" || c.PeerCA != "":
+			return nil, errors.New("admin TLS, token and CA files are for the admin address; the unix socket is authenticated by its file permission")
+		}
+		return &security{}, nil
+	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin address %q: %w", c.Addr, err)

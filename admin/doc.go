@@ -1,7 +1,7 @@
-// Package admin owns kdnsd's operator API: an authenticated HTTPS endpoint on
-// every replica for looking at and changing the Raft group (status, peers,
-// membership, leadership, backup and restore of the records), and the Go
-// client that the kdnsd CLI uses to call it.
+// Package admin owns kdnsd's operator API: an authenticated HTTPS endpoint
+// and a unix socket on every replica for looking at and changing the Raft
+// group (status, peers, membership, leadership, backup and restore of the
+// records), and the Go client that the kdnsd CLI uses to call it.
 //
 // # Endpoints
 //
@@ -67,5 +67,29 @@
 // that is not loopback (127.0.0.0/8, ::1 or "localhost"; an empty host means
 // every interface) it requires TLS and at least one of token and client CA.
 // Plain HTTP, and serving with no authentication at all, are allowed on
-// loopback only (for kubectl exec into the pod); a client CA needs TLS.
+// loopback only; a client CA needs TLS.
+//
+// # Unix socket
+//
+// Config.Socket serves the same API over plain HTTP on a unix socket of mode
+// 0600, with or without Config.Addr: its authentication is the file
+// permission (the user the replica runs as, which kubectl exec into the pod
+// has), and tokens and client certificates are not asked for. A socket file
+// left by a process that is gone is replaced at start; another file at that
+// path, or a socket something answers on, stops Serve. The socket is removed
+// at shutdown. A replica with only the socket forwards nothing to the leader
+// and does not ask its peers for their status.
+//
+// # Cross-site requests
+//
+// A web page in an operator's browser can send requests to a loopback port
+// or a kubectl port-forward. So on every listener a request that changes
+// state (any method but GET, HEAD and OPTIONS) is refused with 403 when the
+// browser marks it cross-origin (Sec-Fetch-Site, or an Origin that is not the
+// Host: http.CrossOriginProtection), and when it has neither Content-Type:
+// application/json nor the HeaderClient header, which a page cannot send to
+// another site without a CORS preflight that this API never allows. The
+// Client sends HeaderClient. Over plain HTTP, a request whose Host is not
+// localhost or a loopback IP is refused too, whatever its method: that is a
+// page that pointed a name of its own at a loopback address (DNS rebinding).
 package admin

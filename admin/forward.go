@@ -69,6 +69,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, addr 
 
 // peerAddr gives a peer's admin address, or "" and why there is none.
 func (s *Server) peerAddr(id, raftAddr string) (addr, problem string) {
+	if s.cfg.Addr == "" {
+		// No admin address of its own: no port or credentials to call peers' with.
+		return "", "the admin API here is on a unix socket only, so peers are not called"
+	}
 	if s.cfg.PeerAdminAddr == nil {
 		return "", "admin addresses of peers unknown"
 	}

@@ -103,10 +103,18 @@ func (c *cluster) start(t testing.TB, r *replica, peers []raftnode.Peer, withAdm
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := raftnode.Start(raftnode.Config{ID: r.id, BindAddr: r.raftAddr, Peers: peers, DataDir: r.dir, RaftLogLevel: "error"}, store)
+	node, err := raftnode.Start(raftnode.Config{ID: r.id, BindAddr: r.raftAddr, DataDir: r.dir, RaftLogLevel: "error"}, store)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
+	}
+	// Every member of these clusters starts together, new or restarted.
+	if peers != nil {
+		if err := node.Bootstrap(peers); err != nil && !errors.Is(err, raftnode.ErrCantBootstrap) {
+			node.Shutdown()
+			store.Close()
+			t.Fatal(err)
+		}
 	}
 	r.store, r.node = store, node
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,13 +19,14 @@ import (
 
 // Server serves the admin API of one replica.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	sec     *security
-	id      string
-	scheme  string // of this and every peer's admin API
-	peers   *http.Client
-	handler http.Handler
+	cfg    Config
+	log    *slog.Logger
+	sec    *security
+	id     string
+	scheme string // of this and every peer's admin API
+	peers  *http.Client
+	// tcpHandler serves Config.Addr, socketHandler Config.Socket.
+	tcpHandler, socketHandler http.Handler
 }
 
 // NewServer checks cfg (see Config.Validate) and prepares a Server; Serve
@@ -58,58 +59,91 @@ func NewServer(cfg Config) (*Server, error) {
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     time.Minute,
 	}}
-	s.handler = s.routes()
+	s.tcpHandler, s.socketHandler = s.routes()
 	return s, nil
 }
 
-// Serve listens on Config.Addr and serves until ctx ends, then shuts down
-// gracefully. It returns an error if it cannot listen or stops serving.
+// Serve listens on Config.Addr and Config.Socket and serves until ctx ends,
+// then shuts down gracefully and removes the socket. It returns an error if
+// it cannot listen or stops serving.
 func (s *Server) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Addr, err)
+	type listener struct {
+		net.Listener
+		handler http.Handler
+		tls     bool
+	}
+	var listeners []listener
+	if s.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("admin: listen on %s: %w", s.cfg.Addr, err)
+		}
+		listeners = append(listeners, listener{ln, s.tcpHandler, s.sec.cert != nil})
+	}
+	if s.cfg.Socket != "" {
+		ln, err := listenSocket(s.cfg.Socket)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners = append(listeners, listener{ln, s.socketHandler, false})
 	}
 	// Handlers act on the Raft node, which the caller shuts down once Serve
 	// returns: Serve waits for every handler to finish.
 	var inflight sync.WaitGroup
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inflight.Add(1)
-			defer inflight.Done()
-			s.handler.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		// HTTP/1.1 only: nothing here needs HTTP/2, and an idle HTTP/2
-		// connection holds up a graceful shutdown for a second.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-	}
-	if s.sec.cert != nil {
-		srv.TLSConfig = s.serverTLS()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
+	servers := make([]*http.Server, len(listeners))
+	errc := make(chan error, len(listeners))
+	for i, l := range listeners {
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inflight.Add(1)
+				defer inflight.Done()
+				l.handler.ServeHTTP(w, r)
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			// HTTP/1.1 only: nothing here needs HTTP/2, and an idle HTTP/2
+			// connection holds up a graceful shutdown for a second.
+			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		}
-	}()
-	s.log.Info("serving the admin API", "addr", ln.Addr().String(), "scheme", s.scheme,
-		"token", s.sec.tokens != nil, "client_ca", s.sec.clientCA != nil)
+		if l.tls {
+			srv.TLSConfig = s.serverTLS()
+		}
+		servers[i] = srv
+		addr := l.Addr().String()
+		go func() {
+			var err error
+			if l.tls {
+				err = srv.ServeTLS(l, "", "")
+			} else {
+				err = srv.Serve(l)
+			}
+			errc <- fmt.Errorf("admin: serve on %s: %w", addr, err)
+		}()
+		if _, unix := l.Listener.(*socketListener); unix {
+			s.log.Info("serving the admin API", "socket", addr)
+		} else {
+			s.log.Info("serving the admin API", "addr", addr, "scheme", s.scheme,
+				"token", s.sec.tokens != nil, "client_ca", s.sec.clientCA != nil)
+		}
+	}
+	var err error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("admin: serve on %s: %w", s.cfg.Addr, err)
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
+	for _, srv := range servers {
+		if srv.Shutdown(shutdownCtx) != nil {
+			srv.Close()
+		}
 	}
 	inflight.Wait()
-	return nil
+	return err
 }
 
 func (s *Server) serverTLS() *tls.Config {
@@ -209,7 +243,10 @@ func tokenMatches(given string, tokens []string) bool {
 	return ok == 1
 }
 
-func (s *Server) routes() http.Handler {
+// routes returns the handlers of the TCP listener and of the unix socket:
+// the same API, refusing cross-site requests, behind authentication on TCP
+// only (the socket's file permission is its authentication).
+func (s *Server) routes() (tcp, socket http.Handler) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
@@ -218,18 +255,31 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/leader/transfer", s.leaderOnly(s.handleTransfer))
 	mux.HandleFunc("GET /v1/snapshot", s.handleSnapshot)
 	mux.HandleFunc("POST /v1/snapshot", s.leaderOnly(s.handleRestore))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderPeer, s.id)
+		mux.ServeHTTP(w, r)
+	})
+	authenticated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code, msg := s.checkHost(r); code != 0 {
+			s.refuse(w, r, code, msg)
+			return
+		}
 		if code, msg := s.authenticate(r); code != 0 {
 			if code == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="kdnsd-admin"`)
 			}
-			s.log.Warn("admin: refused a request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "reason", msg)
-			writeError(w, code, "%s", msg)
+			s.refuse(w, r, code, msg)
 			return
 		}
-		w.Header().Set(HeaderPeer, s.id)
-		mux.ServeHTTP(w, r)
+		api.ServeHTTP(w, r)
 	})
+	return s.refuseCrossSite(authenticated), s.refuseCrossSite(api)
+}
+
+// refuse logs a refused request and answers it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	s.log.Warn("admin: refused a request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "reason", msg)
+	writeError(w, code, "%s", msg)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -41,6 +41,13 @@ func TestNewServerRefusesUnsafeConfig(t *testing.T) {
 		{"CA file that is not PEM", with(func(c *admin.Config) { c.Addr, c.TLSCert, c.TLSKey, c.ClientCA = ":8443", cert, key, token }), "no PEM certificate"},
 		{"no port", with(func(c *admin.Config) { c.Addr = "127.0.0.1" }), "missing port"},
 		{"no node", admin.Config{Addr: "127.0.0.1:8443"}, "a Node and Views are required"},
+		{"neither address nor socket", base, "needs an address, a unix socket or both"},
+		{"socket with a token file", with(func(c *admin.Config) { c.Socket, c.TokenFile = "/run/kdnsd/admin.sock", token }), "authenticated by its file permission"},
+		{"socket path too long", with(func(c *admin.Config) { c.Socket = "/" + strings.Repeat("x", 120) }), "at most 107 bytes"},
+		{"socket only", with(func(c *admin.Config) { c.Socket = "/run/kdnsd/admin.sock" }), ""},
+		{"socket and address", with(func(c *admin.Config) {
+			c.Addr, c.Socket, c.TokenFile = "127.0.0.1:8443", "/run/kdnsd/admin.sock", token
+		}), ""},
 		{"loopback, plain HTTP, no auth", with(func(c *admin.Config) { c.Addr = "127.0.0.1:8443" }), ""},
 		{"localhost, token", with(func(c *admin.Config) { c.Addr, c.TokenFile = "localhost:8443", token }), ""},
 		{"all interfaces, TLS and token", with(func(c *admin.Config) { c.Addr, c.TLSCert, c.TLSKey, c.TokenFile = ":8443", cert, key, token }), ""},
@@ -207,6 +214,7 @@ func TestForwardingErrors(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodDelete, clients["b"].Server()+"/v1/peers/c", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set(admin.HeaderForwardedBy, "c")
+	req.Header.Set(admin.HeaderClient, "test")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

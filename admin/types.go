@@ -102,4 +102,8 @@ const (
 	// HeaderSnapshotIndex is the Raft index of the snapshot GET /v1/snapshot
 	// returns.
 	HeaderSnapshotIndex = "X-Kdnsd-Snapshot-Index"
+	// HeaderClient marks a request as sent by a program such as the kdnsd
+	// CLI, not by a web page: a request that changes state needs it or a
+	// JSON body (see the package documentation). Any value will do.
+	HeaderClient = "X-Kdnsd-Client"
 )

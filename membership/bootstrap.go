@@ -101,7 +101,7 @@ func (m *Membership) bootstrapPeers(ctx context.Context) ([]raftnode.Peer, strin
 		switch {
 		case r.err != nil:
 			return nil, fmt.Sprintf("cannot tell whether pod %s has raft state: %v", p.name, r.err)
-		case r.hasState():
+		case r.hasState() && !sameNewCluster(r.status, peers):
 			return nil, fmt.Sprintf("pod %s already belongs to a raft cluster%s", p.name, join)
 		}
 	}

@@ -47,6 +47,7 @@ type Node interface {
 	Servers() ([]raftnode.ServerInfo, error)
 	AddServer(ctx context.Context, id, addr string, voter bool) error
 	RemoveServer(ctx context.Context, id string) error
+	DemoteVoter(ctx context.Context, id string) error
 	Leader() (id, addr string)
 	Status() raftnode.Status
 }

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,13 @@ var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // world builds a planInput: servers "id" (voter) or "id/nonvoter" at
 // ip-of-id:7000; pods "name=ip" with flags "+deleting", "+nonvoter";
-// reachable lists the servers whose probe answers ("id+state" with state).
+// up lists the servers whose probe answers: "id" without Raft state,
+// "id+state" with state, "id+blank" with state but started blank, "id+staged"
+// seen as a non-voter since; ":N" after it sets the applied index. applied
+// is the leader's.
 type world struct {
 	self     string
+	applied  uint64
 	replicas int
 	servers  []string
 	pods     []string
@@ -52,8 +57,14 @@ func (w world) input() planInput {
 		in.view.pods[name] = pod{name: name, ip: ip, deleting: strings.Contains(flags, "deleting"), nonVoter: strings.Contains(flags, "nonvoter")}
 	}
 	for _, u := range w.up {
+		u, applied, _ := strings.Cut(u, ":")
 		id, state, _ := strings.Cut(u, "+")
-		in.health[id] = probeResult{status: statusWithState(state == "state")}
+		st := statusWithState(state != "")
+		if state == "blank" || state == "staged" {
+			st.Admission = raftnode.Admission(state)
+		}
+		st.AppliedIndex, _ = strconv.ParseUint(applied, 10, 64)
+		in.health[id] = probeResult{status: st}
 	}
 	for _, s := range in.servers {
 		if _, ok := in.health[s.ID]; !ok && s.ID != w.self {
@@ -61,7 +72,9 @@ func (w world) input() planInput {
 			in.downSince[s.ID] = now.Add(-w.down[s.ID])
 		}
 	}
-	in.health[w.self] = probeResult{status: statusWithState(true)}
+	self := statusWithState(true)
+	self.AppliedIndex = w.applied
+	in.health[w.self] = probeResult{status: self}
 	return in
 }
 
@@ -106,6 +119,34 @@ func TestPlan(t *testing.T) {
 			w: world{self: "kdnsd-0", replicas: 4, servers: append(three, "kdnsd-3/nonvoter"),
 				pods: append(threePods, "kdnsd-3=ip-kdnsd-3"), up: append(three, "kdnsd-3+state")},
 			want: "promote kdnsd-3 to voter", pending: true,
+		},
+		{
+			name: "wiped voter demoted before anything else",
+			w: world{self: "kdnsd-0", replicas: 4, servers: three, up: []string{"kdnsd-0", "kdnsd-1+blank", "kdnsd-2+state"},
+				pods: append(threePods, "kdnsd-3=ip-kdnsd-3")},
+			want: "demote kdnsd-1 to non-voter", pending: true,
+		},
+		{
+			name: "unreachable voter is not demoted",
+			w:    world{self: "kdnsd-0", replicas: 3, servers: three, pods: threePods, up: []string{"kdnsd-0", "kdnsd-2+state"}},
+		},
+		{
+			name: "wiped non-voter not yet staged waits",
+			w: world{self: "kdnsd-0", replicas: 3, servers: []string{"kdnsd-0", "kdnsd-1/nonvoter", "kdnsd-2"}, pods: threePods,
+				up: []string{"kdnsd-0", "kdnsd-1+blank", "kdnsd-2+state"}},
+			pending: true, note: "kdnsd-1 is staged as non-voter: has not yet seen itself as a non-voter",
+		},
+		{
+			name: "staged voter far behind the leader waits",
+			w: world{self: "kdnsd-0", applied: 5000, replicas: 3, servers: []string{"kdnsd-0", "kdnsd-1/nonvoter", "kdnsd-2"}, pods: threePods,
+				up: []string{"kdnsd-0", "kdnsd-1+staged:100", "kdnsd-2+state"}},
+			pending: true, note: "catching up: applied 100 of 5000",
+		},
+		{
+			name: "staged voter caught up is promoted",
+			w: world{self: "kdnsd-0", applied: 5000, replicas: 3, servers: []string{"kdnsd-0", "kdnsd-1/nonvoter", "kdnsd-2"}, pods: threePods,
+				up: []string{"kdnsd-0", "kdnsd-1+staged:4990", "kdnsd-2+state"}},
+			want: "promote kdnsd-1 to voter (caught up: applied 4990 of 5000)", pending: true,
 		},
 		{
 			name: "staged voter without state waits",

@@ -26,48 +26,57 @@ const maxStatusBytes = 1 << 20
 // "servers" field is not a kdnsd status page and is an error. No HTTP proxy
 // is used.
 func HTTPProbe(port int) ProbeFunc {
-	client := &http.Client{
-		Transport: &http.Transport{
-			Proxy:             nil,
-			DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			DisableKeepAlives: true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	return func(ctx context.Context, name, ip string) (raftnode.Status, error) {
-		var st raftnode.Status
-		url := "http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/status"
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return st, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return st, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return st, fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes))
-		if err != nil {
-			return st, fmt.Errorf("GET %s: %w", url, err)
-		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(body, &fields); err != nil {
-			return st, fmt.Errorf("GET %s: %w", url, err)
-		}
-		if _, ok := fields["servers"]; !ok {
-			return st, fmt.Errorf("GET %s: no \"servers\" field: not a kdnsd status page", url)
-		}
-		if err := json.Unmarshal(body, &st); err != nil {
-			return st, fmt.Errorf("GET %s: %w", url, err)
-		}
-		if st.ID != "" && st.ID != name {
-			return raftnode.Status{}, fmt.Errorf("GET %s: answered by %q, not %q", url, st.ID, name)
-		}
-		return st, nil
+		return fetchStatus(ctx, name, net.JoinHostPort(ip, strconv.Itoa(port)))
 	}
+}
+
+// statusClient reads peers' status pages: no proxy, no redirects, no
+// kept-alive connections to pods that come and go.
+var statusClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:             nil,
+		DialContext:       (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DisableKeepAlives: true,
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// fetchStatus GETs http://<addr>/status, which must be the page of the
+// replica name (see HTTPProbe).
+func fetchStatus(ctx context.Context, name, addr string) (raftnode.Status, error) {
+	var st raftnode.Status
+	url := "http://" + addr + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes))
+	if err != nil {
+		return st, fmt.Errorf("GET %s: %w", url, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return st, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if _, ok := fields["servers"]; !ok {
+		return st, fmt.Errorf("GET %s: no \"servers\" field: not a kdnsd status page", url)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if st.ID != "" && st.ID != name {
+		return raftnode.Status{}, fmt.Errorf("GET %s: answered by %q, not %q", url, st.ID, name)
+	}
+	return st, nil
 }
 
 // probeResult is one probe's answer.

@@ -121,6 +121,8 @@ func (r *reconciler) apply(ctx context.Context, a action) error {
 	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
 	switch a.kind {
+	case actDemote:
+		return r.node.DemoteVoter(ctx, a.id)
 	case actRemove:
 		err := r.node.RemoveServer(ctx, a.id)
 		if errors.Is(err, raftnode.ErrUnknownServer) {
@@ -174,7 +176,8 @@ type actionKind int
 const (
 	actUpdate  actionKind = iota + 1 // a server's address changed
 	actAdd                           // a new server, always as a non-voter first
-	actPromote                       // a staged voter answers with state
+	actPromote                       // a staged voter has caught up
+	actDemote                        // a voter that lost its state
 	actRemove
 )
 
@@ -195,6 +198,8 @@ func (a action) String() string {
 		return fmt.Sprintf("add %s at %s as non-voter (%s)", a.id, a.addr, a.why)
 	case actPromote:
 		return fmt.Sprintf("promote %s to voter (%s)", a.id, a.why)
+	case actDemote:
+		return fmt.Sprintf("demote %s to non-voter (%s)", a.id, a.why)
 	default:
 		return fmt.Sprintf("remove %s (%s)", a.id, a.why)
 	}
@@ -261,6 +266,14 @@ func plan(in planInput) (next *action, pending bool, notes []string) {
 		}
 	}
 
+	// A voter whose state was wiped stops counting towards quorums before
+	// anything else changes.
+	for _, s := range servers {
+		if mustDemote(s, in.health[s.ID], in.self) {
+			return &action{kind: actDemote, id: s.ID, addr: s.Address, why: demoteWhy}, true, notes
+		}
+	}
+
 	// New servers, as non-voters: a voter is promoted only once it answers,
 	// so an unreachable new pod never counts towards the quorum.
 	for _, name := range sortedNames(in.view.pods) {
@@ -282,11 +295,12 @@ func plan(in planInput) (next *action, pending bool, notes []string) {
 			continue
 		}
 		if want, voter := in.wanted(s.ID, &s); want && voter {
-			if r := in.health[s.ID]; in.reachable(s.ID) && r.hasState() {
-				return &action{kind: actPromote, id: s.ID, addr: s.Address, voter: true, why: "it answers with raft state"}, true, notes
+			ok, why := promotable(in.health[s.ID], in.health[in.self].status.AppliedIndex)
+			if ok {
+				return &action{kind: actPromote, id: s.ID, addr: s.Address, voter: true, why: why}, true, notes
 			}
 			pending = true
-			notes = append(notes, s.ID+" is staged as non-voter until it answers with raft state")
+			notes = append(notes, s.ID+" is staged as non-voter: "+why)
 		}
 	}
 

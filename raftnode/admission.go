@@ -150,3 +150,16 @@ func (n *Node) observeConfiguration(cfg raft.Configuration) {
 		}
 	}
 }
+
+// mayVote reports whether this replica may vote or campaign now. A staged
+// replica looks at the configuration first: the leader may have promoted it
+// since the last look (it asks for a vote right after, in a transfer).
+func (n *Node) mayVote() bool {
+	if n.inc.mayVote() {
+		return true
+	}
+	if _, st := n.inc.get(); st == AdmissionStaged {
+		n.refreshConfiguredAddrs()
+	}
+	return n.inc.mayVote()
+}

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -56,10 +57,18 @@ func (m *member) start(t testing.TB, peers []Peer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := Start(Config{ID: m.id, BindAddr: m.addr, Peers: peers, DataDir: m.dir, RaftLogLevel: "error", Auth: m.auth}, store)
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir, RaftLogLevel: "error", Auth: m.auth}, store)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
+	}
+	// Every member of these clusters starts together, new or restarted.
+	if peers != nil {
+		if err := node.Bootstrap(peers); err != nil && !errors.Is(err, ErrCantBootstrap) {
+			node.Shutdown()
+			store.Close()
+			t.Fatal(err)
+		}
 	}
 	m.store, m.node = store, node
 	t.Cleanup(m.stop)

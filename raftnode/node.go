@@ -57,11 +57,8 @@ type Config struct {
 	ID        string
 	BindAddr  string // where the Raft transport listens
 	Advertise string // the address peers dial; BindAddr when empty
-	// Peers is the configuration bootstrapped when this replica has no Raft
-	// state yet. Every peer is given the same list, itself included.
-	Peers   []Peer
-	DataDir string
-	Logger  *slog.Logger
+	DataDir   string
+	Logger    *slog.Logger
 	// RaftLogLevel is hashicorp/raft's own log level ("info" by default).
 	RaftLogLevel string
 	// Auth, when set, carries Raft over mutual TLS and binds every RPC to
@@ -91,9 +88,10 @@ type Node struct {
 	configAddrs atomic.Pointer[map[string]string]
 }
 
-// Start opens the Raft stores in cfg.DataDir, bootstraps the static
-// configuration if this replica has never had state, and joins the group.
-// store must already be open: it is served from before Raft starts.
+// Start opens the Raft stores in cfg.DataDir and joins the group. A replica
+// without state waits to be reached by a leader, or to be told to Bootstrap
+// (membership decides which). store must already be open: it is served from
+// before Raft starts.
 func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("raft: an id is required")
@@ -103,9 +101,6 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	}
 	if cfg.Advertise == "" {
 		cfg.Advertise = cfg.BindAddr
-	}
-	if len(cfg.Peers) > 0 && !containsID(cfg.Peers, cfg.ID) {
-		return nil, fmt.Errorf("raft: peers %v do not include this replica's id %q", cfg.Peers, cfg.ID)
 	}
 	advertise, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
@@ -202,17 +197,6 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	}
 	n.raft, n.transport = r, netTrans
 	n.refreshConfiguredAddrs()
-	if !existing && len(cfg.Peers) > 0 {
-		switch err := n.Bootstrap(cfg.Peers); {
-		case err == nil:
-			cfg.Logger.Info("bootstrapped raft configuration", "peers", len(cfg.Peers))
-		case !errors.Is(err, ErrCantBootstrap):
-			r.Shutdown()
-			netTrans.Close()
-			logStore.Close()
-			return nil, fmt.Errorf("raft: bootstrap: %w", err)
-		}
-	}
 	go n.followLeadership(notify)
 	return n, nil
 }
@@ -362,6 +346,7 @@ type Status struct {
 	LeaderID     string       `json:"leader_id"`
 	LeaderAddr   string       `json:"leader_addr"`
 	CommitIndex  uint64       `json:"commit_index"`
+	LastLogIndex uint64       `json:"last_log_index"`
 	AppliedIndex uint64       `json:"applied_index"` // the durable store's
 	LastContact  time.Time    `json:"last_contact"`
 	Servers      []ServerInfo `json:"servers"`
@@ -390,15 +375,17 @@ func (n *Node) Status() Status {
 		LeaderID:     string(id),
 		LeaderAddr:   string(addr),
 		CommitIndex:  n.raft.CommitIndex(),
+		LastLogIndex: n.raft.LastIndex(),
 		AppliedIndex: n.store.View().Index(),
 		LastContact:  n.raft.LastContact(),
 	}
-	st.Incarnation, st.Admission = n.inc.get()
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		n.observeConfiguration(f.Configuration())
 		for _, s := range f.Configuration().Servers {
 			st.Servers = append(st.Servers, ServerInfo{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 		}
 	}
+	st.Incarnation, st.Admission = n.inc.get() // after observing the configuration
 	return st
 }
 

@@ -70,7 +70,7 @@ func TestRecordsWithoutRaftStateAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	_, err = Start(Config{ID: m.id, BindAddr: m.addr, Peers: []Peer{{m.id, m.addr}}, DataDir: m.dir}, store)
+	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
 	if err == nil || !strings.Contains(err.Error(), "has no Raft state") {
 		t.Fatalf("start: %v", err)
 	}

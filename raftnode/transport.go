@@ -141,7 +141,7 @@ func (n *Node) newTransport(bind string, advertise net.Addr, auth *raftauth.Plan
 	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: log, ServerAddressProvider: addrs,
 	})
-	return voteGuard{NetworkTransport: nt, mayVote: n.inc.mayVote}, nt, nil
+	return voteGuard{NetworkTransport: nt, mayVote: n.mayVote}, nt, nil
 }
 
 // checkRPC is every accepted request's check (see guardedConn).
@@ -157,7 +157,7 @@ func (n *Node) checkRPC(typ byte, env *rpcEnvelope, peer *x509.Certificate) erro
 	}
 	switch typ {
 	case rpcRequestVote, rpcRequestPreVote, rpcTimeoutNow:
-		if !n.inc.mayVote() {
+		if !n.mayVote() {
 			return n.rejected.add(rejectNotAdmitted, id, fmt.Errorf("%s from %s: %w", rpcName(typ), id, errNotAdmitted), n.log)
 		}
 	}

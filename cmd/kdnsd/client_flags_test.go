@@ -15,6 +15,8 @@ import (
 	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
 	"github.com/kdnsd/kdnsd/raftnode"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 const cliTestToken = "cli-test-token-0123456789"
@@ -78,20 +80,19 @@ func newAdminTestGroup(t *testing.T) *adminTestGroup {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			_, err := c.Status(context.Background())
-			var unreachable *admin.UnreachableError
-			if !errors.As(err, &unreachable) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitAnswers(t, c)
 	}
 	return g
+}
+
+// waitAnswers waits until c's server answers at all.
+func waitAnswers(t *testing.T, c *admin.Client) {
+	t.Helper()
+	wait.For(t, "the admin API at "+c.Server(), 5*time.Second, func() bool {
+		_, err := c.Status(context.Background())
+		var unreachable *admin.UnreachableError
+		return !errors.As(err, &unreachable)
+	})
 }
 
 func (g *adminTestGroup) flagsFor(id string) []string {

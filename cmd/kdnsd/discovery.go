@@ -15,12 +15,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/membership"
+	"github.com/kdnsd/kdnsd/raftnode"
 )
 
 // discoveryOptions choose how peers find each other: a static --peers list,
 // or the pods of the StatefulSet through the Kubernetes API.
 type discoveryOptions struct {
 	mode, namespace, selector, statefulSet string
+	peerStatus                             string
 	bootstrapExpect                        int
 	voter                                  bool
 	deadServerTimeout                      time.Duration
@@ -41,6 +43,7 @@ func (d *discoveryOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&d.selector, "selector", "app.kubernetes.io/name=kdnsd", "label selector of kdnsd's pods, with --discovery=kubernetes")
 	f.StringVar(&d.statefulSet, "statefulset", "", "name of the voters' StatefulSet (default: --id without its -<ordinal>)")
 	f.IntVar(&d.bootstrapExpect, "bootstrap-expect", membership.DefaultBootstrapExpect, "voters a new cluster waits for before it bootstraps, with --discovery=kubernetes")
+	f.StringVar(&d.peerStatus, "peer-status", "", "with --peers: id=host:port,… of each peer's --http-addr, asked before bootstrapping and by the leader (default: the peer's Raft host and this replica's --http-addr port)")
 	f.BoolVar(&d.voter, "voter", true, "take part in quorum; false makes a read replica that receives the log and serves DNS")
 	f.DurationVar(&d.deadServerTimeout, "dead-server-timeout", membership.DefaultDeadServerTimeout, "how long a server the StatefulSet no longer wants may be unreachable before the leader removes it")
 }
@@ -53,7 +56,11 @@ func (d *discoveryOptions) validate(o *serveOptions) error {
 		if !d.voter && o.peers != "" {
 			return errors.New("--voter=false: a read replica is added by the leader; give it no --peers")
 		}
-		return nil
+		if d.peerStatus != "" && o.peers == "" {
+			return errors.New("--peer-status is for --peers")
+		}
+		_, err := d.staticStatus(o)
+		return err
 	case discoveryKubernetes:
 	default:
 		return fmt.Errorf("--discovery %q: want static or kubernetes", d.mode)
@@ -91,6 +98,47 @@ func (d *discoveryOptions) validate(o *serveOptions) error {
 func mustAdvertise(o *serveOptions) string {
 	addr, _ := o.advertise()
 	return addr
+}
+
+// staticStatus is where each static peer's /status is.
+func (d *discoveryOptions) staticStatus(o *serveOptions) (map[string]string, error) {
+	peers, _ := raftnode.ParsePeers(o.peers) // checked by validate
+	out := map[string]string{}
+	if d.peerStatus != "" {
+		given, err := raftnode.ParsePeers(d.peerStatus)
+		if err != nil {
+			return nil, fmt.Errorf("--peer-status: %w", err)
+		}
+		for _, p := range given {
+			out[p.ID] = p.Addr
+		}
+	}
+	httpPort, err := port(o.httpAddr)
+	if err != nil || httpPort == 0 {
+		if len(peers) > len(out) {
+			return nil, fmt.Errorf("--http-addr %q: give --peer-status, or a fixed port that every peer uses", o.httpAddr)
+		}
+	}
+	for _, p := range peers {
+		if _, ok := out[p.ID]; !ok {
+			host, _, _ := net.SplitHostPort(p.Addr)
+			out[p.ID] = net.JoinHostPort(host, strconv.Itoa(httpPort))
+		}
+	}
+	return out, nil
+}
+
+// static returns the membership of --peers, or nil without them.
+func (d *discoveryOptions) static(o *serveOptions, log *slog.Logger) (*membership.Static, error) {
+	peers, _ := raftnode.ParsePeers(o.peers) // checked by validate
+	if d.mode != discoveryStatic || len(peers) == 0 {
+		return nil, nil
+	}
+	status, err := d.staticStatus(o)
+	if err != nil {
+		return nil, err
+	}
+	return membership.NewStatic(o.id, peers, status, log.With("component", "membership"))
 }
 
 // membership returns the Kubernetes discovery, or nil for static peers.

@@ -37,15 +37,18 @@ func newPeersListCommand() *cobra.Command {
 		tw := newTable(cmd.OutOrStdout())
 		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tHEALTHY")
 		for _, p := range resp.Peers {
-			state, applied, mark := "-", "-", ""
+			state, applied, mark, healthy := "-", "-", "", yesNo(p.Healthy)
 			if p.Reachable {
 				state, applied = p.State, fmt.Sprint(p.AppliedIndex)
+			}
+			if !p.Reachable && p.AdminAddress == "" {
+				healthy = "?" // not asked; the reason follows the table
 			}
 			if p.Leader {
 				mark = "*"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, yesNo(p.Healthy))
+				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, healthy)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -30,6 +30,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/membership"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
 	"github.com/kdnsd/kdnsd/watcher"
@@ -86,7 +87,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.peers, "peers", "", "static bootstrap configuration: id=host:port,… including this replica")
 	o.discovery.addFlags(f)
 	o.adminAPI.addFlags(f)
-	f.StringVar(&o.dataDir, "data-dir", "/var/lib/kdnsd", "directory for the record store and Raft state")
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for the record store and Raft state")
 	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
@@ -138,7 +139,7 @@ func (o *serveOptions) validate() error {
 	if err := o.discovery.validate(o); err != nil {
 		return err
 	}
-	if err := o.adminAPI.validate(); err != nil {
+	if err := o.adminAPI.validate(o.dataDir); err != nil {
 		return err
 	}
 	switch o.logFormat {
@@ -272,7 +273,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	log := o.logger().With("id", o.id)
 	// client-go logs through klog; send it to the same place in the same format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
-	peers, _ := raftnode.ParsePeers(o.peers) // checked by validate
 	restCfg, err := kubeConfig(o.kubeconfig)
 	if err != nil {
 		return err
@@ -339,8 +339,21 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	// Who bootstraps and reconciles the group: the StatefulSet's pods, the
+	// static peer list, or nobody (a read replica the leader adds).
+	var group interface {
+		Bootstrap(context.Context, membership.Node) error
+		Reconcile(context.Context, membership.Node)
+	}
+	if mem != nil {
+		group = mem
+	} else if static, err := o.discovery.static(&o, log); err != nil {
+		return err
+	} else if static != nil {
+		group = static
+	}
 	raftCfg := raftnode.Config{
-		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise, Peers: peers,
+		ID: o.id, BindAddr: o.raftAddr, Advertise: o.raftAdvertise,
 		DataDir: o.dataDir, Logger: log, RaftLogLevel: o.raftLogLevel, Auth: raftAuth,
 	}
 	if mem != nil {
@@ -363,7 +376,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.Shutdown()
 		return err
 	}
-	adminSrv, err := o.adminAPI.server(node, store, res, w, mem, log)
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, log)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -371,9 +384,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	// Leader-only work and bootstrap end before Raft shuts down.
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	var leaderWork sync.WaitGroup
-	if mem != nil {
+	if group != nil {
 		leaderWork.Go(func() {
-			if err := mem.Bootstrap(watchCtx, node); err != nil && watchCtx.Err() == nil {
+			if err := group.Bootstrap(watchCtx, node); err != nil && watchCtx.Err() == nil {
 				log.Error("bootstrap", "err", err)
 			}
 		})
@@ -382,8 +395,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.WhileLeader(watchCtx, func(term context.Context) {
 			log.Info("leading: watching the Kubernetes API")
 			var reconcile sync.WaitGroup
-			if mem != nil {
-				reconcile.Go(func() { mem.Reconcile(term, node) })
+			if group != nil {
+				reconcile.Go(func() { group.Reconcile(term, node) })
 			}
 			if err := w.Run(term); err != nil && term.Err() == nil {
 				log.Error("watcher stopped", "err", err)
@@ -416,7 +429,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	case err := <-httpErr:
 		runErr = fmt.Errorf("http %s: %w", o.httpAddr, err)
 	case err := <-adminErr:
-		runErr = fmt.Errorf("admin API %s: %w", o.adminAPI.addr, err)
+		runErr = fmt.Errorf("admin API: %w", err)
 	}
 	// Admin calls end before the node they act on shuts down.
 	stopAdmin()

@@ -40,6 +40,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"read replica with peers", []string{"--voter=false", "--id", "a", "--peers", "a=1.1.1.1:1"}, nil, "--voter=false"},
 		{"admin flags without address", []string{"--admin-token-file", "/t"}, nil, "without --admin-addr"},
 		{"admin API off loopback without auth", []string{"--admin-addr", "0.0.0.0:8443"}, nil, "--admin-addr"},
+		{"admin socket path too long", []string{"--data-dir", "/" + strings.Repeat("d", 100)}, nil, "--admin-socket admin.sock: admin socket /ddd"},
 		{"peers without this replica", []string{"--id", "c", "--peers", "a=127.0.0.1:1,b=127.0.0.1:2"}, nil, `does not name this replica's --id "c"`},
 		{"raft off loopback without TLS", []string{"--raft-addr", "10.0.0.1:7000"}, nil, "without authentication"},
 		{"raft bound to every address without TLS", []string{"--raft-addr", "0.0.0.0:7000", "--raft-advertise", "127.0.0.1:7000"}, nil, "without authentication"},

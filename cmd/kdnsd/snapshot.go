@@ -40,8 +40,8 @@ func newSnapshotSaveCommand() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "save FILE",
-		Short: "Save the records of the replica --server names to FILE",
-		Long: "Save the records of the replica --server names to FILE. The replica answers\n" +
+		Short: "Save the records of one replica (--server, else this machine's) to FILE",
+		Long: "Save the records of the replica asked to FILE. The replica answers\n" +
 			"from its own copy, so a backup works without quorum; the index printed says\n" +
 			"how recent it is. FILE is written only once the whole snapshot has arrived and\n" +
 			"reads back; an existing FILE is kept unless --force is given.",

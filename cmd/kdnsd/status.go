@@ -13,7 +13,7 @@ func newStatusCommand() *cobra.Command {
 	var o clientOptions
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the Raft and record status of the replica --server names",
+		Short: "Show the Raft and record status of one replica (--server, else this machine's)",
 		Args:  cobra.NoArgs,
 	}
 	cmd.RunE = o.run(func(ctx context.Context, cmd *cobra.Command, c *admin.Client, _ []string) error {

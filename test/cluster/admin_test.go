@@ -53,7 +53,11 @@ func adminCluster(t *testing.T, ca *admintest.CA, token string, first int, kubec
 // kdnsdCLI runs the kdnsd binary with args and returns its stdout, and
 // stderr in the error.
 func kdnsdCLI(args ...string) (string, error) {
-	cmd := exec.Command(bin, args...)
+	return runCLI(exec.Command(bin, args...))
+}
+
+// runCLI runs cmd and returns its stdout, and stderr in the error.
+func runCLI(cmd *exec.Cmd) (string, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

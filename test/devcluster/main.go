@@ -89,6 +89,7 @@ func run(bin string, replicas int, upstream string) error {
 		fmt.Printf("  dig @%s -p %s %s\n", host, port, q)
 	}
 	fmt.Printf("  KUBECONFIG=%s kubectl create service clusterip new --tcp=80 -n demo\n", env.AdminKubeconfig)
+	fmt.Printf("  KDNSD_DATA_DIR=%s %s peers list\n", c.Replicas[0].DataDir, bin)
 	fmt.Println("\nCtrl-C stops everything.")
 
 	tick := time.NewTicker(time.Second)

@@ -1,0 +1,174 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kdnsd/kdnsd/raftnode"
+)
+
+// Static runs a Raft group of a fixed peer list (kdnsd serve --peers) by the
+// same rules as the StatefulSet reconciler, without the Kubernetes API:
+//
+//   - Bootstrap: a replica without state bootstraps the peer list only when
+//     every other peer answers its /status with no state; if any has state,
+//     a cluster exists and this replica waits to be reached by its leader
+//     (a wiped replica never starts a second cluster).
+//   - Reconcile, while leading: a voter that started blank is demoted, and
+//     promoted again once it has caught up (see admission.go).
+type Static struct {
+	self     string
+	peers    []raftnode.Peer
+	status   map[string]string // peer ID → host:port of its /status page
+	interval time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
+}
+
+// NewStatic returns the membership of a fixed peer list; status gives each
+// peer's /status address (host:port).
+func NewStatic(self string, peers []raftnode.Peer, status map[string]string, log *slog.Logger) (*Static, error) {
+	if !slices.ContainsFunc(peers, func(p raftnode.Peer) bool { return p.ID == self }) {
+		return nil, fmt.Errorf("membership: peers %v do not include %q", peers, self)
+	}
+	for _, p := range peers {
+		if _, ok := status[p.ID]; !ok && p.ID != self {
+			return nil, fmt.Errorf("membership: no status address for peer %q", p.ID)
+		}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Static{self: self, peers: peers, status: status, interval: time.Second, timeout: DefaultProbeTimeout, log: log}, nil
+}
+
+// probe asks every other peer for its status, at once.
+func (s *Static) probe(ctx context.Context) map[string]probeResult {
+	out := map[string]probeResult{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range s.peers {
+		if p.ID == s.self {
+			continue
+		}
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, s.timeout)
+			defer cancel()
+			st, err := fetchStatus(pctx, p.ID, s.status[p.ID])
+			mu.Lock()
+			out[p.ID] = probeResult{st, err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// Bootstrap returns once this replica has Raft state: it bootstraps the
+// peer list when every peer says it has none, or is reached by the leader
+// of the cluster that exists. It returns early only when ctx ends.
+func (s *Static) Bootstrap(ctx context.Context, node Node) error {
+	waiting := ""
+	for !node.HasState() {
+		why := s.bootstrapBlocker(ctx)
+		if why == "" {
+			err := node.Bootstrap(s.peers)
+			switch {
+			case err == nil:
+				s.log.Info("bootstrapped a new cluster", "peers", len(s.peers))
+				return nil
+			case !errors.Is(err, raftnode.ErrCantBootstrap):
+				return err
+			}
+		}
+		if why != waiting {
+			waiting = why
+			s.log.Info("not bootstrapping", "reason", why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.interval):
+		}
+	}
+	return nil
+}
+
+// bootstrapBlocker is why this replica may not bootstrap now, "" if it may.
+func (s *Static) bootstrapBlocker(ctx context.Context) string {
+	results := s.probe(ctx)
+	for _, id := range sortedNames(results) {
+		switch r := results[id]; {
+		case r.err != nil:
+			return fmt.Sprintf("cannot tell whether peer %s has raft state: %v", id, r.err)
+		case r.hasState() && !sameNewCluster(r.status, s.peers):
+			return fmt.Sprintf("peer %s already belongs to a raft cluster: waiting for its leader to reach this replica", id)
+		}
+	}
+	return ""
+}
+
+// Reconcile applies the admission rules while this replica leads; it
+// returns when ctx (the leadership term) ends.
+func (s *Static) Reconcile(ctx context.Context, node Node) {
+	lastNote := ""
+	for {
+		note := s.round(ctx, node)
+		if note != lastNote && note != "" {
+			s.log.Info("membership not converged", "notes", note)
+		}
+		lastNote = note
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.interval):
+		}
+	}
+}
+
+// round makes at most one change and returns what waits.
+func (s *Static) round(ctx context.Context, node Node) string {
+	servers, err := node.Servers()
+	if err != nil {
+		return err.Error()
+	}
+	health := s.probe(ctx)
+	leaderApplied := node.Status().AppliedIndex
+	for _, srv := range servers {
+		r, known := health[srv.ID]
+		if !known {
+			continue // this replica, or a server an operator added by hand
+		}
+		var act *action
+		switch {
+		case mustDemote(srv, r, s.self):
+			act = &action{kind: actDemote, id: srv.ID, why: demoteWhy}
+		case !srv.Voter:
+			ok, why := promotable(r, leaderApplied)
+			if !ok {
+				return srv.ID + " is staged as non-voter: " + why
+			}
+			act = &action{kind: actPromote, id: srv.ID, addr: srv.Address, voter: true, why: why}
+		default:
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, changeTimeout)
+		if act.kind == actDemote {
+			err = node.DemoteVoter(cctx, act.id)
+		} else {
+			err = node.AddServer(cctx, act.id, act.addr, true)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("%s failed: %v", act, err)
+		}
+		s.log.Info("raft membership changed", "change", act.String())
+		return ""
+	}
+	return ""
+}
