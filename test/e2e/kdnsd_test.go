@@ -58,7 +58,11 @@ func installKdnsd(t *testing.T) {
 	case err != nil:
 		t.Fatal(err)
 	case strings.Contains(string(kustomization), "raft-ca/"):
-		out, err := exec.CommandContext(t.Context(), kdnsdBin, "certs", "init", filepath.Join(dir, "raft-ca")).CombinedOutput()
+		ca := filepath.Join(dir, "raft-ca")
+		if err := os.RemoveAll(ca); err != nil { // a CA of the checkout's own
+			t.Fatal(err)
+		}
+		out, err := exec.CommandContext(t.Context(), kdnsdBin, "certs", "init", ca).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kdnsd certs init: %v\n%s", err, out)
 		}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -66,14 +67,25 @@ func freshInstall(t *testing.T, cs kubernetes.Interface) {
 	eventually(t, "three Ready kdnsd pods in one Raft cluster", settleTimeout, clusterSettled(cs, replicaNames(3)))
 	figure(t, "apply -k to 3 Ready pods with one leader and 3 voters", "%s", time.Since(start).Round(100*time.Millisecond))
 
-	bootstraps := 0
+	// Replicas that find no cluster may each bootstrap, but only with the
+	// same configuration (same IDs and addresses at index 1): one cluster.
+	bootstraps := map[string]int{}
 	for _, name := range replicaNames(3) {
-		logs := mustKubectl(t, "logs", "-n", kdnsdNamespace, name)
-		bootstraps += strings.Count(logs, "bootstrapped a new raft cluster")
+		for _, line := range strings.Split(mustKubectl(t, "logs", "-n", kdnsdNamespace, name), "\n") {
+			if strings.Contains(line, "bootstrapped a new raft cluster") {
+				var entry struct{ Peers string }
+				if err := json.Unmarshal([]byte(line), &entry); err != nil {
+					t.Fatalf("%s logged %q: %v", name, line, err)
+				}
+				bootstraps[entry.Peers]++
+			}
+		}
 	}
-	figure(t, "bootstraps logged by the 3 pods", "%d", bootstraps)
-	if bootstraps != 1 {
-		t.Errorf("the pods bootstrapped %d times, want exactly once", bootstraps)
+	for config, n := range bootstraps {
+		figure(t, "replicas that bootstrapped", "%d, with configuration %s", n, config)
+	}
+	if len(bootstraps) != 1 {
+		t.Errorf("the pods bootstrapped %d different configurations, want exactly one: %v", len(bootstraps), bootstraps)
 	}
 
 	// A Service the load scenarios look up from the client's namespace.
@@ -178,6 +190,17 @@ func rbacForReal(t *testing.T, cs kubernetes.Interface) {
 	}
 	ctx := t.Context()
 	list := metav1.ListOptions{Limit: 1}
+	// The Secret holding the Raft CA's key, by the name kustomize gave it.
+	raftCASecret := "kdnsd-raft-ca"
+	sts, err := cs.AppsV1().StatefulSets(kdnsdNamespace).Get(ctx, "kdnsd", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && strings.HasPrefix(v.Secret.SecretName, raftCASecret) {
+			raftCASecret = v.Secret.SecretName
+		}
+	}
 	allowed := map[string]func() error{
 		"list services (all namespaces)":       func() error { _, err := sa.CoreV1().Services("").List(ctx, list); return err },
 		"list endpointslices (all namespaces)": func() error { _, err := sa.DiscoveryV1().EndpointSlices("").List(ctx, list); return err },
@@ -189,8 +212,8 @@ func rbacForReal(t *testing.T, cs kubernetes.Interface) {
 	}
 	denied := map[string]func() error{
 		"list secrets (kube-system)": func() error { _, err := sa.CoreV1().Secrets(kdnsdNamespace).List(ctx, list); return err },
-		"get secret kdnsd-raft-ca": func() error {
-			_, err := sa.CoreV1().Secrets(kdnsdNamespace).Get(ctx, "kdnsd-raft-ca", metav1.GetOptions{})
+		"get the Raft CA secret " + raftCASecret: func() error {
+			_, err := sa.CoreV1().Secrets(kdnsdNamespace).Get(ctx, raftCASecret, metav1.GetOptions{})
 			return err
 		},
 		"list configmaps (kube-system)": func() error { _, err := sa.CoreV1().ConfigMaps(kdnsdNamespace).List(ctx, list); return err },
@@ -246,16 +269,24 @@ func rbacForReal(t *testing.T, cs kubernetes.Interface) {
 
 // kubectlExecAdmin: an operator runs kdnsd's admin commands inside a pod.
 func kubectlExecAdmin(t *testing.T, cs kubernetes.Interface) {
-	for _, args := range [][]string{{"peers", "list"}, {"status"}} {
-		out, err := kubectl(t.Context(), append([]string{"exec", "-n", kdnsdNamespace, "kdnsd-0", "--", "kdnsd"}, args...)...)
+	leader, _ := leaderOf(t, cs)
+	for _, c := range []struct {
+		args []string
+		want []string // in the output
+	}{
+		{[]string{"peers", "list"}, append(replicaNames(3), "Leader")},
+		{[]string{"status"}, []string{"kdnsd-0", leader}},
+	} {
+		cmd := "kubectl exec kdnsd-0 -- kdnsd " + strings.Join(c.args, " ")
+		out, err := kubectl(t.Context(), append([]string{"exec", "-n", kdnsdNamespace, "kdnsd-0", "--", "kdnsd"}, c.args...)...)
 		if err != nil {
-			t.Errorf("kubectl exec kdnsd-0 -- kdnsd %s with the shipped manifest: %v", strings.Join(args, " "), err)
+			t.Errorf("%s with the shipped manifest: %v", cmd, err)
 			continue
 		}
-		t.Logf("kdnsd %s:\n%s", strings.Join(args, " "), out)
-		for _, name := range replicaNames(3) {
-			if !strings.Contains(out, name) {
-				t.Errorf("kdnsd %s does not mention %s:\n%s", strings.Join(args, " "), name, out)
+		figure(t, cmd, "\n\n```\n%s```\n", out)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s does not mention %s", cmd, w)
 			}
 		}
 	}
