@@ -7,7 +7,7 @@ IMAGE     ?= kdnsd:dev
 # Where the real kube-apiserver of the tests is built (outside git).
 export KDNSD_TESTENV_DIR ?= $(HOME)/.cache/kdnsd-testenv
 
-.PHONY: build run test bench chaos image lint testenv clean
+.PHONY: build run test bench chaos e2e image lint testenv clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kdnsd
@@ -33,6 +33,13 @@ bench: build
 
 chaos: testenv
 	$(GO) test -count=1 -timeout 20m -run 'Failover|Restart|Chaos' -v ./test/cluster
+
+# kdnsd as the cluster DNS of a real single-node Kubernetes in a private
+# network namespace (root; test/e2e/run.sh). The first run builds the node's
+# components (~5 minutes of CPU on 2 cores, cached in ~/.cache/kdnsd-e2e).
+# Figures go to test/e2e/figures.md.
+e2e:
+	bash test/e2e/run.sh
 
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o deploy/statefulset/kdnsd ./cmd/kdnsd

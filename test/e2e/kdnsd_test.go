@@ -162,8 +162,8 @@ func replicaStatus(ctx context.Context, podIP string) (raftStatus, error) {
 // clusterSettled is the condition the scenarios wait for after a disruption:
 // exactly the pods of names exist and are Ready, every one of them reports
 // the same leader and a Raft configuration of exactly names as voters at
-// their current pod IPs, and each has applied what that leader committed
-// when asked.
+// their current pod IPs, and each serves the records the leader had
+// applied when asked.
 func clusterSettled(cs kubernetes.Interface, names []string) func(ctx context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {
 		pods, err := kdnsdPods(ctx, cs)
@@ -203,8 +203,10 @@ func clusterSettled(cs kubernetes.Interface, names []string) func(ctx context.Co
 			if want := net.JoinHostPort(pods[name].Status.PodIP, "7000"); leader.addressOf(name) != want {
 				return false, fmt.Errorf("leader has %s at %s, pod is at %s", name, leader.addressOf(name), want)
 			}
-			if st.AppliedIndex < leader.CommitIndex {
-				return false, fmt.Errorf("%s applied %d < leader's commit %d", name, st.AppliedIndex, leader.CommitIndex)
+			// (the store's index, not Raft's commit: configuration
+			// entries are committed but never reach the store)
+			if st.ServedIndex < leader.AppliedIndex {
+				return false, fmt.Errorf("%s serves index %d < leader's applied %d", name, st.ServedIndex, leader.AppliedIndex)
 			}
 		}
 		return true, nil
@@ -336,4 +338,56 @@ func (m *leaderMonitor) stop() (leaders []string, changes int, leaderless, longe
 		m.longestGap = max(m.longestGap, gap)
 	}
 	return m.leaders, max(len(m.leaders)-1, 0), m.leaderless, m.longestGap
+}
+
+// replicaProbe asks one replica, at its pod IP, for a name every 10 ms and
+// keeps what it answered in order: it shows what a replica that is being
+// stopped answers, and for how long, before it goes silent.
+type replicaProbe struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	runs   []string // "NOERROR×120", "SERVFAIL×2", "timeout×40", …
+	counts []int
+}
+
+func startReplicaProbe(podIP, name, wantIP string) *replicaProbe {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &replicaProbe{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for ctx.Err() == nil {
+			r, err := queryPod(podIP, name)
+			var outcome string
+			switch {
+			case err != nil:
+				outcome = "no answer"
+			case answersA(r, wantIP):
+				outcome = "right answer"
+			default:
+				outcome = dns.RcodeToString[r.Rcode] + fmt.Sprintf(" with %d answers", len(r.Answer))
+			}
+			if n := len(p.runs); n > 0 && p.runs[n-1] == outcome {
+				p.counts[n-1]++
+			} else {
+				p.runs = append(p.runs, outcome)
+				p.counts = append(p.counts, 1)
+			}
+			if err == nil {
+				time.Sleep(10 * time.Millisecond) // a query rate, not a wait
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the probe and returns its answers run-length encoded, e.g.
+// "right answer ×300 → SERVFAIL with 0 answers ×2 → no answer ×40".
+func (p *replicaProbe) stop() string {
+	p.cancel()
+	<-p.done
+	parts := make([]string, len(p.runs))
+	for i, r := range p.runs {
+		parts[i] = fmt.Sprintf("%s ×%d", r, p.counts[i])
+	}
+	return strings.Join(parts, " → ")
 }

@@ -31,6 +31,10 @@ const loadRate = 200
 // (second search domain) and one of the client's own (first).
 var loadNames = []string{"kubernetes.default", "e2e-web"}
 
+// aftermath is how long after kdnsd settled the lookups still count with a
+// disruption: kube-proxy's rules and conntrack follow the pods' readiness.
+const aftermath = 5 * time.Second
+
 // settleTimeout bounds how long kdnsd may take to settle after a
 // disruption; it is a hang detector, not a performance bound.
 const settleTimeout = 5 * time.Minute
@@ -274,7 +278,7 @@ func kubectlExecAdmin(t *testing.T, cs kubernetes.Interface) {
 		args []string
 		want []string // in the output
 	}{
-		{[]string{"peers", "list"}, append(replicaNames(3), "Leader")},
+		{[]string{"peers", "list"}, replicaNames(3)},
 		{[]string{"status"}, []string{"kdnsd-0", leader}},
 	} {
 		cmd := "kubectl exec kdnsd-0 -- kdnsd " + strings.Join(c.args, " ")
@@ -305,7 +309,7 @@ func rolloutRestart(t *testing.T, cs kubernetes.Interface) {
 	to := time.Now()
 	leaders, changes, leaderless, longest := monitor.stop()
 	figure(t, "rollout restart of 3 pods, until rollout status returned", "%s", rolled.Round(100*time.Millisecond))
-	reportLoad(t, "lookups through the ClusterIP during the rollout", client.answersUntil(t, to), from, to)
+	reportLoad(t, "lookups through the ClusterIP during the rollout", client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
 	figure(t, "leader changes during the rollout", "%d (%s); no leader for %s in all, longest %s",
 		changes, strings.Join(leaders, " → "), leaderless.Round(time.Millisecond), longest.Round(time.Millisecond))
 }
@@ -314,17 +318,35 @@ func rolloutRestart(t *testing.T, cs kubernetes.Interface) {
 // replica wiped with its claim; under load.
 func podFailures(t *testing.T, cs kubernetes.Interface) {
 	client := startDNSClient(t, cs, "dnsclient-failures", loadRate, loadNames...)
+	kubeAPI := serviceIP(t, cs, "default", "kubernetes")
 	disrupt := func(what string, act func() (victim string)) {
 		t.Helper()
 		monitor := startLeaderMonitor(cs)
+		pods, err := kdnsdPods(t.Context(), cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every replica is probed at its IP of now: the victim's probe
+		// shows what it answers while it stops.
+		probes := map[string]*replicaProbe{}
+		for name, p := range pods {
+			probes[name] = startReplicaProbe(p.Status.PodIP, "kubernetes.default.svc.cluster.local", kubeAPI)
+		}
 		from := time.Now()
 		victim := act()
 		eventually(t, "kdnsd settled after: "+what, settleTimeout, clusterSettled(cs, replicaNames(3)))
 		to := time.Now()
 		_, changes, leaderless, longest := monitor.stop()
-		figure(t, what+": back to 3 Ready replicas in one configuration", "%s (victim %s)", (to.Sub(from)).Round(100*time.Millisecond), victim)
+		victimAnswers := ""
+		for name, p := range probes {
+			if answers := p.stop(); name == victim {
+				victimAnswers = answers
+			}
+		}
+		figure(t, what+": back to 3 Ready replicas in one configuration", "%s (victim %s)", to.Sub(from).Round(100*time.Millisecond), victim)
 		figure(t, what+": leader", "%d changes; no leader for %s in all, longest %s", changes, leaderless.Round(time.Millisecond), longest.Round(time.Millisecond))
-		reportLoad(t, what+": lookups through the ClusterIP", client.answersUntil(t, to), from, to)
+		figure(t, what+": the victim's answers at its old pod IP, every 10 ms", "%s", victimAnswers)
+		reportLoad(t, what+": lookups through the ClusterIP", client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
 	}
 
 	disrupt("kubectl delete pod of the leader", func() string {
@@ -383,7 +405,7 @@ func scale(t *testing.T, cs kubernetes.Interface) {
 		eventually(t, fmt.Sprintf("the Raft configuration following spec.replicas=%d", n), settleTimeout, clusterSettled(cs, replicaNames(n)))
 		to := time.Now()
 		figure(t, fmt.Sprintf("kubectl scale to %d: every pod Ready and %d voters", n, n), "%s", to.Sub(from).Round(100*time.Millisecond))
-		reportLoad(t, fmt.Sprintf("scale to %d: lookups through the ClusterIP", n), client.answersUntil(t, to), from, to)
+		reportLoad(t, fmt.Sprintf("scale to %d: lookups through the ClusterIP", n), client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
 	}
 }
 
@@ -457,7 +479,7 @@ func apiServerDown(t *testing.T, cs kubernetes.Interface) {
 	eventually(t, "kdnsd settled after the API server came back", settleTimeout, clusterSettled(cs, names))
 	to := time.Now()
 	figure(t, "API server stopped for", "%s", apiOutage)
-	reportLoad(t, "lookups through the ClusterIP, outage and recovery", client.answersUntil(t, to), from, to)
+	reportLoad(t, "lookups through the ClusterIP, outage and recovery", client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
 
 	// The watcher picks up a change made after the outage.
 	ip := createService(t, cs, "e2e-after-outage")
