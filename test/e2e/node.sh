@@ -81,16 +81,22 @@ daemon() {
 	echo $! >"$STATE/pid/$name"
 }
 
-# stop NAME: SIGTERM, then SIGKILL after 10 s.
+# stop NAME...: SIGTERM to each, then SIGKILL to those still there after 10 s.
 stop() {
-	local f=$STATE/pid/$1 p
-	[[ -f $f ]] || return 0
-	p=$(cat "$f")
-	if kill "$p" 2>/dev/null; then
-		for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
-		kill -9 "$p" 2>/dev/null && log "killed $1" || log "stopped $1"
-	fi
-	rm -f "$f"
+	local name p pids=()
+	for name in "$@"; do
+		[[ -f $STATE/pid/$name ]] || continue
+		p=$(cat "$STATE/pid/$name")
+		rm -f "$STATE/pid/$name"
+		kill "$p" 2>/dev/null && pids+=("$p")
+	done
+	for _ in $(seq 40); do
+		((${#pids[@]})) || break
+		for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null || unset "pids[$i]"; done
+		sleep 0.25
+	done
+	((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
+	log "stopped $*"
 }
 
 # until_ok SECONDS WHAT CMD...: polls CMD every 0.25 s.
@@ -364,7 +370,8 @@ down() (
 	set +e
 	local c p
 
-	for d in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop $d; done
+	stop kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver
+	stop etcd
 
 	# containers: through our containerd, then whatever is left in our cgroups
 	if [[ -S $STATE/containerd.sock ]]; then

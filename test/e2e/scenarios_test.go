@@ -56,7 +56,14 @@ func TestKdnsdOnANode(t *testing.T) {
 		{"5-api-server-down", apiServerDown},
 	}
 	for _, s := range steps {
-		if !t.Run(s.name, func(t *testing.T) { s.run(t, cs) }) && s.name == "1-fresh-install" {
+		if !t.Run(s.name, func(t *testing.T) {
+			t.Cleanup(func() {
+				if t.Failed() {
+					logReplicas(t, cs)
+				}
+			})
+			s.run(t, cs)
+		}) && s.name == "1-fresh-install" {
 			t.Fatal("kdnsd did not install: the other scenarios need it")
 		}
 	}
@@ -475,17 +482,56 @@ func apiServerDown(t *testing.T, cs kubernetes.Interface) {
 	figure(t, "API server down, all kdnsd containers SIGKILLed: first answer after the new process started (from disk, per pod)", "%s", strings.Join(restarts, ", "))
 
 	time.Sleep(time.Until(stopped.Add(apiOutage))) // the outage lasts its full length on purpose
-	runNodeScript(t, "apiserver", "start")
+	runNodeScript(t, "apiserver", "start")         // returns once it is ready
+	restarted := time.Now()
 	eventually(t, "kdnsd settled after the API server came back", settleTimeout, clusterSettled(cs, names))
 	to := time.Now()
 	figure(t, "API server stopped for", "%s", apiOutage)
 	reportLoad(t, "lookups through the ClusterIP, outage and recovery", client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
 
-	// The watcher picks up a change made after the outage.
+	// The leader's watcher picks up a change made after the outage, and
+	// every replica serves it.
+	created := time.Now()
 	ip := createService(t, cs, "e2e-after-outage")
 	leader, pods := leaderOf(t, cs)
-	eventually(t, "a Service created after the outage resolving", time.Minute, func(ctx context.Context) (bool, error) {
-		r, err := queryPod(pods[leader].Status.PodIP, "e2e-after-outage.default.svc.cluster.local")
-		return answersA(r, ip), err
+	// This waits for kube-proxy too: the API server removed itself from the
+	// kubernetes Service when it stopped, and kdnsd reaches it through that
+	// ClusterIP again only once kube-proxy's own watch is back.
+	eventually(t, "a Service created after the outage resolving on every replica", settleTimeout, func(ctx context.Context) (bool, error) {
+		for name, p := range pods {
+			r, err := queryPod(p.Status.PodIP, "e2e-after-outage.default.svc.cluster.local")
+			if err != nil || !answersA(r, ip) {
+				return false, fmt.Errorf("%s: %v %v", name, r, err)
+			}
+		}
+		return true, nil
 	})
+	figure(t, "a Service created once kdnsd settled after the outage, answered by every replica after", "%s", time.Since(created).Round(10*time.Millisecond))
+	for _, line := range strings.Split(mustKubectl(t, "logs", "-n", kdnsdNamespace, leader), "\n") {
+		var entry struct {
+			Time time.Time
+			Msg  string
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "initial sync committed; streaming changes" && entry.Time.After(restarted) {
+			figure(t, "the leader's watcher streaming again after the API server was back", "%s", entry.Time.Sub(restarted).Round(10*time.Millisecond))
+		}
+	}
+}
+
+// logReplicas logs each kdnsd replica's /status and the end of its log: what
+// a failed scenario left behind.
+func logReplicas(t *testing.T, cs kubernetes.Interface) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods, err := kdnsdPods(ctx, cs)
+	if err != nil {
+		t.Logf("listing kdnsd pods: %v", err)
+		return
+	}
+	for name, p := range pods {
+		st, err := replicaStatus(ctx, p.Status.PodIP)
+		t.Logf("--- %s (%s, ready %v): status %+v %v", name, p.Status.PodIP, podReady(p), st, err)
+		logs, err := kubectl(ctx, "logs", "-n", kdnsdNamespace, name, "--tail", "25")
+		t.Logf("%s%v", logs, err)
+	}
 }
