@@ -26,12 +26,14 @@ import (
 const apiPoll = 200 * time.Millisecond
 
 // kubectl runs kubectl against the node with the admin's kubeconfig and
-// returns its combined output.
+// returns its standard output; the error holds its standard error.
 func kubectl(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("kubectl %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return string(out), nil
 }

@@ -20,7 +20,9 @@ log() { printf 'e2e: %s\n' "$*" >&2; }
 die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "make e2e needs root (network namespaces, mounts, cgroups); run it as root"
-ip netns list >/dev/null 2>&1 || die "network namespaces are unavailable here ('ip netns list' fails); make e2e cannot run"
+probe=kdnsd-e2e-probe-$$
+ip netns add $probe >/dev/null 2>&1 && ip netns del $probe ||
+	die "network namespaces are unavailable here ('ip netns add' fails); make e2e cannot run"
 docker info >/dev/null 2>&1 || die "docker is needed to build the FROM scratch images and is not running"
 
 bash "$here/build.sh" >/dev/null
