@@ -123,10 +123,14 @@ func (s *Static) Reconcile(ctx context.Context, node Node) {
 			s.log.Info("membership not converged", "notes", note)
 		}
 		lastNote = note
+		wait := s.interval
+		if note != "" {
+			wait = s.interval / 4 // a replica is catching up: promote it soon
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(s.interval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -168,7 +172,7 @@ func (s *Static) round(ctx context.Context, node Node) string {
 			return fmt.Sprintf("%s failed: %v", act, err)
 		}
 		s.log.Info("raft membership changed", "change", act.String())
-		return ""
+		return "changed " + act.id
 	}
 	return ""
 }

@@ -190,6 +190,18 @@ func (c *Cluster) Peers() string {
 	return strings.Join(parts, ",")
 }
 
+// PeerStatus is the --peer-status value of the cluster: every voter's
+// status address.
+func (c *Cluster) PeerStatus() string {
+	var parts []string
+	for _, r := range c.Replicas {
+		if !r.ReadReplica {
+			parts = append(parts, r.ID+"="+r.HTTPAddr)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // StartAll starts every replica.
 func (c *Cluster) StartAll() error {
 	for _, r := range c.Replicas {
@@ -227,7 +239,7 @@ func (r *Replica) Start() error {
 		args = append(args, "--discovery", "kubernetes", "--namespace", c.Namespace,
 			"--selector", Selector, "--statefulset", "kdnsd", "--dead-server-timeout", "2s")
 	default:
-		args = append(args, "--peers", c.Peers())
+		args = append(args, "--peers", c.Peers(), "--peer-status", c.PeerStatus())
 	}
 	if c.AdminFlags != nil {
 		args = append(args, "--admin-addr", r.AdminAddr)
@@ -331,6 +343,7 @@ type Status struct {
 	Applied     uint64 `json:"applied_index"`
 	ServedIndex uint64 `json:"served_index"`
 	Watcher     string `json:"watcher"`
+	Admission   string `json:"admission"`
 	Servers     []struct {
 		ID      string `json:"id"`
 		Address string `json:"address"`
