@@ -85,6 +85,8 @@ type Node struct {
 	// configAddrs caches the Raft configuration's addresses by server ID,
 	// for the transport's fallback.
 	configAddrs atomic.Pointer[map[string]string]
+	// commandVersion is what SetCommandVersion decided; see writeVersion.
+	commandVersion atomic.Pointer[commandVersion]
 }
 
 // Start opens the Raft stores in cfg.DataDir, bootstraps the static
@@ -184,7 +186,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
 			store.Path(), store.View().Index(), raftDir)
 	}
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop}, logStore, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()
@@ -316,7 +318,7 @@ var ErrNotLeader = raft.ErrNotLeader
 // Commit replicates cmds as one log entry and returns once the entry is
 // applied on this replica, or ctx ends.
 func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
-	data, err := fsm.Encode(cmds)
+	data, err := fsm.EncodeVersion(cmds, n.writeVersion())
 	if err != nil {
 		return err
 	}
@@ -355,6 +357,14 @@ type Status struct {
 	AppliedIndex uint64       `json:"applied_index"` // the durable store's
 	LastContact  time.Time    `json:"last_contact"`
 	Servers      []ServerInfo `json:"servers"`
+	// MaxCommandVersion is the newest command format this replica's build
+	// decodes; CommandVersion, on the leader, the format it writes now.
+	MaxCommandVersion int `json:"max_command_version"`
+	CommandVersion    int `json:"command_version,omitempty"`
+	// ApplyBlocked says why this replica stopped applying the log, at entry
+	// ApplyBlockedIndex (see fsm.BlockedError); empty while it applies.
+	ApplyBlocked      string `json:"apply_blocked,omitempty"`
+	ApplyBlockedIndex uint64 `json:"apply_blocked_index,omitempty"`
 }
 
 // ServerInfo is one member of the Raft configuration.
@@ -376,6 +386,14 @@ func (n *Node) Status() Status {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.store.View().Index(),
 		LastContact:  n.raft.LastContact(),
+
+		MaxCommandVersion: fsm.MaxCommandVersion,
+	}
+	if st.State == raft.Leader.String() {
+		st.CommandVersion = n.writeVersion()
+	}
+	if b := n.ApplyBlocked(); b != nil {
+		st.ApplyBlocked, st.ApplyBlockedIndex = b.Error(), b.Index
 	}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
