@@ -35,17 +35,17 @@ func newPeersListCommand() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), resp)
 		}
 		tw := newTable(cmd.OutOrStdout())
-		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tHEALTHY")
+		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tFORMAT\tHEALTHY")
 		for _, p := range resp.Peers {
-			state, applied, mark := "-", "-", ""
+			state, applied, format, mark := "-", "-", "-", ""
 			if p.Reachable {
-				state, applied = p.State, fmt.Sprint(p.AppliedIndex)
+				state, applied, format = p.State, fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
 			}
 			if p.Leader {
 				mark = "*"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, yesNo(p.Healthy))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, format, yesNo(p.Healthy))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
