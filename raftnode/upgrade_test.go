@@ -58,6 +58,11 @@ func TestUndecodableEntryStopsApplying(t *testing.T) {
 	// Written as a newer leader would; neither this entry nor the next is
 	// ever applied here, so their futures are not waited for.
 	f := leader.node.raft.Apply(newer, 0)
+	applied := make(chan struct{})
+	go func() {
+		f.Error()
+		close(applied)
+	}()
 	leader.node.raft.Apply(mustEncode(t, fsm.UpsertService(service("after", "10.96.0.3"))), 0)
 	var badIndex uint64
 	wait.For(t, "every replica to stop at the newer entry", 10*time.Second, func() bool {
@@ -90,6 +95,13 @@ func TestUndecodableEntryStopsApplying(t *testing.T) {
 	})
 	if hasService(leader, "after") {
 		t.Fatal("an entry after the blocked one was applied")
+	}
+	// Raft counts an entry as applied once the state machine returns from
+	// its batch: it must not, while blocked.
+	select {
+	case <-applied:
+		t.Fatal("raft was told the blocked entry is applied")
+	default:
 	}
 
 	peers := peersOf(ms)
