@@ -87,6 +87,8 @@ type Node struct {
 	configAddrs atomic.Pointer[map[string]string]
 	// commandVersion is what SetCommandVersion decided; see writeVersion.
 	commandVersion atomic.Pointer[commandVersion]
+	// handingOver is set while handOverLeadership transfers leadership.
+	handingOver atomic.Bool
 }
 
 // Start opens the Raft stores in cfg.DataDir, bootstraps the static
@@ -186,7 +188,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
 			store.Path(), store.View().Index(), raftDir)
 	}
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop}, logStore, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop, blocked: n.handOverLeadership}, logStore, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()
@@ -273,6 +275,7 @@ func (n *Node) followLeadership(notify <-chan bool) {
 		leader := n.raft.State() == raft.Leader
 		n.leader.set(leader, n.raft.CurrentTerm())
 		n.refreshConfiguredAddrs()
+		n.handOverLeadership()
 		select {
 		case <-n.stop:
 			n.leader.set(false, 0)

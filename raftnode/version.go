@@ -3,6 +3,8 @@ package raftnode
 import (
 	"fmt"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -45,3 +47,23 @@ func (n *Node) writeVersion() int {
 // ApplyBlocked returns what stopped this replica from applying the log (an
 // entry its build cannot decode), or nil while it applies.
 func (n *Node) ApplyBlocked() *fsm.BlockedError { return n.store.Blocked() }
+
+// handOverLeadership hands leadership to another voter when this replica
+// leads but has stopped applying the log. Such a leader must not stay: it
+// cannot apply what its watcher commits, and once the state machine's queue
+// is full its Raft loop stalls while its heartbeats still keep the others
+// from electing a leader that can. It runs when the store stops and on every
+// leadership check (followLeadership), one hand-over at a time.
+func (n *Node) handOverLeadership() {
+	if n.store.Blocked() == nil || n.raft.State() != raft.Leader || !n.handingOver.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer n.handingOver.Store(false)
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("cannot hand leadership over; this replica leads but cannot apply the log", "err", err)
+			return
+		}
+		n.log.Warn("handed leadership over: this replica cannot apply the log")
+	}()
+}

@@ -350,6 +350,21 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 		}
 	}
 
+	// Made leader, the stopped replica hands leadership straight over: it
+	// could not apply what it commits, and the others go on.
+	if _, err := kdnsdCLI(append([]string{"peers", "transfer-leader", old.ID}, adminFlags...)...); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, old.ID+" to hand leadership over", 20*time.Second, func() bool {
+		log, _ := os.ReadFile(old.LogPath)
+		l := c.Leader(context.Background())
+		return bytes.Contains(log, []byte("handed leadership over")) && l != nil && l != old
+	})
+	handedIP := createService(t, cs, ns, "handed-over")
+	for _, r := range []*Replica{newer, other} {
+		wait.For(t, r.ID+" to answer handed-over", 20*time.Second, func() bool { return answersA(r, fqdn("handed-over", ns), handedIP.String()) })
+	}
+
 	// The same replica, run with a build that decodes format 2, applies the
 	// entry it stopped at and everything after it.
 	old.Stop()
@@ -357,8 +372,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 	if err := old.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"before", "after", "later"} {
-		ip := map[string]string{"before": beforeIP.String(), "after": afterIP.String(), "later": laterIP.String()}[name]
+	for name, ip := range map[string]string{"before": beforeIP.String(), "after": afterIP.String(), "later": laterIP.String(), "handed-over": handedIP.String()} {
 		wait.For(t, old.ID+" upgraded to answer "+name, 20*time.Second, func() bool { return answersA(old, fqdn(name, ns), ip) })
 	}
 	wait.For(t, old.ID+" upgraded to be ready", 20*time.Second, func() bool { ok, _ := ready(old); return ok })
