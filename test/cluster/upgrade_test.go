@@ -105,8 +105,8 @@ func digA(t *testing.T, r *Replica, name string) []string {
 }
 
 // commandFormats returns the format byte of every command entry in the Raft
-// log of the stopped replica r that mentions name.
-func commandFormats(t *testing.T, r *Replica, name string) []byte {
+// log of the stopped replica r that upserts service ns/name.
+func commandFormats(t *testing.T, r *Replica, ns, name string) []byte {
 	t.Helper()
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(r.DataDir, "raft", "raft.db"),
@@ -130,19 +130,20 @@ func commandFormats(t *testing.T, r *Replica, name string) []byte {
 		if err := store.GetLog(i, &l); err != nil {
 			t.Fatal(err)
 		}
-		if l.Type == raft.LogCommand && len(l.Data) > 0 && bytes.Contains(l.Data, []byte(`"`+name+`"`)) {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 && bytes.Contains(l.Data, []byte(`"svc":{"ns":"`+ns+`","name":"`+name+`"`)) {
 			formats = append(formats, l.Data[0])
 		}
 	}
 	return formats
 }
 
-// onlyFormat checks that r's log holds entries for name, all in format.
-func onlyFormat(t *testing.T, r *Replica, name string, format byte) {
+// onlyFormat checks that r's log holds upserts of service ns/name, all in
+// format.
+func onlyFormat(t *testing.T, r *Replica, ns, name string, format byte) {
 	t.Helper()
-	got := commandFormats(t, r, name)
+	got := commandFormats(t, r, ns, name)
 	if len(got) == 0 || bytes.Count(got, []byte{format}) != len(got) {
-		t.Errorf("%s's log: entries for %s in formats %v, want only %d", r.ID, name, got, format)
+		t.Errorf("%s's log: upserts of %s/%s in formats %v, want only %d", r.ID, ns, name, got, format)
 	}
 }
 
@@ -230,8 +231,8 @@ func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
 		}
 	}
 	follower.Stop()
-	onlyFormat(t, follower, "before-upgrade", 1)
-	onlyFormat(t, follower, "after-upgrade", 2)
+	onlyFormat(t, follower, ns, "before-upgrade", 1)
+	onlyFormat(t, follower, ns, "after-upgrade", 2)
 	if err := follower.Start(); err != nil {
 		t.Fatal(err)
 	}
