@@ -19,8 +19,6 @@ type stateMachine struct {
 	// stop is closed when the node starts to shut down: a blocked apply
 	// then returns, so that Raft can shut down.
 	stop <-chan struct{}
-	// blocked is called when an apply blocks.
-	blocked func()
 }
 
 var _ raft.BatchingFSM = (*stateMachine)(nil)
@@ -50,7 +48,6 @@ func (m *stateMachine) ApplyBatch(logs []*raft.Log) []any {
 	var blocked *fsm.BlockedError
 	switch {
 	case errors.As(err, &blocked):
-		m.blocked()
 		<-m.stop
 		for i, l := range logs {
 			if l.Index >= blocked.Index {

@@ -188,7 +188,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 			"move the store away too (the replica then rejoins and receives the records) or restore the Raft state",
 			store.Path(), store.View().Index(), raftDir)
 	}
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop, blocked: n.handOverLeadership}, logStore, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop}, logStore, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()

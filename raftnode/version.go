@@ -52,8 +52,10 @@ func (n *Node) ApplyBlocked() *fsm.BlockedError { return n.store.Blocked() }
 // leads but has stopped applying the log. Such a leader must not stay: it
 // cannot apply what its watcher commits, and once the state machine's queue
 // is full its Raft loop stalls while its heartbeats still keep the others
-// from electing a leader that can. It runs when the store stops and on every
-// leadership check (followLeadership), one hand-over at a time.
+// from electing a leader that can. It runs on every leadership check
+// (followLeadership: on each leadership change and every second, long before
+// the queue can fill, as the blocked leader's watcher waits for its first
+// commit to apply), one hand-over at a time.
 func (n *Node) handOverLeadership() {
 	if n.store.Blocked() == nil || n.raft.State() != raft.Leader || !n.handingOver.CompareAndSwap(false, true) {
 		return
