@@ -35,6 +35,7 @@ func (s *Server) status() Status {
 		ID: st.ID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAddress: st.LeaderAddr,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, ServedIndex: v.Index(),
 		Admission: string(st.Admission), Services: services, EndpointSlices: slices,
+		MaxCommandVersion: st.MaxCommandVersion, CommandVersion: st.CommandVersion, ApplyBlocked: st.ApplyBlocked,
 	}
 	if s.cfg.ServedIndex != nil {
 		out.ServedIndex = s.cfg.ServedIndex()
@@ -105,9 +106,12 @@ func (p *Peer) fill(st *Status, leaderID string) {
 	p.Reachable = true
 	p.State, p.Term, p.LastContactMS = st.State, st.Term, st.LastContactMS
 	p.AppliedIndex, p.ServedIndex, p.Admission = st.AppliedIndex, st.ServedIndex, st.Admission
+	p.MaxCommandVersion = max(st.MaxCommandVersion, fsm.BaseCommandVersion)
 	switch {
 	case st.ID != p.ID:
 		p.Problem = fmt.Sprintf("its admin address answers as %q", st.ID)
+	case st.ApplyBlocked != "":
+		p.Problem = st.ApplyBlocked
 	case st.State == raft.Leader.String():
 		p.Healthy = true
 	case st.State != raft.Follower.String():

@@ -23,6 +23,13 @@ type Status struct {
 	Services       int    `json:"services"`
 	EndpointSlices int    `json:"endpoint_slices"`
 	Watcher        string `json:"watcher,omitempty"`
+	// MaxCommandVersion is the newest Raft log command format the replica's
+	// build decodes; CommandVersion, on the leader, the format it writes.
+	MaxCommandVersion int `json:"max_command_version"`
+	CommandVersion    int `json:"command_version,omitempty"`
+	// ApplyBlocked says why the replica stopped applying the log, if it did
+	// (an entry its build cannot decode).
+	ApplyBlocked string `json:"apply_blocked,omitempty"`
 }
 
 // Peer is one member of the Raft configuration as GET /v1/peers reports it.
@@ -42,6 +49,9 @@ type Peer struct {
 	ServedIndex   uint64 `json:"served_index"`
 	// Admission says whether the peer may vote (raftnode.Admission).
 	Admission string `json:"admission,omitempty"`
+	// MaxCommandVersion is the newest command format the peer decodes (1
+	// for a release from before formats were advertised).
+	MaxCommandVersion int `json:"max_command_version,omitempty"`
 	// Healthy: the peer answered as itself, and either leads or is a follower
 	// that knows the leader and heard from it within HealthyContact.
 	Healthy bool `json:"healthy"`

@@ -100,12 +100,8 @@ func (r *fakeRaft) Commit(ctx context.Context, cmds []fsm.Command) error {
 	if err != nil {
 		return err
 	}
-	errs, err := r.store.ApplyEntries([]fsm.Entry{{Index: r.index + 1, Data: data}})
-	if err != nil {
+	if err := r.store.ApplyEntries([]fsm.Entry{{Index: r.index + 1, Data: data}}); err != nil {
 		return err
-	}
-	if errs[0] != nil {
-		return errs[0]
 	}
 	r.index++
 	r.commits++

@@ -82,6 +82,7 @@ func (n *Node) Status() raftnode.Status {
 	st := raftnode.Status{
 		ID: n.id, State: "Follower", Term: c.term, LeaderID: c.leader,
 		CommitIndex: c.view.Index(), AppliedIndex: c.view.Index(), Servers: slices.Clone(c.servers),
+		MaxCommandVersion: fsm.MaxCommandVersion,
 	}
 	// A voter has been admitted; a non-voter is staged, as a replica
 	// waiting for promotion reports.

@@ -35,11 +35,11 @@ func newPeersListCommand() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), resp)
 		}
 		tw := newTable(cmd.OutOrStdout())
-		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tADMISSION\tHEALTHY")
+		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tADMISSION\tFORMAT\tHEALTHY")
 		for _, p := range resp.Peers {
-			state, applied, admission, mark, healthy := "-", "-", "-", "", yesNo(p.Healthy)
+			state, applied, admission, format, mark, healthy := "-", "-", "-", "-", "", yesNo(p.Healthy)
 			if p.Reachable {
-				state, applied = p.State, fmt.Sprint(p.AppliedIndex)
+				state, applied, format = p.State, fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
 				if p.Admission != "" {
 					admission = p.Admission
 				}
@@ -50,8 +50,8 @@ func newPeersListCommand() *cobra.Command {
 			if p.Leader {
 				mark = "*"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, admission, healthy)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, admission, format, healthy)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

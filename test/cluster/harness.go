@@ -35,6 +35,10 @@ type Replica struct {
 	ReadReplica bool
 	// ExtraArgs are added after the cluster's.
 	ExtraArgs []string
+	// Bin, when set, is the binary this replica runs instead of the
+	// cluster's (a mixed-version cluster); Env is added to its environment.
+	Bin string
+	Env []string
 	// AdminAddr is where the admin API listens when the cluster has
 	// AdminFlags.
 	AdminAddr string
@@ -251,10 +255,14 @@ func (r *Replica) Start() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "=== %s start: %s %s\n", time.Now().Format(time.RFC3339Nano), c.Bin, strings.Join(args, " "))
-	cmd := exec.Command(c.Bin, args...)
+	bin := c.Bin
+	if r.Bin != "" {
+		bin = r.Bin
+	}
+	fmt.Fprintf(logf, "=== %s start: %s %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(r.Env, " "), bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), r.Env...)
 	// The replica dies with the test process, whatever way that ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -344,7 +352,13 @@ type Status struct {
 	ServedIndex uint64 `json:"served_index"`
 	Watcher     string `json:"watcher"`
 	Admission   string `json:"admission"`
-	Servers     []struct {
+	// MaxCommandVersion is the newest command format the replica decodes;
+	// CommandVersion, on the leader, the one it writes.
+	MaxCommandVersion int    `json:"max_command_version"`
+	CommandVersion    int    `json:"command_version"`
+	ApplyBlocked      string `json:"apply_blocked"`
+	ApplyBlockedIndex uint64 `json:"apply_blocked_index"`
+	Servers           []struct {
 		ID      string `json:"id"`
 		Address string `json:"address"`
 		Voter   bool   `json:"voter"`
