@@ -34,7 +34,8 @@ func (s *Server) status() Status {
 	out := Status{
 		ID: st.ID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAddress: st.LeaderAddr,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, ServedIndex: v.Index(),
-		Services: services, EndpointSlices: slices,
+		Admission: string(st.Admission), Services: services, EndpointSlices: slices,
+		MaxCommandVersion: st.MaxCommandVersion, CommandVersion: st.CommandVersion, ApplyBlocked: st.ApplyBlocked,
 	}
 	if s.cfg.ServedIndex != nil {
 		out.ServedIndex = s.cfg.ServedIndex()
@@ -74,7 +75,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	leaderID, _ := s.cfg.Node.Leader()
-	resp := PeersResponse{ReportedBy: s.id, LeaderID: leaderID, Peers: make([]Peer, len(servers))}
+	resp := PeersResponse{ReportedBy: s.id, LeaderID: leaderID, CommitIndex: s.cfg.Node.Status().CommitIndex, Peers: make([]Peer, len(servers))}
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		p := &resp.Peers[i]
@@ -104,10 +105,13 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 func (p *Peer) fill(st *Status, leaderID string) {
 	p.Reachable = true
 	p.State, p.Term, p.LastContactMS = st.State, st.Term, st.LastContactMS
-	p.AppliedIndex, p.ServedIndex = st.AppliedIndex, st.ServedIndex
+	p.AppliedIndex, p.ServedIndex, p.Admission = st.AppliedIndex, st.ServedIndex, st.Admission
+	p.MaxCommandVersion = max(st.MaxCommandVersion, fsm.BaseCommandVersion)
 	switch {
 	case st.ID != p.ID:
 		p.Problem = fmt.Sprintf("its admin address answers as %q", st.ID)
+	case st.ApplyBlocked != "":
+		p.Problem = st.ApplyBlocked
 	case st.State == raft.Leader.String():
 		p.Healthy = true
 	case st.State != raft.Follower.String():

@@ -19,9 +19,17 @@ type Status struct {
 	// from a leader. It is absent on the leader and on a replica that never
 	// heard from one.
 	LastContactMS  *int64 `json:"last_contact_ms,omitempty"`
+	Admission      string `json:"admission,omitempty"` // raftnode.Admission
 	Services       int    `json:"services"`
 	EndpointSlices int    `json:"endpoint_slices"`
 	Watcher        string `json:"watcher,omitempty"`
+	// MaxCommandVersion is the newest Raft log command format the replica's
+	// build decodes; CommandVersion, on the leader, the format it writes.
+	MaxCommandVersion int `json:"max_command_version"`
+	CommandVersion    int `json:"command_version,omitempty"`
+	// ApplyBlocked says why the replica stopped applying the log, if it did
+	// (an entry its build cannot decode).
+	ApplyBlocked string `json:"apply_blocked,omitempty"`
 }
 
 // Peer is one member of the Raft configuration as GET /v1/peers reports it.
@@ -39,6 +47,11 @@ type Peer struct {
 	LastContactMS *int64 `json:"last_contact_ms,omitempty"`
 	AppliedIndex  uint64 `json:"applied_index"`
 	ServedIndex   uint64 `json:"served_index"`
+	// Admission says whether the peer may vote (raftnode.Admission).
+	Admission string `json:"admission,omitempty"`
+	// MaxCommandVersion is the newest command format the peer decodes (1
+	// for a release from before formats were advertised).
+	MaxCommandVersion int `json:"max_command_version,omitempty"`
 	// Healthy: the peer answered as itself, and either leads or is a follower
 	// that knows the leader and heard from it within HealthyContact.
 	Healthy bool `json:"healthy"`
@@ -50,7 +63,9 @@ type Peer struct {
 type PeersResponse struct {
 	ReportedBy string `json:"reported_by"` // the replica that gathered it
 	LeaderID   string `json:"leader_id"`   // as that replica knows it; "" without a leader
-	Peers      []Peer `json:"peers"`       // in configuration order
+	// CommitIndex is the Raft commit index as that replica knows it.
+	CommitIndex uint64 `json:"commit_index"`
+	Peers       []Peer `json:"peers"` // in configuration order
 }
 
 // AddPeerRequest is the body of POST /v1/peers. Voter defaults to true.
@@ -83,6 +98,7 @@ type TransferResponse struct {
 type RestoreResponse struct {
 	LeaderID       string `json:"leader_id"`
 	Index          uint64 `json:"index"`
+	Admission      string `json:"admission,omitempty"` // raftnode.Admission
 	Services       int    `json:"services"`
 	EndpointSlices int    `json:"endpoint_slices"`
 }

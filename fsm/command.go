@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Op says what a Command does.
@@ -77,12 +79,26 @@ func (c *Command) validate() error {
 	return nil
 }
 
-// formatV1 is the first byte of every encoded batch: a JSON array of Commands
-// follows. A later format gets a new byte; old entries stay readable.
-const formatV1 byte = 1
+// Command formats. The first byte of every encoded batch is its format
+// version; a JSON array of Commands follows. Version 1 is the format every
+// release decodes, and the one a leader writes until every server of the
+// cluster advertises a newer one (raftnode, membership). MaxCommandVersion,
+// the newest format this build decodes and encodes, is set per build
+// (format_v1.go; format_v2.go with the kdnsd_formatv2 build tag).
+const (
+	formatV1           byte = 1
+	BaseCommandVersion      = int(formatV1)
+)
 
-// Encode turns a batch of commands into one Raft log entry.
-func Encode(cmds []Command) ([]byte, error) {
+// Encode turns a batch of commands into one Raft log entry in format 1.
+func Encode(cmds []Command) ([]byte, error) { return EncodeVersion(cmds, BaseCommandVersion) }
+
+// EncodeVersion turns a batch of commands into one Raft log entry in the
+// given format version, which this build must know.
+func EncodeVersion(cmds []Command, version int) ([]byte, error) {
+	if version < BaseCommandVersion || version > MaxCommandVersion {
+		return nil, fmt.Errorf("command format %d: this build writes formats %d to %d", version, BaseCommandVersion, MaxCommandVersion)
+	}
 	for i := range cmds {
 		if err := cmds[i].validate(); err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
@@ -92,25 +108,46 @@ func Encode(cmds []Command) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte{formatV1}, body...), nil
+	return append([]byte{byte(version)}, body...), nil
 }
 
 // ErrUnknownFormat is returned by Decode for an entry written by a newer or
 // foreign format.
 var ErrUnknownFormat = errors.New("unknown command format")
 
-// Decode reads a log entry written by Encode. A corrupt or unknown entry
-// gives an error, never a panic.
-func Decode(data []byte) ([]Command, error) {
+// Decode reads a log entry written by EncodeVersion. A corrupt or unknown
+// entry gives an error, never a panic.
+//
+// Decoding is strict, because an entry that does not decode stops the store
+// (see Store.ApplyEntries) rather than being read in part: a format byte
+// newer than MaxCommandVersion, JSON that is not exactly an array of
+// Commands (an unknown field, which a newer release may have added, or
+// anything after the array), an unknown operation, and a command that fails
+// validation are all errors. A leader of this build never writes such an
+// entry (EncodeVersion validates the same way), so it comes from a newer
+// release, whose rules this build cannot know, or from corruption: applying
+// what this build happens to understand of it, or skipping it, could make
+// this replica's records differ from those of replicas that read it fully.
+// The outcome depends on the entry's bytes alone, so every replica of one
+// build decides alike.
+func Decode(data []byte) ([]Command, error) { return decode(data, MaxCommandVersion) }
+
+// decode is Decode for a reader of formats up to maxVersion.
+func decode(data []byte, maxVersion int) ([]Command, error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty command entry")
 	}
-	if data[0] != formatV1 {
-		return nil, fmt.Errorf("%w: version byte %d", ErrUnknownFormat, data[0])
+	if v := int(data[0]); v < BaseCommandVersion || v > maxVersion {
+		return nil, fmt.Errorf("%w: version byte %d (this build reads %d to %d)", ErrUnknownFormat, data[0], BaseCommandVersion, maxVersion)
 	}
+	dec := json.NewDecoder(bytes.NewReader(data[1:]))
+	dec.DisallowUnknownFields()
 	var cmds []Command
-	if err := json.Unmarshal(data[1:], &cmds); err != nil {
+	if err := dec.Decode(&cmds); err != nil {
 		return nil, fmt.Errorf("corrupt command entry: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("corrupt command entry: data after the JSON array")
 	}
 	for i := range cmds {
 		if err := cmds[i].validate(); err != nil {

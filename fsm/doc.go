@@ -30,6 +30,23 @@
 //   - Snapshots (for followers that fall behind the log) carry the applied
 //     index; Restore replaces the whole file in one transaction.
 //
+// # Command formats and upgrades
+//
+// Each log entry starts with its command format version. Format 1 is what
+// every release decodes and what a leader writes by default;
+// MaxCommandVersion is the newest this build decodes and can write
+// (EncodeVersion). Which format a leader writes is decided elsewhere: only
+// one that every server of the cluster advertises (raftnode, membership).
+//
+// An entry the store cannot decode — a newer format, an unknown operation or
+// field, a malformed or invalid command — is never skipped: the store stops
+// applying at it (ApplyEntries, BlockedError), keeps serving its last View,
+// and its file keeps ending before the entry. Skipping would let a replica of
+// an older build diverge silently from the ones that can read the entry; a
+// stopped replica is visible instead (unready, logged, in metrics), and once
+// it runs a build that decodes the entry it applies it and the rest of the
+// log on start, because apply is idempotent by index.
+//
 // # Publication
 //
 // Each apply publishes a new immutable View through an atomic pointer. Readers

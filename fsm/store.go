@@ -34,6 +34,11 @@ type Store struct {
 	db   *bolt.DB
 	log  *slog.Logger
 	view atomic.Pointer[View]
+	// blocked is set once an entry did not decode; see ApplyEntries.
+	blocked atomic.Pointer[BlockedError]
+	// maxVersion is the newest command format the store decodes:
+	// MaxCommandVersion, except in tests that play two builds in one.
+	maxVersion int
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
@@ -55,7 +60,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 			}
 			return fmt.Errorf("open %s: %w (%s)", path, err, keep)
 		}
-		s = &Store{path: path, db: db, log: logger, subs: map[chan struct{}]struct{}{}}
+		s = &Store{path: path, db: db, log: logger, subs: map[chan struct{}]struct{}{}, maxVersion: MaxCommandVersion}
 		v, err := s.load()
 		if err != nil {
 			db.Close()
@@ -163,36 +168,78 @@ func (s *Store) publish(v *View) {
 	}
 }
 
-// ApplyEntries applies log entries in order, durably, in one transaction.
-// Entries at or below the applied index are skipped. The per-entry errors
-// report entries that could not be decoded; such entries change nothing but
-// still advance the applied index, so every replica skips them alike. The
-// second result is a storage failure: the state on disk is then unchanged and
-// the caller must not go on applying.
-func (s *Store) ApplyEntries(entries []Entry) ([]error, error) {
-	errs := make([]error, len(entries))
-	cur := s.View()
-	c := newChange(cur)
+// BlockedError says that the store stopped applying the log at Index: the
+// entry there does not decode with this build (Err says why).
+type BlockedError struct {
+	Index uint64
+	Err   error
+}
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("stopped applying the raft log at entry %d, which this build cannot decode: %v", e.Index, e.Err)
+}
+
+func (e *BlockedError) Unwrap() error { return e.Err }
+
+// Blocked returns what stopped the store from applying, or nil while it
+// applies.
+func (s *Store) Blocked() *BlockedError { return s.blocked.Load() }
+
+// ApplyEntries applies log entries in order, durably, in one transaction,
+// and publishes the result. Entries at or below the applied index are
+// skipped.
+//
+// An entry that does not decode (see Decode) stops the store for good: the
+// entries before it are applied, it and every later one are not, and the
+// applied index stays below it. ApplyEntries then returns a *BlockedError,
+// now and on every later call, and Blocked reports it; the store keeps
+// serving its last View. Skipping the entry instead would let this replica's
+// records differ, silently, from those of replicas that can read it (a newer
+// release's). Only a new Store, opened by a build that decodes the entry,
+// applies it: the store on disk still ends before it.
+//
+// Any other error is a storage failure: the state on disk is then unchanged
+// and the caller must not go on applying.
+func (s *Store) ApplyEntries(entries []Entry) error {
+	if b := s.Blocked(); b != nil {
+		return b
+	}
+	c := newChange(s.View())
 	applied := false
-	for i, e := range entries {
+	var blocked *BlockedError
+	for _, e := range entries {
 		if e.Index <= c.next.index {
 			continue
 		}
+		cmds, err := decode(e.Data, s.maxVersion)
+		if err != nil {
+			blocked = &BlockedError{Index: e.Index, Err: err}
+			break
+		}
 		c.next.index = e.Index
 		applied = true
-		cmds, err := Decode(e.Data)
-		if err != nil {
-			errs[i] = fmt.Errorf("log entry %d: %w", e.Index, err)
-			s.log.Error("skipping undecodable log entry", "index", e.Index, "err", err)
-			continue
-		}
 		for j := range cmds {
 			c.apply(&cmds[j])
 		}
 	}
-	if !applied {
-		return errs, nil
+	if applied {
+		if err := s.commit(c); err != nil {
+			return err
+		}
 	}
+	if blocked != nil {
+		s.blocked.Store(blocked)
+		s.log.Error("stopped applying the raft log: this replica keeps serving its last state and is not ready; "+
+			"run a kdnsd release that decodes the entry (it applies the entry and the rest of the log when it starts)",
+			"index", blocked.Index, "applied_index", s.View().Index(), "err", blocked.Err)
+		return blocked
+	}
+	return nil
+}
+
+// commit writes what c changed and its index in one transaction, then
+// publishes the new View.
+func (s *Store) commit(c *change) error {
 	next := c.next
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
@@ -209,10 +256,10 @@ func (s *Store) ApplyEntries(entries []Entry) ([]error, error) {
 		return putIndex(tx, next.index)
 	})
 	if err != nil {
-		return errs, fmt.Errorf("write %s: %w", s.path, err)
+		return fmt.Errorf("write %s: %w", s.path, err)
 	}
 	s.publish(next)
-	return errs, nil
+	return nil
 }
 
 func putOrDelete[T any](b *bolt.Bucket, key string, value *T) error {

@@ -48,14 +48,8 @@ func openStore(t testing.TB, path string) *Store {
 
 func mustApply(t testing.TB, s *Store, entries ...Entry) {
 	t.Helper()
-	errs, err := s.ApplyEntries(entries)
-	if err != nil {
+	if err := s.ApplyEntries(entries); err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range errs {
-		if e != nil {
-			t.Fatal(e)
-		}
 	}
 }
 
@@ -200,23 +194,6 @@ func TestApplyIsIdempotentByIndex(t *testing.T) {
 	v := s.View()
 	if v.Index() != 5 || v.Service(ServiceKey{"default", "web"}) == nil || v.Service(ServiceKey{"default", "old"}) != nil {
 		t.Fatalf("replay changed state: index %d", v.Index())
-	}
-}
-
-func TestUndecodableEntryIsSkippedButAdvancesIndex(t *testing.T) {
-	s := openStore(t, filepath.Join(t.TempDir(), "fsm.db"))
-	errs, err := s.ApplyEntries([]Entry{
-		{Index: 1, Data: []byte{9, '{'}},
-		entry(t, 2, UpsertService(svc("default", "web", "10.96.0.10"))),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(errs[0], ErrUnknownFormat) || errs[1] != nil {
-		t.Fatalf("errs %v", errs)
-	}
-	if v := s.View(); v.Index() != 2 || v.Service(ServiceKey{"default", "web"}) == nil {
-		t.Fatalf("state after skip: index %d", v.Index())
 	}
 }
 

@@ -23,6 +23,11 @@
 //     DeadServerTimeout are removed. It changes one server at a time, never
 //     removes the leader, and removes a voter only when the healthy voters
 //     left are a majority of the new configuration.
+//   - Command format: before each change of a round, the leader works out
+//     the newest Raft log command format that every server of the
+//     configuration advertises on its status page (an unreachable one counts
+//     as format 1) and writes only that (versions.go), so that in a rolling
+//     upgrade no replica is sent an entry its build cannot decode.
 //
 // The package reads the API server only (pods and the StatefulSet); it never
 // writes to it. Running Raft itself is raftnode's business; wiring flags is

@@ -50,6 +50,7 @@ type Node interface {
 	DemoteVoter(ctx context.Context, id string) error
 	Leader() (id, addr string)
 	Status() raftnode.Status
+	SetCommandVersion(version int) error
 }
 
 var _ Node = (*raftnode.Node)(nil)

@@ -87,6 +87,7 @@ func (r *reconciler) round(ctx context.Context) (soon bool) {
 		if leader, _ := r.node.Leader(); leader != m.cfg.Self {
 			return true // not (or no longer) the leader this term thinks it is
 		}
+		r.gateCommandVersion(servers, health)
 		in := planInput{
 			self: m.cfg.Self, sts: m.cfg.StatefulSet, raftAddr: m.raftAddr,
 			servers: servers, view: v, health: health, downSince: r.downSince,

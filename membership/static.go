@@ -20,7 +20,10 @@ import (
 //     a cluster exists and this replica waits to be reached by its leader
 //     (a wiped replica never starts a second cluster).
 //   - Reconcile, while leading: a voter that started blank is demoted, and
-//     promoted again once it has caught up (see admission.go).
+//     promoted again once it has caught up (see admission.go); the command
+//     format follows what every server decodes (see versions.go; a server
+//     not in the peer list, e.g. a read replica added by hand, is not
+//     probed and counts as format 1).
 type Static struct {
 	self     string
 	peers    []raftnode.Peer
@@ -123,10 +126,14 @@ func (s *Static) Reconcile(ctx context.Context, node Node) {
 			s.log.Info("membership not converged", "notes", note)
 		}
 		lastNote = note
+		wait := s.interval
+		if note != "" {
+			wait = s.interval / 4 // a replica is catching up: promote it soon
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(s.interval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -138,10 +145,15 @@ func (s *Static) round(ctx context.Context, node Node) string {
 		return err.Error()
 	}
 	health := s.probe(ctx)
-	leaderApplied := node.Status().AppliedIndex
+	self := node.Status()
+	health[s.self] = probeResult{status: self}
+	if err := node.SetCommandVersion(commandVersion(servers, health)); err != nil {
+		return "setting the command format: " + err.Error()
+	}
+	leaderApplied := self.AppliedIndex
 	for _, srv := range servers {
 		r, known := health[srv.ID]
-		if !known {
+		if !known || srv.ID == s.self {
 			continue // this replica, or a server an operator added by hand
 		}
 		var act *action
@@ -168,7 +180,7 @@ func (s *Static) round(ctx context.Context, node Node) string {
 			return fmt.Sprintf("%s failed: %v", act, err)
 		}
 		s.log.Info("raft membership changed", "change", act.String())
-		return ""
+		return "changed " + act.id
 	}
 	return ""
 }

@@ -24,6 +24,7 @@ type Plane struct {
 	id, domain string
 	cert       func() *tls.Certificate
 	roots      func() *x509.CertPool
+	issuer     *issuer // nil when the certificate comes from files
 }
 
 // Files names the PEM files of a replica's Raft identity, as an operator or
@@ -77,11 +78,11 @@ func NewIssuing(caCert, caKey, id, domain string, ips []net.IP, lifetime time.Du
 	if err != nil {
 		return nil, err
 	}
-	is := &issuer{ca: ca, id: id, domain: domain, ips: ips, lifetime: lifetime, log: log}
+	is := &issuer{ca: ca, id: id, domain: domain, ips: ips, lifetime: lifetime, log: log, now: time.Now}
 	if _, err := is.issue(ca.Get()); err != nil {
 		return nil, err
 	}
-	return &Plane{id: id, domain: domain, cert: is.current, roots: func() *x509.CertPool { return ca.Get().roots }}, nil
+	return &Plane{id: id, domain: domain, cert: is.current, roots: func() *x509.CertPool { return ca.Get().roots }, issuer: is}, nil
 }
 
 // issuer keeps a leaf issued from the current CA.
@@ -92,6 +93,7 @@ type issuer struct {
 	ips      []net.IP
 	lifetime time.Duration
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu      sync.Mutex
 	by      *signer // the CA that issued leaf
@@ -102,7 +104,7 @@ type issuer struct {
 func (is *issuer) current() *tls.Certificate {
 	s := is.ca.Get()
 	is.mu.Lock()
-	leaf, fresh := is.leaf, is.by == s && time.Now().Before(is.renewAt)
+	leaf, fresh := is.leaf, is.by == s && is.now().Before(is.renewAt)
 	is.mu.Unlock()
 	if fresh {
 		return leaf
@@ -120,7 +122,7 @@ func (is *issuer) issue(s *signer) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := is.now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: is.id},

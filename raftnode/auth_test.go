@@ -208,3 +208,41 @@ func serviceIP(m *member, name string) string {
 
 // logStore opens nothing: it is the member's own raft-boltdb store.
 func (m *member) logStore() raft.LogStore { return m.node.logStore }
+
+// TestDialledPeerMustBeTheServerAskedFor: a peer whose certificate names
+// another server ID than the one its address was resolved for is hung up
+// on, even though the CA signed it (an address taken over by another pod).
+func TestDialledPeerMustBeTheServerAskedFor(t *testing.T) {
+	caCert, caKey := newCA(t)
+	addr := freeAddr(t)
+	impostor := plane(t, caCert, caKey, "r2", addr)
+	l, err := tls.Listen("tcp", addr, impostor.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	dialler := plane(t, caCert, caKey, "r0", freeAddr(t))
+	for _, tc := range []struct {
+		askedFor string
+		ok       bool
+	}{{"r2", true}, {"r1", false}} {
+		s := &streamLayer{auth: dialler, tls: dialler.Config(), dialledID: func(string) (string, bool) { return tc.askedFor, true }}
+		c, err := s.Dial(raft.ServerAddress(addr), time.Second)
+		if c != nil {
+			c.Close()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("dial for %s: %v, want ok=%v", tc.askedFor, err, tc.ok)
+		}
+	}
+}

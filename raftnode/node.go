@@ -86,6 +86,10 @@ type Node struct {
 	// configAddrs caches the Raft configuration's addresses by server ID,
 	// for the transport's fallback.
 	configAddrs atomic.Pointer[map[string]string]
+	// commandVersion is what SetCommandVersion decided; see writeVersion.
+	commandVersion atomic.Pointer[commandVersion]
+	// handingOver is set while handOverLeadership transfers leadership.
+	handingOver atomic.Bool
 }
 
 // Start opens the Raft stores in cfg.DataDir and joins the group. A replica
@@ -189,7 +193,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	rc.SnapshotThreshold = 4096
 	rc.TrailingLogs = 4096
 
-	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger}, logStore, logStore, snaps, trans)
+	r, err := raft.NewRaft(rc, &stateMachine{store: store, snaps: snaps, log: cfg.Logger, stop: n.stop}, logStore, logStore, snaps, trans)
 	if err != nil {
 		netTrans.Close()
 		logStore.Close()
@@ -265,6 +269,7 @@ func (n *Node) followLeadership(notify <-chan bool) {
 		leader := n.raft.State() == raft.Leader
 		n.leader.set(leader, n.raft.CurrentTerm())
 		n.refreshConfiguredAddrs()
+		n.handOverLeadership()
 		select {
 		case <-n.stop:
 			n.leader.set(false, 0)
@@ -310,7 +315,7 @@ var ErrNotLeader = raft.ErrNotLeader
 // Commit replicates cmds as one log entry and returns once the entry is
 // applied on this replica, or ctx ends.
 func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
-	data, err := fsm.Encode(cmds)
+	data, err := fsm.EncodeVersion(cmds, n.writeVersion())
 	if err != nil {
 		return err
 	}
@@ -356,6 +361,14 @@ type Status struct {
 	// Admission says whether it may vote (see Admission). Empty from a
 	// replica older than admissions: it counts as admitted.
 	Admission Admission `json:"admission,omitempty"`
+	// MaxCommandVersion is the newest command format this replica's build
+	// decodes; CommandVersion, on the leader, the format it writes now.
+	MaxCommandVersion int `json:"max_command_version"`
+	CommandVersion    int `json:"command_version,omitempty"`
+	// ApplyBlocked says why this replica stopped applying the log, at entry
+	// ApplyBlockedIndex (see fsm.BlockedError); empty while it applies.
+	ApplyBlocked      string `json:"apply_blocked,omitempty"`
+	ApplyBlockedIndex uint64 `json:"apply_blocked_index,omitempty"`
 }
 
 // ServerInfo is one member of the Raft configuration.
@@ -378,6 +391,14 @@ func (n *Node) Status() Status {
 		LastLogIndex: n.raft.LastIndex(),
 		AppliedIndex: n.store.View().Index(),
 		LastContact:  n.raft.LastContact(),
+
+		MaxCommandVersion: fsm.MaxCommandVersion,
+	}
+	if st.State == raft.Leader.String() {
+		st.CommandVersion = n.writeVersion()
+	}
+	if b := n.ApplyBlocked(); b != nil {
+		st.ApplyBlocked, st.ApplyBlockedIndex = b.Error(), b.Index
 	}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		n.observeConfiguration(f.Configuration())

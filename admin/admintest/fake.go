@@ -82,10 +82,17 @@ func (n *Node) Status() raftnode.Status {
 	st := raftnode.Status{
 		ID: n.id, State: "Follower", Term: c.term, LeaderID: c.leader,
 		CommitIndex: c.view.Index(), AppliedIndex: c.view.Index(), Servers: slices.Clone(c.servers),
+		MaxCommandVersion: fsm.MaxCommandVersion,
 	}
+	// A voter has been admitted; a non-voter is staged, as a replica
+	// waiting for promotion reports.
+	st.Admission = raftnode.AdmissionStaged
 	for _, s := range c.servers {
 		if s.ID == c.leader {
 			st.LeaderAddr = s.Address
+		}
+		if s.ID == n.id && s.Voter {
+			st.Admission = raftnode.AdmissionAdmitted
 		}
 	}
 	switch {

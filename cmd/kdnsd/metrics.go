@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/kdnsd/kdnsd/forward"
+	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
 )
@@ -20,6 +21,17 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder
 			func() float64 { return float64(res.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_raft_leader", Help: "1 while this replica leads the Raft group."},
 			func() float64 { return boolValue(node.IsLeader()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_fsm_apply_blocked", Help: "1 once this replica stopped applying the Raft log at an entry its build cannot decode (see /readyz)."},
+			func() float64 { return boolValue(node.ApplyBlocked() != nil) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_fsm_apply_blocked_index", Help: "Raft log index of the entry this replica stopped applying at; 0 while it applies."},
+			func() float64 {
+				if b := node.ApplyBlocked(); b != nil {
+					return float64(b.Index)
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_max_command_version", Help: "Newest Raft log command format this replica's build decodes."},
+			func() float64 { return float64(fsm.MaxCommandVersion) }),
 		forwardCollector{fwd},
 		raftRejectedCollector{node},
 	)

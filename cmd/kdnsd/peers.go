@@ -35,11 +35,14 @@ func newPeersListCommand() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), resp)
 		}
 		tw := newTable(cmd.OutOrStdout())
-		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tHEALTHY")
+		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tADMISSION\tFORMAT\tHEALTHY")
 		for _, p := range resp.Peers {
-			state, applied, mark, healthy := "-", "-", "", yesNo(p.Healthy)
+			state, applied, admission, format, mark, healthy := "-", "-", "-", "-", "", yesNo(p.Healthy)
 			if p.Reachable {
-				state, applied = p.State, fmt.Sprint(p.AppliedIndex)
+				state, applied, format = p.State, fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
+				if p.Admission != "" {
+					admission = p.Admission
+				}
 			}
 			if !p.Reachable && p.AdminAddress == "" {
 				healthy = "?" // not asked; the reason follows the table
@@ -47,13 +50,14 @@ func newPeersListCommand() *cobra.Command {
 			if p.Leader {
 				mark = "*"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, healthy)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, admission, format, healthy)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		// Reasons go to stderr, so that the table stays a table.
+		fmt.Fprintf(cmd.ErrOrStderr(), "commit index %d (as %s knows it)\n", resp.CommitIndex, resp.ReportedBy)
 		for _, p := range resp.Peers {
 			if p.Problem != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", p.ID, p.Problem)

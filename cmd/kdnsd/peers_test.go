@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/fsm"
 )
 
 func TestPeersList(t *testing.T) {
@@ -19,7 +21,7 @@ func TestPeersList(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("want a header and 3 rows:\n%s", out)
 	}
-	header := regexp.MustCompile(`^ID +ADDRESS +VOTER +STATE +LEADER +LAST CONTACT +APPLIED +HEALTHY$`)
+	header := regexp.MustCompile(`^ID +ADDRESS +VOTER +STATE +LEADER +LAST CONTACT +APPLIED +ADMISSION +FORMAT +HEALTHY$`)
 	if !header.MatchString(lines[0]) {
 		t.Errorf("header %q", lines[0])
 	}
@@ -30,16 +32,17 @@ func TestPeersList(t *testing.T) {
 			t.Errorf("row %q not aligned with the header", l)
 		}
 	}
+	format := strconv.Itoa(fsm.MaxCommandVersion)
 	for i, re := range []string{
-		`^a +10\.0\.0\.1:7000 +yes +Leader +\* +- +0 +yes$`,
-		`^b +10\.0\.0\.2:7000 +yes +Follower +\d+ms +0 +yes$`,
-		`^c +10\.0\.0\.3:7000 +no +Follower +\d+ms +0 +yes$`,
+		`^a +10\.0\.0\.1:7000 +yes +Leader +\* +- +0 +admitted +` + format + ` +yes$`,
+		`^b +10\.0\.0\.2:7000 +yes +Follower +\d+ms +0 +admitted +` + format + ` +yes$`,
+		`^c +10\.0\.0\.3:7000 +no +Follower +\d+ms +0 +staged +` + format + ` +yes$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(lines[i+1]) {
 			t.Errorf("row %q does not match %s", lines[i+1], re)
 		}
 	}
-	if stderr != "" {
+	if !regexp.MustCompile(`^commit index \d+ \(as \w+ knows it\)\n$`).MatchString(stderr) {
 		t.Errorf("stderr %q", stderr)
 	}
 
@@ -49,7 +52,7 @@ func TestPeersList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^c +10\.0\.0\.3:7000 +no +- +- +- +no$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^c +10\.0\.0\.3:7000 +no +- +- +- +- +- +no$`).MatchString(out) {
 		t.Errorf("unreachable peer row:\n%s", out)
 	}
 	if !strings.Contains(stderr, "c: unreachable") || !strings.Contains(stderr, g.addrs["c"]) {

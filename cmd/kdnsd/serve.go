@@ -453,8 +453,12 @@ func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forward
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once answering from records (DNS is up before this server
-		// starts) and not far behind what the cluster has committed.
-		switch {
+		// starts) and not far behind what the cluster has committed; never
+		// while applying is stopped at an entry this build cannot decode,
+		// as the records are then as old as that entry and will not move.
+		switch blocked := node.ApplyBlocked(); {
+		case blocked != nil:
+			http.Error(rw, blocked.Error(), http.StatusServiceUnavailable)
 		case res.AppliedIndex() == 0:
 			http.Error(rw, "no records yet", http.StatusServiceUnavailable)
 		case !node.CaughtUp():

@@ -43,6 +43,7 @@ func newStatusCommand() *cobra.Command {
 			{"SERVICES", st.Services},
 			{"ENDPOINT SLICES", st.EndpointSlices},
 			{"WATCHER", st.Watcher},
+			{"MAX COMMAND FORMAT", st.MaxCommandVersion},
 		} {
 			fmt.Fprintf(tw, "%s\t%v\n", row[0], row[1])
 		}

@@ -22,9 +22,11 @@ import (
 
 // TestDNSSpecification runs the resolver's query-case table against three
 // replicas fed by the real API server: the fixture is created as Kubernetes
-// objects, and every case must hold on every replica. This file sorts first
-// in the package, so its fixed cluster IPs are not yet taken by services that
-// other tests create with allocated ones.
+// objects, and every case must hold on every replica. Its fixed cluster IPs
+// lie in the low band of the service range, which the API server hands out
+// dynamically only once the rest is exhausted, so other tests' services do
+// not take them whatever order the tests run in; the fixture is deleted
+// when the test ends, so it can run again (-count=2).
 func TestDNSSpecification(t *testing.T) {
 	cs := admin(t)
 	services, slices := resolvertest.Fixture()
@@ -95,11 +97,21 @@ func createFixture(t *testing.T, cs kubernetes.Interface, services []*fsm.Servic
 		if _, err := cs.CoreV1().Services(s.Namespace).Create(ctx, apiService(s), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create service %s/%s: %v", s.Namespace, s.Name, err)
 		}
+		t.Cleanup(func() {
+			if err := cs.CoreV1().Services(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil {
+				t.Errorf("delete service %s/%s: %v", s.Namespace, s.Name, err)
+			}
+		})
 	}
 	for _, e := range slices {
 		if _, err := cs.DiscoveryV1().EndpointSlices(e.Namespace).Create(ctx, apiSlice(e), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create endpoint slice %s/%s: %v", e.Namespace, e.Name, err)
 		}
+		t.Cleanup(func() {
+			if err := cs.DiscoveryV1().EndpointSlices(e.Namespace).Delete(ctx, e.Name, metav1.DeleteOptions{}); err != nil {
+				t.Errorf("delete endpoint slice %s/%s: %v", e.Namespace, e.Name, err)
+			}
+		})
 	}
 }
 

@@ -35,6 +35,10 @@ type Replica struct {
 	ReadReplica bool
 	// ExtraArgs are added after the cluster's.
 	ExtraArgs []string
+	// Bin, when set, is the binary this replica runs instead of the
+	// cluster's (a mixed-version cluster); Env is added to its environment.
+	Bin string
+	Env []string
 	// AdminAddr is where the admin API listens when the cluster has
 	// AdminFlags.
 	AdminAddr string
@@ -190,6 +194,18 @@ func (c *Cluster) Peers() string {
 	return strings.Join(parts, ",")
 }
 
+// PeerStatus is the --peer-status value of the cluster: every voter's
+// status address.
+func (c *Cluster) PeerStatus() string {
+	var parts []string
+	for _, r := range c.Replicas {
+		if !r.ReadReplica {
+			parts = append(parts, r.ID+"="+r.HTTPAddr)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // StartAll starts every replica.
 func (c *Cluster) StartAll() error {
 	for _, r := range c.Replicas {
@@ -227,7 +243,7 @@ func (r *Replica) Start() error {
 		args = append(args, "--discovery", "kubernetes", "--namespace", c.Namespace,
 			"--selector", Selector, "--statefulset", "kdnsd", "--dead-server-timeout", "2s")
 	default:
-		args = append(args, "--peers", c.Peers())
+		args = append(args, "--peers", c.Peers(), "--peer-status", c.PeerStatus())
 	}
 	if c.AdminFlags != nil {
 		args = append(args, "--admin-addr", r.AdminAddr)
@@ -239,10 +255,14 @@ func (r *Replica) Start() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "=== %s start: %s %s\n", time.Now().Format(time.RFC3339Nano), c.Bin, strings.Join(args, " "))
-	cmd := exec.Command(c.Bin, args...)
+	bin := c.Bin
+	if r.Bin != "" {
+		bin = r.Bin
+	}
+	fmt.Fprintf(logf, "=== %s start: %s %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(r.Env, " "), bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), r.Env...)
 	// The replica dies with the test process, whatever way that ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -331,7 +351,14 @@ type Status struct {
 	Applied     uint64 `json:"applied_index"`
 	ServedIndex uint64 `json:"served_index"`
 	Watcher     string `json:"watcher"`
-	Servers     []struct {
+	Admission   string `json:"admission"`
+	// MaxCommandVersion is the newest command format the replica decodes;
+	// CommandVersion, on the leader, the one it writes.
+	MaxCommandVersion int    `json:"max_command_version"`
+	CommandVersion    int    `json:"command_version"`
+	ApplyBlocked      string `json:"apply_blocked"`
+	ApplyBlockedIndex uint64 `json:"apply_blocked_index"`
+	Servers           []struct {
 		ID      string `json:"id"`
 		Address string `json:"address"`
 		Voter   bool   `json:"voter"`

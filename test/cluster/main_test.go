@@ -82,12 +82,27 @@ func stopOnCleanup(t *testing.T, c *Cluster) {
 	})
 }
 
+// waitLeader waits for a leader, and for every running voter to be admitted
+// to vote: a replica that joined after the bootstrap votes only once the
+// leader has promoted it, and a test that stops the leader before then
+// would find no majority to elect another.
 func waitLeader(t *testing.T, c *Cluster) *Replica {
 	t.Helper()
 	var leader *Replica
-	wait.For(t, "a leader", 20*time.Second, func() bool {
+	wait.For(t, "a leader and every voter admitted", 30*time.Second, func() bool {
 		leader = c.Leader(context.Background())
-		return leader != nil
+		if leader == nil {
+			return false
+		}
+		for _, r := range c.Replicas {
+			if !r.Running() || r.ReadReplica {
+				continue
+			}
+			if st, err := r.Status(context.Background()); err != nil || (st.Admission != "admitted" && st.Admission != "") {
+				return false
+			}
+		}
+		return true
 	})
 	return leader
 }

@@ -114,8 +114,9 @@ func voters(rs ...*Replica) []string {
 }
 
 // newDiscoveredCluster starts n replicas that find each other through the
-// API as the pods of a StatefulSet.
-func newDiscoveredCluster(t *testing.T, n int) (*Cluster, *statefulSet) {
+// API as the pods of a StatefulSet; prepare, if given, adjusts the cluster
+// before they start.
+func newDiscoveredCluster(t *testing.T, n int, prepare ...func(*Cluster)) (*Cluster, *statefulSet) {
 	t.Helper()
 	cs := admin(t)
 	sts := newStatefulSet(t, cs, int32(n))
@@ -124,6 +125,9 @@ func newDiscoveredCluster(t *testing.T, n int) (*Cluster, *statefulSet) {
 		t.Fatal(err)
 	}
 	c.Namespace = sts.ns
+	for _, p := range prepare {
+		p(c)
+	}
 	stopOnCleanup(t, c)
 	for _, r := range c.Replicas {
 		sts.runPod(r)
