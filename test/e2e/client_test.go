@@ -29,7 +29,6 @@ const slowAnswer = time.Second
 
 // answer is one lookup the DNS client pod recorded (images/dnsclient).
 type answer struct {
-	Seq     int      `json:"seq"`
 	Name    string   `json:"name"`
 	Start   int64    `json:"start_unix_nano"`
 	Latency int64    `json:"latency_ns"`
@@ -178,7 +177,7 @@ func summarize(answers []answer, from, to time.Time) loadSummary {
 
 // reportLoad records the figures of a window of load, and fails the test if
 // any lookup failed (the goal is none; slow ones are reported).
-func reportLoad(t *testing.T, what string, answers []answer, from, to time.Time) loadSummary {
+func reportLoad(t *testing.T, what string, answers []answer, from, to time.Time) {
 	t.Helper()
 	s := summarize(answers, from, to)
 	figure(t, what, "%s", s)
@@ -191,5 +190,4 @@ func reportLoad(t *testing.T, what string, answers []answer, from, to time.Time)
 	if s.failed > 0 {
 		t.Errorf("%s: %d of %d lookups failed", what, s.failed, s.lookups)
 	}
-	return s
 }

@@ -64,11 +64,10 @@ func adminClient(t *testing.T) kubernetes.Interface {
 }
 
 // eventually fails the test unless cond holds within timeout (cond is
-// checked every apiPoll; an error from it counts as "not yet"), and returns
-// how long it took.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) time.Duration {
+// checked every apiPoll; an error from it counts as "not yet" and is shown
+// if time runs out).
+func eventually(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	start := time.Now()
 	var last error
 	err := wait.PollUntilContextTimeout(t.Context(), apiPoll, timeout, true, func(ctx context.Context) (bool, error) {
 		ok, err := cond(ctx)
@@ -81,7 +80,6 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func(ctx 
 	if err != nil {
 		t.Fatalf("%s: not within %s (last error: %v)", what, timeout, last)
 	}
-	return time.Since(start)
 }
 
 // runNodeScript runs node.sh (apiserver stop|start).
