@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,7 +46,7 @@ type serveOptions struct {
 	upstreams, stubDomains                      []string
 	resolvConf                                  string
 	cacheSize, maxInFlight                      int
-	serveStale                                  time.Duration
+	serveStale, lameduck                        time.Duration
 	nsAddrs                                     []net.IP
 	podMode                                     string
 	discovery                                   discoveryOptions
@@ -90,6 +91,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for the record store and Raft state")
 	f.StringVar(&o.dnsAddr, "dns-addr", ":53", "address DNS is served on, UDP and TCP")
 	f.StringVar(&o.httpAddr, "http-addr", ":8080", "address of /healthz, /readyz, /metrics and /status")
+	f.DurationVar(&o.lameduck, "lameduck", 5*time.Second, "on SIGTERM, keep answering DNS this long while /readyz fails, so that Services stop sending queries here before the process stops")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
 	f.StringVar(&o.zone, "zone", "cluster.local.", "cluster domain")
 	f.Uint32Var(&o.ttl, "ttl", 30, "TTL of cluster records, in seconds")
@@ -120,6 +122,9 @@ func (o *serveOptions) validate() error {
 	}
 	if o.dataDir == "" {
 		return errors.New("--data-dir is required")
+	}
+	if o.lameduck < 0 {
+		return fmt.Errorf("--lameduck %s: want zero or more", o.lameduck)
 	}
 	peers, err := raftnode.ParsePeers(o.peers)
 	if err != nil {
@@ -406,7 +411,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		})
 	})
 
-	httpSrv := &http.Server{Handler: statusMux(node, res, fwd, w), ReadHeaderTimeout: 5 * time.Second}
+	var draining atomic.Bool
+	httpSrv := &http.Server{Handler: statusMux(node, res, fwd, w, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -423,6 +429,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		// Unready first, still answering: kube-proxy takes a moment to
+		// stop sending this pod queries, which would otherwise be lost.
+		draining.Store(true)
+		log.Info("shutting down: not ready, answering DNS for the lameduck period", "lameduck", o.lameduck)
+		time.Sleep(o.lameduck)
 		log.Info("shutting down")
 	case err := <-dnsErr:
 		runErr = fmt.Errorf("dns: %w", err)
@@ -447,7 +458,7 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher) http.Handler {
+func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
@@ -457,6 +468,8 @@ func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forward
 		// while applying is stopped at an entry this build cannot decode,
 		// as the records are then as old as that entry and will not move.
 		switch blocked := node.ApplyBlocked(); {
+		case draining():
+			http.Error(rw, "shutting down", http.StatusServiceUnavailable)
 		case blocked != nil:
 			http.Error(rw, blocked.Error(), http.StatusServiceUnavailable)
 		case res.AppliedIndex() == 0:

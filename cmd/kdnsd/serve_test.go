@@ -42,6 +42,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"admin API off loopback without auth", []string{"--admin-addr", "0.0.0.0:8443"}, nil, "--admin-addr"},
 		{"admin socket path too long", []string{"--data-dir", "/" + strings.Repeat("d", 100)}, nil, "--admin-socket admin.sock: admin socket /ddd"},
 		{"peers without this replica", []string{"--id", "c", "--peers", "a=127.0.0.1:1,b=127.0.0.1:2"}, nil, `does not name this replica's --id "c"`},
+		{"negative lameduck", []string{"--lameduck", "-1s"}, nil, "--lameduck"},
 		{"raft off loopback without TLS", []string{"--raft-addr", "10.0.0.1:7000"}, nil, "without authentication"},
 		{"raft bound to every address without TLS", []string{"--raft-addr", "0.0.0.0:7000", "--raft-advertise", "127.0.0.1:7000"}, nil, "without authentication"},
 		{"raft CA key without CA", []string{"--raft-addr", "10.0.0.1:7000", "--raft-tls-ca-key", "/ca.key"}, nil, "needs --raft-tls-ca"},

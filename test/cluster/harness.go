@@ -235,6 +235,9 @@ func (r *Replica) Start() error {
 		"--id", r.ID, "--raft-addr", r.RaftAddr,
 		"--dns-addr", r.DNSAddr, "--http-addr", r.HTTPAddr, "--data-dir", r.DataDir,
 		"--kubeconfig", c.Kubeconfig, "--zone", c.Zone, "--upstream", c.Upstream,
+		// No load balancer to drain from: stop at once (a test can give
+		// its own --lameduck in ExtraArgs).
+		"--lameduck", "0s",
 	}
 	switch {
 	case r.ReadReplica:
