@@ -182,6 +182,13 @@ network() {
 	ip -n $NETNS addr add $NODE_IP/24 dev k8s0
 	ip -n $NETNS link set k8s0 up
 	ip -n $NETNS route add default dev k8s0
+	# The pods' bridge, made here (the CNI bridge plugin uses it as it finds it)
+	# to give it a fixed MAC address: otherwise a bridge takes the lowest MAC of
+	# its ports, which changes when a pod's veth goes, and every pod's ARP entry
+	# for its gateway is stale for a moment: all ClusterIP traffic is lost then.
+	ip -n $NETNS link add cni0 type bridge
+	ip -n $NETNS link set cni0 address 02:00:0a:f4:00:01
+	ip -n $NETNS link set cni0 up
 	in_netns sysctl -qw net.ipv4.ip_forward=1
 	in_netns sysctl -qw net.bridge.bridge-nf-call-iptables=1
 }

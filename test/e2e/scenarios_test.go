@@ -350,7 +350,8 @@ func podFailures(t *testing.T, cs kubernetes.Interface) {
 				victimAnswers = answers
 			}
 		}
-		figure(t, what+": back to 3 Ready replicas in one configuration", "%s (victim %s)", to.Sub(from).Round(100*time.Millisecond), victim)
+		figure(t, what+": back to 3 Ready replicas in one configuration", "%s (victim %s, from %s to %s)", to.Sub(from).Round(100*time.Millisecond), victim,
+			from.Format("15:04:05.000"), to.Format("15:04:05.000"))
 		figure(t, what+": leader", "%d changes; no leader for %s in all, longest %s", changes, leaderless.Round(time.Millisecond), longest.Round(time.Millisecond))
 		figure(t, what+": the victim's answers at its old pod IP, every 10 ms", "%s", victimAnswers)
 		reportLoad(t, what+": lookups through the ClusterIP", client.answersUntil(t, to.Add(aftermath)), from, to.Add(aftermath))
