@@ -30,10 +30,7 @@ func TestWipedVoterCannotElectLaggingLeader(t *testing.T) {
 	}
 	cs := admin(t)
 	ns := namespace(t, cs)
-	first := createService(t, cs, ns, "first").String()
-	for _, r := range c.Replicas {
-		wait.For(t, r.ID+" to answer", 30*time.Second, func() bool { return answersA(r, fqdn("first", ns), first) })
-	}
+	first := serviceOnAll(t, c, cs, ns, "first")
 	a := waitLeader(t, c)
 	var b, cc *Replica
 	for _, r := range c.Replicas {

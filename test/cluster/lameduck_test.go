@@ -15,10 +15,7 @@ func TestLameduck(t *testing.T) {
 	c := newCluster(t, 3)
 	cs := admin(t)
 	ns := namespace(t, cs)
-	ip := createService(t, cs, ns, "web").String()
-	for _, r := range c.Replicas {
-		wait.For(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("web", ns), ip) })
-	}
+	ip := serviceOnAll(t, c, cs, ns, "web")
 	r := c.Replicas[2]
 	r.Kill()
 	r.ExtraArgs = []string{"--lameduck", "3s"}

@@ -140,6 +140,17 @@ func namespace(t *testing.T, cs kubernetes.Interface) string {
 	return ns.Name
 }
 
+// serviceOnAll creates a ClusterIP service in ns and waits until every
+// replica of c answers its cluster IP, which it returns.
+func serviceOnAll(t *testing.T, c *Cluster, cs kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	ip := createService(t, cs, ns, name).String()
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to answer "+name, 30*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) })
+	}
+	return ip
+}
+
 // createService creates a ClusterIP service with one named port and returns
 // its cluster IP.
 func createService(t *testing.T, cs kubernetes.Interface, ns, name string) netip.Addr {

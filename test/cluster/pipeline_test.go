@@ -171,10 +171,7 @@ func TestRollingRestart(t *testing.T) {
 	c := newCluster(t, 3)
 	cs := admin(t)
 	ns := namespace(t, cs)
-	ip := createService(t, cs, ns, "steady").String()
-	for _, r := range c.Replicas {
-		wait.For(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("steady", ns), ip) })
-	}
+	ip := serviceOnAll(t, c, cs, ns, "steady")
 	leader := waitLeader(t, c)
 	order := []*Replica{}
 	for _, r := range c.Replicas {

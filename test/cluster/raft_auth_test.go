@@ -61,10 +61,7 @@ func TestRaftMutualTLS(t *testing.T) {
 	c, _, _ := startTLSCluster(t)
 	cs := admin(t)
 	ns := namespace(t, cs)
-	ip := createService(t, cs, ns, "over-tls").String()
-	for _, r := range c.Replicas {
-		wait.For(t, r.ID+" to answer over TLS", 20*time.Second, func() bool { return answersA(r, fqdn("over-tls", ns), ip) })
-	}
+	serviceOnAll(t, c, cs, ns, "over-tls")
 
 	// Two read replicas ask to join: one issuing its leaf from the
 	// cluster's CA, which receives the log, and an intruder whose CA is its
@@ -110,10 +107,7 @@ func TestRaftPlaneAttacks(t *testing.T) {
 	c, caCert, caKey := startTLSCluster(t)
 	cs := admin(t)
 	ns := namespace(t, cs)
-	ip := createService(t, cs, ns, "target").String()
-	for _, r := range c.Replicas {
-		wait.For(t, r.ID+" to answer", 20*time.Second, func() bool { return answersA(r, fqdn("target", ns), ip) })
-	}
+	ip := serviceOnAll(t, c, cs, ns, "target")
 	leader := c.Leader(context.Background())
 	var victim *Replica
 	for _, r := range c.Replicas {
