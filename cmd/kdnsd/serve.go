@@ -137,7 +137,6 @@ func (o *serveOptions) validate() error {
 	if err != nil {
 		return err
 	}
-
 	if hclog.LevelFromString(o.raftLogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--raft-log-level %q: want trace, debug, info, warn or error", o.raftLogLevel)
 	}
