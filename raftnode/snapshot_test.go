@@ -30,13 +30,17 @@ func TestEmptyReplicaRejoinsFromSnapshot(t *testing.T) {
 	if err := leader.node.raft.ReloadConfig(rc); err != nil {
 		t.Fatal(err)
 	}
+	// One more entry, so that the second snapshot is of another index:
+	// raft names a snapshot term-index-milliseconds, and two of one index
+	// within a millisecond collide.
+	commit(t, leader, fsm.UpsertService(service("s20", "10.96.1.21")))
 	if err := leader.node.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	lost.dir = t.TempDir()
 	lost.start(t, peers)
-	wait.For(t, "empty replica to receive the snapshot", 15*time.Second, func() bool { return hasService(lost, "s19") })
-	if n, _ := lost.store.View().Counts(); n != 20 {
-		t.Fatalf("%d services after snapshot, want 20", n)
+	wait.For(t, "empty replica to receive the snapshot", 15*time.Second, func() bool { return hasService(lost, "s20") })
+	if n, _ := lost.store.View().Counts(); n != 21 {
+		t.Fatalf("%d services after snapshot, want 21", n)
 	}
 }
