@@ -167,8 +167,10 @@ func TestRaftPlaneAttacks(t *testing.T) {
 			t.Errorf("%s no longer answers %s", r.ID, ip)
 		}
 	}
-	if now := status(t, victim); now.Term != st.Term {
-		t.Errorf("the victim's term moved from %d to %d", st.Term, now.Term)
+	// An election of its own may move the term on a loaded machine; the
+	// forged requests would have moved it 100 ahead.
+	if now := status(t, victim); now.Term >= st.Term+100 {
+		t.Errorf("the victim took the forged term: %d → %d", st.Term, now.Term)
 	}
 }
 
