@@ -16,18 +16,25 @@
 //   - Reconciliation: while a replica leads (Reconcile, run per leadership
 //     term), it makes the Raft configuration follow the StatefulSet: pods with
 //     ordinals below spec.replicas become voters (added as non-voters first,
-//     promoted once they answer with state), pods labelled
+//     promoted once they have seen themselves staged and caught up), a
+//     voter that started without state (a wiped volume) is demoted first
+//     (admission.go), pods labelled
 //     kdnsd.io/voter=false become non-voters, changed pod IPs update
 //     addresses, servers of a scale-down leave once their pods are gone, and
 //     servers nobody wants that stay unreachable longer than
 //     DeadServerTimeout are removed. It changes one server at a time, never
 //     removes the leader, and removes a voter only when the healthy voters
 //     left are a majority of the new configuration.
+//   - Static peers (Static, for --peers): the same bootstrap and admission
+//     rules and command format, without the Kubernetes API.
 //   - Command format: before each change of a round, the leader works out
 //     the newest Raft log command format that every server of the
 //     configuration advertises on its status page (an unreachable one counts
 //     as format 1) and writes only that (versions.go), so that in a rolling
 //     upgrade no replica is sent an entry its build cannot decode.
+//
+// Bootstrap never starts a cluster while a peer holds more than the same new
+// bootstrap (a wiped replica joins the cluster that exists instead).
 //
 // The package reads the API server only (pods and the StatefulSet); it never
 // writes to it. Running Raft itself is raftnode's business; wiring flags is
