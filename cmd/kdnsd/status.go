@@ -34,6 +34,7 @@ func newStatusCommand() *cobra.Command {
 			{"ID", st.ID},
 			{"STATE", st.State},
 			{"VOTER", yesNo(st.Voter)},
+			{"ADMISSION", st.Admission},
 			{"TERM", st.Term},
 			{"LEADER", leader},
 			{"LAST CONTACT", lastContact(st.LastContactMS)},
