@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,15 +26,28 @@ type member struct {
 	node          *Node
 }
 
+// freeAddr returns a loopback address that was free a moment ago and that
+// it has not returned before: the kernel may hand a port it just freed to
+// the next listener, and two members on one port cannot both start.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out already")
+	return ""
 }
+
+// handedOut holds every address freeAddr returned.
+var handedOut sync.Map
 
 // newCluster makes n members that bootstrap the same configuration.
 func newCluster(t testing.TB, n int) []*member {

@@ -74,9 +74,11 @@ type Cluster struct {
 }
 
 // FreeAddr returns a loopback host:port that was free for both TCP and UDP
-// a moment ago.
+// a moment ago, and that it has not returned before in this process: the
+// kernel may hand a port it just freed to the next listener, and a replica
+// whose Raft port is also its DNS port cannot start.
 func FreeAddr() (string, error) {
-	for range 20 {
+	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", err
@@ -84,13 +86,19 @@ func FreeAddr() (string, error) {
 		addr := l.Addr().String()
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
-		if err == nil {
-			u.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
 			return addr, nil
 		}
 	}
 	return "", errors.New("no free loopback port for both TCP and UDP")
 }
+
+// handedOut holds every address FreeAddr returned.
+var handedOut sync.Map
 
 // New lays out n replicas in dir (ids kdnsd-0 … kdnsd-n-1) without starting
 // them.
