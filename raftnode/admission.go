@@ -125,7 +125,10 @@ func (inc *incarnation) advance(to Admission) (changed bool, err error) {
 
 // observeConfiguration advances the admission from what the current
 // configuration says of this replica: a non-voter is staged; a voter that
-// was staged has been promoted by a leader that saw it caught up.
+// was staged has been promoted by a leader that saw it caught up. Only once
+// its own log holds everything it knows to be committed does it take the
+// promotion as its own: a replica replaying an old log passes through the
+// configurations of its previous incarnation, which it must not count.
 func (n *Node) observeConfiguration(cfg raft.Configuration) {
 	_, st := n.inc.get()
 	if st == AdmissionAdmitted {
@@ -139,7 +142,7 @@ func (n *Node) observeConfiguration(cfg raft.Configuration) {
 		switch {
 		case s.Suffrage != raft.Voter:
 			next = AdmissionStaged
-		case st == AdmissionStaged:
+		case st == AdmissionStaged && n.logCaughtUp():
 			next = AdmissionAdmitted
 		}
 		changed, err := n.inc.advance(next)
@@ -158,8 +161,15 @@ func (n *Node) mayVote() bool {
 	if n.inc.mayVote() {
 		return true
 	}
-	if _, st := n.inc.get(); st == AdmissionStaged {
+	if _, st := n.inc.get(); st == AdmissionStaged && n.raftStarted.Load() {
 		n.refreshConfiguredAddrs()
 	}
 	return n.inc.mayVote()
+}
+
+// logCaughtUp reports whether this replica's log holds every entry it knows
+// to be committed (a commit index it learned from a leader).
+func (n *Node) logCaughtUp() bool {
+	commit := n.raft.CommitIndex()
+	return commit > 0 && n.raft.LastIndex() >= commit
 }

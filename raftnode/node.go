@@ -86,6 +86,9 @@ type Node struct {
 	// configAddrs caches the Raft configuration's addresses by server ID,
 	// for the transport's fallback.
 	configAddrs atomic.Pointer[map[string]string]
+	// raftStarted is set once raft is assigned: the transport takes
+	// connections (and asks mayVote) a moment before.
+	raftStarted atomic.Bool
 	// commandVersion is what SetCommandVersion decided; see writeVersion.
 	commandVersion atomic.Pointer[commandVersion]
 	// handingOver is set while handOverLeadership transfers leadership.
@@ -200,6 +203,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
 	n.raft, n.transport = r, netTrans
+	n.raftStarted.Store(true)
 	n.refreshConfiguredAddrs()
 	go n.followLeadership(notify)
 	return n, nil
