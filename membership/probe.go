@@ -90,16 +90,26 @@ func (r probeResult) hasState() bool { return len(r.status.Servers) > 0 }
 
 // probeAll probes the pods at once, each bounded by ProbeTimeout.
 func (m *Membership) probeAll(ctx context.Context, pods []pod) map[string]probeResult {
-	out := make(map[string]probeResult, len(pods))
+	targets := make(map[string]string, len(pods))
+	for _, p := range pods {
+		targets[p.name] = p.ip
+	}
+	return probeEach(ctx, m.cfg.ProbeTimeout, targets, m.cfg.Probe)
+}
+
+// probeEach asks every target (name → where ask finds it) at once, each
+// bounded by timeout.
+func probeEach(ctx context.Context, timeout time.Duration, targets map[string]string, ask ProbeFunc) map[string]probeResult {
+	out := make(map[string]probeResult, len(targets))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, p := range pods {
+	for name, where := range targets {
 		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
+			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			st, err := m.cfg.Probe(pctx, p.name, p.ip)
+			st, err := ask(pctx, name, where)
 			mu.Lock()
-			out[p.name] = probeResult{st, err}
+			out[name] = probeResult{st, err}
 			mu.Unlock()
 		})
 	}

@@ -103,7 +103,7 @@ func (r *reconciler) round(ctx context.Context) (soon bool) {
 		if act == nil {
 			return pending
 		}
-		if err := r.apply(ctx, *act); err != nil {
+		if err := act.apply(ctx, r.node); err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("raft membership change failed; will retry", "change", act.String(), "err", err)
 			}
@@ -118,20 +118,21 @@ func (r *reconciler) round(ctx context.Context) (soon bool) {
 	return true
 }
 
-func (r *reconciler) apply(ctx context.Context, a action) error {
+// apply makes the change on node, the leader.
+func (a action) apply(ctx context.Context, node Node) error {
 	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
 	switch a.kind {
 	case actDemote:
-		return r.node.DemoteVoter(ctx, a.id)
+		return node.DemoteVoter(ctx, a.id)
 	case actRemove:
-		err := r.node.RemoveServer(ctx, a.id)
+		err := node.RemoveServer(ctx, a.id)
 		if errors.Is(err, raftnode.ErrUnknownServer) {
 			return nil
 		}
 		return err
 	default:
-		return r.node.AddServer(ctx, a.id, a.addr, a.voter)
+		return node.AddServer(ctx, a.id, a.addr, a.voter)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/kdnsd/kdnsd/raftnode"
@@ -27,7 +26,7 @@ import (
 type Static struct {
 	self     string
 	peers    []raftnode.Peer
-	status   map[string]string // peer ID → host:port of its /status page
+	status   map[string]string // other peer's ID → host:port of its /status page
 	interval time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
@@ -39,37 +38,26 @@ func NewStatic(self string, peers []raftnode.Peer, status map[string]string, log
 	if !slices.ContainsFunc(peers, func(p raftnode.Peer) bool { return p.ID == self }) {
 		return nil, fmt.Errorf("membership: peers %v do not include %q", peers, self)
 	}
+	others := map[string]string{}
 	for _, p := range peers {
-		if _, ok := status[p.ID]; !ok && p.ID != self {
+		if p.ID == self {
+			continue
+		}
+		addr, ok := status[p.ID]
+		if !ok {
 			return nil, fmt.Errorf("membership: no status address for peer %q", p.ID)
 		}
+		others[p.ID] = addr
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Static{self: self, peers: peers, status: status, interval: time.Second, timeout: DefaultProbeTimeout, log: log}, nil
+	return &Static{self: self, peers: peers, status: others, interval: time.Second, timeout: DefaultProbeTimeout, log: log}, nil
 }
 
 // probe asks every other peer for its status, at once.
 func (s *Static) probe(ctx context.Context) map[string]probeResult {
-	out := map[string]probeResult{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range s.peers {
-		if p.ID == s.self {
-			continue
-		}
-		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, s.timeout)
-			defer cancel()
-			st, err := fetchStatus(pctx, p.ID, s.status[p.ID])
-			mu.Lock()
-			out[p.ID] = probeResult{st, err}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return out
+	return probeEach(ctx, s.timeout, s.status, fetchStatus)
 }
 
 // Bootstrap returns once this replica has Raft state: it bootstraps the
@@ -169,14 +157,7 @@ func (s *Static) round(ctx context.Context, node Node) string {
 		default:
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, changeTimeout)
-		if act.kind == actDemote {
-			err = node.DemoteVoter(cctx, act.id)
-		} else {
-			err = node.AddServer(cctx, act.id, act.addr, true)
-		}
-		cancel()
-		if err != nil {
+		if err := act.apply(ctx, node); err != nil {
 			return fmt.Sprintf("%s failed: %v", act, err)
 		}
 		s.log.Info("raft membership changed", "change", act.String())
