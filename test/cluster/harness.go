@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/raftnode"
 )
 
 // Replica is one kdnsd process and everything needed to start it again the
@@ -354,26 +356,9 @@ func (r *Replica) QueryPlain(name string, qtype uint16) (*dns.Msg, error) {
 
 // Status is what a replica reports at /status.
 type Status struct {
-	ID          string `json:"id"`
-	State       string `json:"state"`
-	Term        uint64 `json:"term"`
-	LeaderID    string `json:"leader_id"`
-	CommitIndex uint64 `json:"commit_index"`
-	Applied     uint64 `json:"applied_index"`
+	raftnode.Status
 	ServedIndex uint64 `json:"served_index"`
 	Watcher     string `json:"watcher"`
-	Admission   string `json:"admission"`
-	// MaxCommandVersion is the newest command format the replica decodes;
-	// CommandVersion, on the leader, the one it writes.
-	MaxCommandVersion int    `json:"max_command_version"`
-	CommandVersion    int    `json:"command_version"`
-	ApplyBlocked      string `json:"apply_blocked"`
-	ApplyBlockedIndex uint64 `json:"apply_blocked_index"`
-	Servers           []struct {
-		ID      string `json:"id"`
-		Address string `json:"address"`
-		Voter   bool   `json:"voter"`
-	} `json:"servers"`
 }
 
 // Status reads the replica's /status.

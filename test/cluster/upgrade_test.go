@@ -298,8 +298,8 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 		blocked = status(t, old)
 		return blocked.ApplyBlocked != ""
 	})
-	if blocked.Applied >= blocked.ApplyBlockedIndex || !strings.Contains(blocked.ApplyBlocked, "version byte 2") {
-		t.Fatalf("%s: applied %d, blocked at %d: %s", old.ID, blocked.Applied, blocked.ApplyBlockedIndex, blocked.ApplyBlocked)
+	if blocked.AppliedIndex >= blocked.ApplyBlockedIndex || !strings.Contains(blocked.ApplyBlocked, "version byte 2") {
+		t.Fatalf("%s: applied %d, blocked at %d: %s", old.ID, blocked.AppliedIndex, blocked.ApplyBlockedIndex, blocked.ApplyBlocked)
 	}
 	laterIP := createService(t, cs, ns, "later")
 	for _, r := range []*Replica{newer, other} {
@@ -320,8 +320,8 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 			t.Errorf("%s answered %s, written after the entry it stopped at: %v %v", old.ID, name, reply, err)
 		}
 	}
-	if st := status(t, old); st.Applied != blocked.Applied || st.ServedIndex != blocked.Applied {
-		t.Errorf("%s moved on: applied %d, served %d, was %d", old.ID, st.Applied, st.ServedIndex, blocked.Applied)
+	if st := status(t, old); st.AppliedIndex != blocked.AppliedIndex || st.ServedIndex != blocked.AppliedIndex {
+		t.Errorf("%s moved on: applied %d, served %d, was %d", old.ID, st.AppliedIndex, st.ServedIndex, blocked.AppliedIndex)
 	}
 	if ok, body := ready(old); ok || !strings.Contains(body, "cannot decode") {
 		t.Errorf("%s /readyz: ready %v: %s", old.ID, ok, body)

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
@@ -106,19 +107,9 @@ func replicaNames(n int) []string {
 
 // raftStatus is a replica's GET /status on :8080.
 type raftStatus struct {
-	ID           string `json:"id"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LeaderID     string `json:"leader_id"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	ServedIndex  uint64 `json:"served_index"`
-	Watcher      string `json:"watcher"`
-	Servers      []struct {
-		ID      string `json:"id"`
-		Address string `json:"address"`
-		Voter   bool   `json:"voter"`
-	} `json:"servers"`
+	raftnode.Status
+	ServedIndex uint64 `json:"served_index"`
+	Watcher     string `json:"watcher"`
 }
 
 // voters is the sorted IDs of the voters in s's Raft configuration.
