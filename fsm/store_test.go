@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kdnsd/kdnsd/internal/boltguard"
 )
 
 func svc(ns, name string, ips ...string) *Service {
@@ -297,7 +299,7 @@ func TestOpenCorruptPagesFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "file is kept") {
 		t.Fatalf("open of a damaged file: %v", err)
 	}
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, boltguard.ErrCorrupt) {
 		t.Fatalf("want bbolt's panic caught as ErrCorrupt, got %v", err)
 	}
 	after, _ := os.ReadFile(path)

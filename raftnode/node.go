@@ -18,6 +18,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/boltguard"
 	"github.com/kdnsd/kdnsd/raftauth"
 )
 
@@ -127,7 +128,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(level), Output: os.Stderr})
 
 	var logStore *raftboltdb.BoltStore
-	err = fsm.CatchCorruption(func() (err error) {
+	err = boltguard.Open(func() (err error) {
 		logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
 		return err
 	})

@@ -1,13 +1,17 @@
 package raftnode
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/boltguard"
 
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -73,5 +77,41 @@ func TestRecordsWithoutRaftStateAreRefused(t *testing.T) {
 	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
 	if err == nil || !strings.Contains(err.Error(), "has no Raft state") {
 		t.Fatalf("start: %v", err)
+	}
+}
+
+// TestCorruptLogStoreFailsClearly: a Raft log store whose pages were damaged
+// (bbolt panics on some of those) gives an error that names it, and is left
+// as it is.
+func TestCorruptLogStoreFailsClearly(t *testing.T) {
+	ms := newCluster(t, 1)
+	m := ms[0]
+	for i := range 20 {
+		commit(t, leaderOf(t, ms), fsm.UpsertService(service("s"+strconv.Itoa(i), "10.96.0.70")))
+	}
+	m.stop()
+	path := filepath.Join(m.dir, "raft", "raft.db")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pages 0 and 1 are bbolt's meta pages; damage every page after them.
+	for i := 2 * 4096; i < len(data); i++ {
+		data[i] = 0xff
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
+	if !errors.Is(err, boltguard.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("start with a damaged log store: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
+		t.Fatal("the damaged log store was modified")
 	}
 }
