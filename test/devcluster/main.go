@@ -129,7 +129,7 @@ func loadSamples(ctx context.Context, cs kubernetes.Interface) error {
 	for i := 1; i <= 3; i++ {
 		eps = append(eps, discoveryv1.Endpoint{
 			Addresses:  []string{fmt.Sprintf("10.244.0.%d", 10+i)},
-			Hostname:   ptr(fmt.Sprintf("db-%d", i-1)),
+			Hostname:   new(fmt.Sprintf("db-%d", i-1)),
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 		})
 	}
@@ -137,9 +137,7 @@ func loadSamples(ctx context.Context, cs kubernetes.Interface) error {
 		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   eps,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))}},
 	}, metav1.CreateOptions{})
 	return err
 }
-
-func ptr[T any](v T) *T { return &v }
