@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
@@ -43,7 +41,7 @@ func (s *Server) status() Status {
 	if s.cfg.WatcherState != nil {
 		out.Watcher = s.cfg.WatcherState()
 	}
-	if st.State != raft.Leader.String() && !st.LastContact.IsZero() {
+	if st.State != raftnode.StateLeader && !st.LastContact.IsZero() {
 		ms := time.Since(st.LastContact).Milliseconds()
 		out.LastContactMS = &ms
 	}
@@ -112,10 +110,10 @@ func (p *Peer) fill(st *Status, leaderID string) {
 		p.Problem = fmt.Sprintf("its admin address answers as %q", st.ID)
 	case st.ApplyBlocked != "":
 		p.Problem = st.ApplyBlocked
-	case st.State == raft.Leader.String():
+	case st.State == raftnode.StateLeader:
 		p.Healthy = true
-	case st.State != raft.Follower.String():
-		p.Problem = "state " + st.State
+	case st.State != raftnode.StateFollower:
+		p.Problem = "state " + string(st.State)
 	case st.LeaderID == "":
 		p.Problem = "knows no leader"
 	case st.LastContactMS == nil || time.Duration(*st.LastContactMS)*time.Millisecond > HealthyContact:
@@ -326,13 +324,11 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, raftnode.ErrUnknownServer):
 		return http.StatusNotFound
-	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case strings.Contains(err.Error(), "cannot restore snapshot now"):
+	case errors.Is(err, raftnode.ErrRestoreNotNow):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError

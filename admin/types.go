@@ -6,15 +6,15 @@ import (
 
 // Status is one replica's own view: GET /v1/status.
 type Status struct {
-	ID            string `json:"id"`
-	State         string `json:"state"` // Leader, Follower, Candidate or Shutdown
-	Voter         bool   `json:"voter"`
-	Term          uint64 `json:"term"`
-	LeaderID      string `json:"leader_id"`
-	LeaderAddress string `json:"leader_address"` // the leader's Raft address
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"` // of the durable store
-	ServedIndex   uint64 `json:"served_index"`  // of the records DNS answers from
+	ID            string         `json:"id"`
+	State         raftnode.State `json:"state"`
+	Voter         bool           `json:"voter"`
+	Term          uint64         `json:"term"`
+	LeaderID      string         `json:"leader_id"`
+	LeaderAddress string         `json:"leader_address"` // the leader's Raft address
+	CommitIndex   uint64         `json:"commit_index"`
+	AppliedIndex  uint64         `json:"applied_index"` // of the durable store
+	ServedIndex   uint64         `json:"served_index"`  // of the records DNS answers from
 	// LastContactMS is how long ago, in milliseconds, this replica last heard
 	// from a leader. It is absent on the leader and on a replica that never
 	// heard from one.
@@ -41,12 +41,12 @@ type Peer struct {
 	Leader       bool   `json:"leader"`
 	// Reachable says whether the peer answered; the fields below are its own
 	// answer and are zero when it did not.
-	Reachable     bool   `json:"reachable"`
-	State         string `json:"state,omitempty"`
-	Term          uint64 `json:"term,omitempty"`
-	LastContactMS *int64 `json:"last_contact_ms,omitempty"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	ServedIndex   uint64 `json:"served_index"`
+	Reachable     bool           `json:"reachable"`
+	State         raftnode.State `json:"state,omitempty"`
+	Term          uint64         `json:"term,omitempty"`
+	LastContactMS *int64         `json:"last_contact_ms,omitempty"`
+	AppliedIndex  uint64         `json:"applied_index"`
+	ServedIndex   uint64         `json:"served_index"`
 	// Admission says whether the peer may vote (raftnode.Admission).
 	Admission string `json:"admission,omitempty"`
 	// MaxCommandVersion is the newest command format the peer decodes (1
