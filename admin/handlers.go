@@ -26,31 +26,15 @@ const HealthyContact = 5 * time.Second
 const changeTimeout = 30 * time.Second
 
 func (s *Server) status() Status {
-	st := s.cfg.Node.Status()
 	v := s.cfg.Views.View()
-	services, slices := v.Counts()
-	out := Status{
-		ID: st.ID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAddress: st.LeaderAddr,
-		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, ServedIndex: v.Index(),
-		Admission: string(st.Admission), Services: services, EndpointSlices: slices,
-		MaxCommandVersion: st.MaxCommandVersion, CommandVersion: st.CommandVersion, ApplyBlocked: st.ApplyBlocked,
-	}
+	served, watcher := v.Index(), ""
 	if s.cfg.ServedIndex != nil {
-		out.ServedIndex = s.cfg.ServedIndex()
+		served = s.cfg.ServedIndex()
 	}
 	if s.cfg.WatcherState != nil {
-		out.Watcher = s.cfg.WatcherState()
+		watcher = s.cfg.WatcherState()
 	}
-	if st.State != raftnode.StateLeader && !st.LastContact.IsZero() {
-		ms := time.Since(st.LastContact).Milliseconds()
-		out.LastContactMS = &ms
-	}
-	for _, srv := range st.Servers {
-		if srv.ID == st.ID {
-			out.Voter = srv.Voter
-		}
-	}
-	return out
+	return NewStatus(s.cfg.Node.Status(), v, served, watcher)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {

@@ -41,7 +41,7 @@ func newPeersListCommand() *cobra.Command {
 			if p.Reachable {
 				state, applied, format = string(p.State), fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
 				if p.Admission != "" {
-					admission = p.Admission
+					admission = string(p.Admission)
 				}
 			}
 			if !p.Reachable && p.AdminAddress == "" {

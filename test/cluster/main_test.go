@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/test/testenv"
 
 	"github.com/kdnsd/kdnsd/test/wait"
@@ -109,9 +110,9 @@ func waitLeader(t *testing.T, c *Cluster) *Replica {
 
 // status reads r's /status, waiting for its HTTP listener, which comes up
 // after DNS.
-func status(t *testing.T, r *Replica) Status {
+func status(t *testing.T, r *Replica) adminapi.Status {
 	t.Helper()
-	var st Status
+	var st adminapi.Status
 	wait.For(t, r.ID+" /status", 10*time.Second, func() bool {
 		var err error
 		st, err = r.Status(context.Background())
