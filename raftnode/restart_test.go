@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/boltguard"
+	"github.com/kdnsd/kdnsd/internal/boltguard/boltguardtest"
 
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -69,13 +70,7 @@ func TestRecordsWithoutRaftStateAreRefused(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(m.dir, "raft")); err != nil {
 		t.Fatal(err)
 	}
-	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
-	if err == nil || !strings.Contains(err.Error(), "has no Raft state") {
+	if err := startFails(t, m); !strings.Contains(err.Error(), "has no Raft state") {
 		t.Fatalf("start: %v", err)
 	}
 }
@@ -91,27 +86,28 @@ func TestCorruptLogStoreFailsClearly(t *testing.T) {
 	}
 	m.stop()
 	path := filepath.Join(m.dir, "raft", "raft.db")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Pages 0 and 1 are bbolt's meta pages; damage every page after them.
-	for i := 2 * 4096; i < len(data); i++ {
-		data[i] = 0xff
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
-	if !errors.Is(err, boltguard.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+	data := boltguardtest.DamagePages(t, path)
+	if err := startFails(t, m); !errors.Is(err, boltguard.ErrCorrupt) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("start with a damaged log store: %v", err)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
 		t.Fatal("the damaged log store was modified")
 	}
+}
+
+// startFails starts the stopped member m again from its data dir, which must
+// fail, and returns the error.
+func startFails(t *testing.T, m *member) error {
+	t.Helper()
+	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
+	if err == nil {
+		node.Shutdown()
+		t.Fatalf("%s started", m.id)
+	}
+	return err
 }
