@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kdnsd/kdnsd/internal/boltguard"
 )
 
 var (
@@ -52,7 +54,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 	}
 	const keep = "the file is kept as it is; to rebuild this replica, move its data dir away and let it rejoin the cluster"
 	var s *Store
-	err := CatchCorruption(func() error {
+	err := boltguard.Open(func() error {
 		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 		if err != nil {
 			if errors.Is(err, bolt.ErrTimeout) {
@@ -69,25 +71,10 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		s.view.Store(v)
 		return nil
 	})
-	if errors.Is(err, ErrCorrupt) {
+	if errors.Is(err, boltguard.ErrCorrupt) {
 		return nil, fmt.Errorf("open %s: %w (%s)", path, err, keep)
 	}
 	return s, err
-}
-
-// ErrCorrupt is the error CatchCorruption makes of a panic.
-var ErrCorrupt = errors.New("corrupt data file")
-
-// CatchCorruption runs open, turning a panic into an ErrCorrupt error: bbolt
-// panics, rather than failing, on some corrupt pages, and a corrupt data file
-// must give a clear error, not a crash.
-func CatchCorruption(open func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
-		}
-	}()
-	return open()
 }
 
 func (s *Store) load() (*View, error) {
@@ -104,35 +91,29 @@ func (s *Store) load() (*View, error) {
 			}
 			c.next.index = binary.BigEndian.Uint64(raw)
 		}
-		err := tx.Bucket(bucketServices).ForEach(func(k, raw []byte) error {
-			var svc Service
-			cmd := Command{Op: OpUpsertService, Service: &svc}
-			if err := json.Unmarshal(raw, &svc); err != nil {
-				return fmt.Errorf("service %q: %w", k, err)
-			}
-			if err := cmd.validate(); err != nil {
-				return fmt.Errorf("service %q: %w", k, err)
-			}
-			c.apply(&cmd)
-			return nil
-		})
-		if err != nil {
+		if err := loadRecords(tx.Bucket(bucketServices), "service", UpsertService, c); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketSlices).ForEach(func(k, raw []byte) error {
-			var sl EndpointSlice
-			cmd := Command{Op: OpUpsertSlice, Slice: &sl}
-			if err := json.Unmarshal(raw, &sl); err != nil {
-				return fmt.Errorf("endpoint slice %q: %w", k, err)
-			}
-			if err := cmd.validate(); err != nil {
-				return fmt.Errorf("endpoint slice %q: %w", k, err)
-			}
-			c.apply(&cmd)
-			return nil
-		})
+		return loadRecords(tx.Bucket(bucketSlices), "endpoint slice", UpsertSlice, c)
 	})
 	return c.next, err
+}
+
+// loadRecords applies to c the upsert of each record in bucket b, a JSON
+// what ("service", "endpoint slice"), validated as that upsert command.
+func loadRecords[T any](b *bolt.Bucket, what string, upsert func(*T) Command, c *change) error {
+	return b.ForEach(func(k, raw []byte) error {
+		rec := new(T)
+		if err := json.Unmarshal(raw, rec); err != nil {
+			return fmt.Errorf("%s %q: %w", what, k, err)
+		}
+		cmd := upsert(rec)
+		if err := cmd.validate(); err != nil {
+			return fmt.Errorf("%s %q: %w", what, k, err)
+		}
+		c.apply(&cmd)
+		return nil
+	})
 }
 
 // Path is the store's file.

@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -82,7 +83,7 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 			if err := req.Unpack(q); err != nil {
 				t.Fatal(err)
 			}
-			w := &recorder{}
+			w := dnswritertest.New(false)
 			r.ServeDNS(w, req)
 			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), q)
 			if !ok {
@@ -94,8 +95,8 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 				continue
 			}
 			handled++
-			if len(w.writes) != 1 || !bytes.Equal(fast, w.writes[0]) {
-				t.Errorf("%s %v: fast path differs from ServeDNS:\nfast    % x\ngeneral % x", mode, req, fast, w.writes)
+			if len(w.Replies()) != 1 || !bytes.Equal(fast, w.Replies()[0]) {
+				t.Errorf("%s %v: fast path differs from ServeDNS:\nfast    % x\ngeneral % x", mode, req, fast, w.Replies())
 			}
 		}
 		t.Logf("%s: %d queries answered by the fast path, %d left to the general path", mode, handled, general)

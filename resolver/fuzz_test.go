@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -93,10 +94,10 @@ func FuzzServeDNS(f *testing.F) {
 				if unpackErr != nil {
 					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
 				}
-				w := &recorder{}
+				w := dnswritertest.New(false)
 				r.ServeDNS(w, req)
-				if len(w.writes) != 1 || !bytes.Equal(w.writes[0], fast) {
-					t.Fatalf("fast path and ServeDNS differ:\nfast    % x\ngeneral % x", fast, w.writes)
+				if len(w.Replies()) != 1 || !bytes.Equal(w.Replies()[0], fast) {
+					t.Fatalf("fast path and ServeDNS differ:\nfast    % x\ngeneral % x", fast, w.Replies())
 				}
 			}
 		}
@@ -104,18 +105,18 @@ func FuzzServeDNS(f *testing.F) {
 			return // the server answers FORMERR without us
 		}
 		for _, tcp := range []bool{false, true} {
-			w := &recorder{tcp: tcp}
+			w := dnswritertest.New(tcp)
 			fuzzR[0].ServeDNS(w, req)
 			if req.Response {
-				if len(w.writes) != 0 {
+				if len(w.Replies()) != 0 {
 					t.Fatal("answered a response")
 				}
 				continue
 			}
-			if len(w.writes) != 1 {
-				t.Fatalf("%d responses", len(w.writes))
+			if len(w.Replies()) != 1 {
+				t.Fatalf("%d responses", len(w.Replies()))
 			}
-			b := w.writes[0]
+			b := w.Replies()[0]
 			limit := maxMsgLen
 			if !tcp {
 				limit = minUDPPayload

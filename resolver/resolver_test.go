@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -187,9 +188,9 @@ func TestProtocolErrors(t *testing.T) {
 	// A response is never answered.
 	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
 	req.Response = true
-	w := &recorder{}
+	w := dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if len(w.writes) != 0 {
+	if len(w.Replies()) != 0 {
 		t.Errorf("answered a response")
 	}
 	// Flags: RD and CD are copied, nothing else.
@@ -211,9 +212,9 @@ func TestEDNS(t *testing.T) {
 	if !resp.Truncated || len(resp.Answer) == 0 || len(resp.Answer) >= 100 || resp.IsEdns0() != nil {
 		t.Errorf("no EDNS: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), resp.IsEdns0())
 	}
-	w := &recorder{}
+	w := dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if n := len(w.writes[0]); n > 512 || n < 480 {
+	if n := len(w.Replies()[0]); n > 512 || n < 480 {
 		t.Errorf("no EDNS: %d octets", n)
 	}
 
@@ -229,9 +230,9 @@ func TestEDNS(t *testing.T) {
 	// EDNS with a small buffer: truncated to it.
 	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
 	req.SetEdns0(1000, false)
-	w = &recorder{}
+	w = dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if n := len(w.writes[0]); n > 1000 || n < 900 {
+	if n := len(w.Replies()[0]); n > 1000 || n < 900 {
 		t.Errorf("EDNS 1000: %d octets", n)
 	}
 	resp = exchange(t, r, req, false)
@@ -496,7 +497,7 @@ func TestQueriesDuringUpdates(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			w := &recorder{}
+			w := dnswritertest.New(false)
 			req := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
 			for {
 				select {
@@ -504,10 +505,10 @@ func TestQueriesDuringUpdates(t *testing.T) {
 					return
 				default:
 				}
-				w.writes = w.writes[:0]
+				w.Reset()
 				r.ServeDNS(w, req)
 				resp := new(dns.Msg)
-				if err := resp.Unpack(w.writes[0]); err != nil || len(resp.Answer) != 1 {
+				if err := resp.Unpack(w.Replies()[0]); err != nil || len(resp.Answer) != 1 {
 					t.Errorf("during updates: %v %v", resp, err)
 					return
 				}

@@ -154,10 +154,10 @@ func apiSlice(e *fsm.EndpointSlice) *discoveryv1.EndpointSlice {
 		Endpoints:   []discoveryv1.Endpoint{},
 	}
 	for _, p := range e.Ports {
-		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr(p.Name), Protocol: ptr(corev1.Protocol(p.Protocol)), Port: ptr(int32(p.Port))})
+		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: new(p.Name), Protocol: new(corev1.Protocol(p.Protocol)), Port: new(int32(p.Port))})
 	}
 	for _, ep := range e.Endpoints {
-		out := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: ptr(ep.Ready)}}
+		out := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: new(ep.Ready)}}
 		for _, a := range ep.Addresses {
 			out.Addresses = append(out.Addresses, a.String())
 			if a.Is6() {
@@ -165,13 +165,13 @@ func apiSlice(e *fsm.EndpointSlice) *discoveryv1.EndpointSlice {
 			}
 		}
 		if ep.Hostname != "" {
-			out.Hostname = ptr(ep.Hostname)
+			out.Hostname = new(ep.Hostname)
 		}
 		if ep.PodName != "" {
 			out.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: e.Namespace, Name: ep.PodName}
 		}
 		if ep.NodeName != "" {
-			out.NodeName = ptr(ep.NodeName)
+			out.NodeName = new(ep.NodeName)
 		}
 		es.Endpoints = append(es.Endpoints, out)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kdnsd/kdnsd/raftnode"
+	adminapi "github.com/kdnsd/kdnsd/admin"
 )
 
 // Replica is one kdnsd process and everything needed to start it again the
@@ -354,16 +354,9 @@ func (r *Replica) QueryPlain(name string, qtype uint16) (*dns.Msg, error) {
 	return reply, err
 }
 
-// Status is what a replica reports at /status.
-type Status struct {
-	raftnode.Status
-	ServedIndex uint64 `json:"served_index"`
-	Watcher     string `json:"watcher"`
-}
-
 // Status reads the replica's /status.
-func (r *Replica) Status(ctx context.Context) (Status, error) {
-	var st Status
+func (r *Replica) Status(ctx context.Context) (adminapi.Status, error) {
+	var st adminapi.Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.HTTPAddr+"/status", nil)
 	if err != nil {
 		return st, err

@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 	bolt "go.etcd.io/bbolt"
 
+	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/test/testenv"
 
 	"github.com/kdnsd/kdnsd/test/wait"
@@ -293,7 +294,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 	for _, r := range []*Replica{newer, other} {
 		wait.For(t, r.ID+" to answer after", 20*time.Second, func() bool { return answersA(r, fqdn("after", ns), afterIP.String()) })
 	}
-	var blocked Status
+	var blocked adminapi.Status
 	wait.For(t, old.ID+" to stop applying", 20*time.Second, func() bool {
 		blocked = status(t, old)
 		return blocked.ApplyBlocked != ""
