@@ -266,7 +266,7 @@ func Cases() []Case {
 		nx("_http._tcp."+idle, dns.TypeSRV, ""),
 		nx("_tcp."+idle, dns.TypeSRV, ""),
 		nx("10-244-4-1."+idle, dns.TypeA, ""),
-		nodata("quiet.svc.cluster.local.", dns.TypeA, "a namespace whose one service has no endpoints"),
+		nodata("standby.svc.cluster.local.", dns.TypeA, "a namespace whose one service has no endpoints"),
 		// UDP answers are at most MaxUDPSize octets, whatever the EDNS
 		// payload size the client advertises (DNS flag day 2020): beyond,
 		// TC sends the client to TCP.
@@ -290,16 +290,16 @@ var (
 	rev61   = reverse("fd00:10:244::6:1")
 	bigA    = endpointRecords(BigEndpoints, func(i int) string { return a(big, "10.244.3."+itoa(i)) })
 	wideSRV = endpointRecords(WideEndpoints, func(i int) string {
-		return srv("_http._tcp."+wide, 100/WideEndpoints, 8080, "10-244-5-"+itoa(i)+"."+wide)
+		return srv("_http._tcp."+wide, 100/WideEndpoints, 8080, "10-244-7-"+itoa(i)+"."+wide)
 	})
-	wideA = endpointRecords(WideEndpoints, func(i int) string { return a("10-244-5-"+itoa(i)+"."+wide, "10.244.5."+itoa(i)) })
+	wideA = endpointRecords(WideEndpoints, func(i int) string { return a("10-244-7-"+itoa(i)+"."+wide, "10.244.7."+itoa(i)) })
 )
 
 const (
 	hl6  = "hl6.default.svc.cluster.local."
 	ep6  = "fd00-10-244-6--0.hl6.default.svc.cluster.local."
 	ep61 = "fd00-10-244--6-1.hl6.default.svc.cluster.local."
-	idle = "idle.quiet.svc.cluster.local."
+	idle = "idle.standby.svc.cluster.local."
 	big  = "big.kube-system.svc.cluster.local."
 	wide = "wide.kube-system.svc.cluster.local."
 )

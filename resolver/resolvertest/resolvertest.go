@@ -216,7 +216,7 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		// not in MaxUDPSize.
 		{Namespace: "kube-system", Name: "wide", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
 		{Namespace: "default", Name: "hl6", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
-		{Namespace: "quiet", Name: "idle", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
+		{Namespace: "standby", Name: "idle", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
 	}
 	slices = []*fsm.EndpointSlice{
 		{Namespace: "default", Name: "hl-ipv4", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
@@ -236,7 +236,7 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 				{Addresses: addrs("fd00:10:244:6::"), Ready: true},
 				{Addresses: addrs("fd00:10:244::6:1"), Ready: true},
 			}},
-		{Namespace: "quiet", Name: "idle-ipv4", Service: "idle", Ports: []fsm.Port{tcp("http", 8080)},
+		{Namespace: "standby", Name: "idle-ipv4", Service: "idle", Ports: []fsm.Port{tcp("http", 8080)},
 			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.4.1")}}}, // not ready
 	}
 	big := &fsm.EndpointSlice{Namespace: "kube-system", Name: "big-ipv4", Service: "big"}
@@ -246,7 +246,7 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	slices = append(slices, big)
 	wide := &fsm.EndpointSlice{Namespace: "kube-system", Name: "wide-ipv4", Service: "wide", Ports: []fsm.Port{tcp("http", 8080)}}
 	for i := range WideEndpoints {
-		wide.Endpoints = append(wide.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.244.5.%d", i+1)), Ready: true})
+		wide.Endpoints = append(wide.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.244.7.%d", i+1)), Ready: true})
 	}
 	slices = append(slices, wide)
 	return services, slices
