@@ -47,7 +47,7 @@ func bigView(n int, index uint64) *fsm.View {
 // in, the response written.
 func BenchmarkFastPath(b *testing.B) {
 	r := newTestResolver(b, bigView(1000, 1))
-	out := make([]byte, 0, maxUDPPayload+minOut)
+	out := make([]byte, 0, ednsPayload+minOut)
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
@@ -76,7 +76,7 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			out := make([]byte, 0, maxUDPPayload+minOut)
+			out := make([]byte, 0, ednsPayload+minOut)
 			for i := 0; pb.Next(); i++ {
 				r.fastReply(out, qs[i%len(qs)])
 			}

@@ -72,9 +72,9 @@ func (r *Resolver) chaseReply(req *dns.Msg, tcp bool, local, remote net.Addr) []
 		return r.plainReply(req, tcp)
 	}
 	qq := resp.Question[0]
-	limit := minUDPPayload
+	limit := udpLimit(false, 0)
 	if opt := req.IsEdns0(); opt != nil {
-		limit = min(max(int(opt.UDPSize()), minUDPPayload), maxUDPPayload)
+		limit = udpLimit(true, opt.UDPSize())
 	}
 	if tcp {
 		limit = maxMsgLen

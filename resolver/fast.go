@@ -146,7 +146,7 @@ func (r *Resolver) newUDPServer(conns []*net.UDPConn) *udpServer {
 func (s *udpServer) serve(c *net.UDPConn) error {
 	var (
 		buf  = make([]byte, maxMsgLen)
-		out  = make([]byte, 0, maxUDPPayload+minOut)
+		out  = make([]byte, 0, ednsPayload+minOut)
 		oob  = make([]byte, 128)
 		woob = make([]byte, 128)
 	)

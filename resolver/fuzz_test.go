@@ -89,7 +89,7 @@ func FuzzServeDNS(f *testing.F) {
 		req := new(dns.Msg)
 		unpackErr := req.Unpack(data)
 		for _, r := range fuzzR {
-			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), data)
+			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), data)
 			if ok {
 				if unpackErr != nil {
 					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
@@ -121,7 +121,7 @@ func FuzzServeDNS(f *testing.F) {
 			if !tcp {
 				limit = minUDPPayload
 				if opt := req.IsEdns0(); opt != nil {
-					limit = min(max(int(opt.UDPSize()), minUDPPayload), maxUDPPayload)
+					limit = min(max(int(opt.UDPSize()), minUDPPayload), resolvertest.MaxUDPSize)
 				}
 			}
 			if len(b) > limit {

@@ -49,8 +49,8 @@ func (n *node) set(typ uint16) *section {
 type svcRecords struct {
 	svc    *fsm.Service
 	slices []*fsm.EndpointSlice
-	ns     string      // <ns>.svc.<zone>, an empty non-terminal
-	names  []namedNode // <svc>.<ns>.svc.<zone> and the names below it; none if invalid
+	ns     string      // <ns>.svc.<zone>, an empty non-terminal; "" if the service's name is invalid
+	names  []namedNode // <svc>.<ns>.svc.<zone> and the names below it, if it has records
 }
 
 type namedNode struct {
@@ -82,10 +82,8 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 		}
 		if rec == nil {
-			rec = &svcRecords{svc: s, slices: sl, names: r.service(s, sl)}
-			if len(rec.names) > 0 {
-				rec.ns = rec.names[0].name[1+len(s.Name):]
-			}
+			rec = &svcRecords{svc: s, slices: sl}
+			rec.ns, rec.names = r.service(s, sl)
 			rebuilt++
 		}
 		ix.services[k] = rec
@@ -123,7 +121,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 
 	ranks := map[string]string{}
 	for k, rec := range ix.services {
-		if len(rec.names) == 0 {
+		if rec.ns == "" {
 			continue
 		}
 		if ix.nodes[rec.ns] == nil {
@@ -162,13 +160,15 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// service returns the names and records of one service.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+// service returns the name of the namespace of one service, which exists
+// whatever the service's records, and the service's names and records.
+func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) (ns string, names []namedNode) {
 	base, ok := wireName(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
-		return nil
+		return "", nil
 	}
+	ns = base[1+len(s.Name):]
 	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
@@ -181,7 +181,7 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode 
 	if r.podMode == PodVerified {
 		out = r.verifiedPods(out, s, sl)
 	}
-	return out
+	return ns, out
 }
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
@@ -355,8 +355,11 @@ func usable(dst []netip.Addr, as []netip.Addr) []netip.Addr {
 
 // headless returns the names of a headless service: the service name with
 // every published endpoint address, one name per endpoint (its hostname, or
-// its dashed address when it has none), and SRV records per named port
-// pointing at those endpoint names.
+// its endpointLabel when it has none), SRV records per named port pointing
+// at those endpoint names, and a PTR record per published address naming
+// its endpoints. Without published addresses the service has no names at
+// all (spec 1.1.0 section 2.4.1: NXDOMAIN), so none below it either
+// (RFC 8020).
 func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	var all []netip.Addr
 	inAll := map[netip.Addr]bool{}
@@ -376,9 +379,10 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			targets[i] = append(targets[i], name)
 		}
 	}
-	// hostnames maps the addresses of endpoints with a hostname to their
-	// names, for PTR records.
-	hostnames := map[netip.Addr][]string{}
+	// ptrTargets maps the published addresses to their endpoints' names,
+	// for PTR records (spec 1.1.0 section 2.4.3, whose hostname is the
+	// system-assigned one of section 2.1 for an endpoint without one).
+	ptrTargets := map[netip.Addr][]string{}
 	var ptrOrder []netip.Addr
 	var buf []netip.Addr
 	for i, e := range sl {
@@ -401,30 +405,31 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 					inAll[a] = true
 					all = append(all, a)
 				}
-				if host != "" {
-					if _, ok := hostnames[a]; !ok {
-						ptrOrder = append(ptrOrder, a)
-					}
-					hostnames[a] = append(hostnames[a], host)
-				}
 				name := host
 				if name == "" {
 					var ok bool
-					if name, ok = wireName(base, dashed(a)); !ok {
+					if name, ok = wireName(base, endpointLabel(a)); !ok {
 						continue // base is too long for one more label
 					}
 				}
+				if _, ok := ptrTargets[a]; !ok {
+					ptrOrder = append(ptrOrder, a)
+				}
+				ptrTargets[a] = append(ptrTargets[a], name)
 				add(i, name, a)
 			}
 		}
 	}
 
+	if len(all) == 0 {
+		return nil
+	}
 	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, all)}}}
 	for _, name := range order {
 		out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, addrsOf[name])}})
 	}
 	for _, a := range ptrOrder {
-		out = append(out, r.ptr(a, "1", hostnames[a]...))
+		out = append(out, r.ptr(a, "1", ptrTargets[a]...))
 	}
 	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget

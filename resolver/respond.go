@@ -17,14 +17,27 @@ const (
 )
 
 // EDNS limits. A UDP response honours the requester's advertised payload
-// size, at least 512 octets (RFC 6891 section 6.2.5) and at most
-// maxUDPPayload. The resolver advertises ednsPayload, the size DNS Flag Day
-// 2020 recommends, as what it accepts.
+// size, at least 512 octets (RFC 6891 section 6.2.5), but is never larger
+// than ednsPayload, the size DNS flag day 2020 recommends, whatever larger
+// size the requester advertises: a larger datagram may be fragmented, and
+// fragments get lost or spoofed (RFC 8900), and a small query would get an
+// answer up to 60 times its size, which makes an amplifier for attacks on a
+// forged source address. A larger answer is truncated, and the client asks
+// again over TCP. The resolver also advertises ednsPayload as what it
+// accepts.
 const (
-	maxUDPPayload = 4096
 	ednsPayload   = 1232
 	minUDPPayload = 512
 )
+
+// udpLimit returns the largest UDP response to a query, with an EDNS record
+// advertising size or (edns false) without one.
+func udpLimit(edns bool, size uint16) int {
+	if !edns {
+		return minUDPPayload
+	}
+	return min(max(int(size), minUDPPayload), ednsPayload)
+}
 
 // action says what ServeDNS does with a query after reply.
 type action int
@@ -185,10 +198,7 @@ func (r *Resolver) classify(key []byte) int {
 // least minOut) and says what to do with it.
 func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m := response{out: out[:headerLen], id: q.id, flags: q.flags, edns: q.opt, do: q.do}
-	limit := minUDPPayload
-	if q.opt {
-		limit = min(max(int(q.udpSize), minUDPPayload), maxUDPPayload)
-	}
+	limit := udpLimit(q.opt, q.udpSize)
 	if tcp {
 		limit = maxMsgLen
 	}

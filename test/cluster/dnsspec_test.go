@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +45,9 @@ func TestDNSSpecification(t *testing.T) {
 		ok := wait.Poll(30*time.Second, func() bool {
 			failures = failures[:0]
 			for _, tc := range cases {
-				reply, err := r.QueryPlain(tc.Name, tc.Type)
+				req := tc.Request()
+				req.RecursionDesired = false // as a minimal stub resolver asks
+				reply, err := r.Exchange(req)
 				if err == nil {
 					err = resolvertest.Check(reply, tc)
 				}
@@ -72,6 +76,32 @@ func TestDNSSpecification(t *testing.T) {
 		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN A 10.96.1.10") ||
 		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN AAAA fd00:10:96::110") {
 		t.Errorf("dig SRV:\n%s %v", out, err)
+	}
+
+	// Issue 10 (branch dns-spec). A client advertising 4096 octets gets a
+	// truncated UDP answer of at most 1232 octets, and asks again over TCP
+	// (as dig does) for the whole answer.
+	out, err = exec.Command("dig", "@"+host, "-p", port, "+bufsize=4096", "+tries=1", "+time=2",
+		"_http._tcp.wide.kube-system.svc.cluster.local.", "SRV").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Truncated, retrying in TCP mode") ||
+		!strings.Contains(string(out), "ANSWER: "+strconv.Itoa(resolvertest.WideEndpoints)+",") {
+		t.Errorf("dig +bufsize=4096 SRV:\n%s %v", out, err)
+	}
+	// Go's resolver takes the names of IPv6 endpoints without hostname
+	// (it rejects a whole answer with one invalid name), and their PTRs.
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, c.Replicas[0].DNSAddr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, srvs, err := res.LookupSRV(ctx, "http", "tcp", "hl6.default.svc.cluster.local.")
+	if err != nil || len(srvs) != 2 {
+		t.Errorf("LookupSRV hl6: %v %v", srvs, err)
+	}
+	names, err := res.LookupAddr(ctx, "fd00:10:244:6::")
+	if err != nil || len(names) != 1 || names[0] != "fd00-10-244-6--0.hl6.default.svc.cluster.local." {
+		t.Errorf("LookupAddr fd00:10:244:6::: %q %v", names, err)
 	}
 }
 

@@ -349,6 +349,11 @@ func (r *Replica) QueryPlain(name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = false
+	return r.Exchange(m)
+}
+
+// Exchange sends m over UDP and returns the reply.
+func (r *Replica) Exchange(m *dns.Msg) (*dns.Msg, error) {
 	client := &dns.Client{Timeout: time.Second}
 	reply, _, err := client.Exchange(m, r.DNSAddr)
 	return reply, err
