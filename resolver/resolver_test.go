@@ -225,9 +225,9 @@ func TestEDNS(t *testing.T) {
 	// same; the OPT record comes back with DO echoed.
 	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
 	req.SetEdns0(4096, true)
-	w = &recorder{}
+	w = dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if n := len(w.writes[0]); n > 1232 || n < 1200 {
+	if n := len(w.Replies()[0]); n > 1232 || n < 1200 {
 		t.Errorf("EDNS 4096: %d octets", n)
 	}
 	resp = exchange(t, r, req, false)
