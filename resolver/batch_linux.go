@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kdnsd/kdnsd/dnswire"
 )
 
 // On Linux the fast path moves datagrams in batches: one recvmmsg reads
@@ -35,7 +37,7 @@ type mmsghdr struct {
 // reads from or writes to, allocated once.
 type batch struct {
 	rbuf  [batchSize][readBufSize]byte
-	wbuf  [batchSize][ednsPayload + minOut]byte
+	wbuf  [batchSize][dnswire.EDNSPayload + dnswire.MinOut]byte
 	names [batchSize]unix.RawSockaddrInet6 // large enough for IPv4 too
 	riov  [batchSize]unix.Iovec
 	roob  [batchSize][128]byte
@@ -123,7 +125,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 		for i := range b.nread {
 			rh := &b.rhdr[i]
 			msg := b.rbuf[i][:rh.n]
-			if rh.hdr.Flags&unix.MSG_TRUNC != 0 || len(msg) < headerLen || msg[2]&0x80 != 0 {
+			if rh.hdr.Flags&unix.MSG_TRUNC != 0 || len(msg) < dnswire.HeaderLen || msg[2]&0x80 != 0 {
 				continue // too long, no header, or a response: never answered
 			}
 			k := b.nwrite

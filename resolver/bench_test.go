@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/dnswriter"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
@@ -47,7 +48,7 @@ func bigView(n int, index uint64) *fsm.View {
 // in, the response written.
 func BenchmarkFastPath(b *testing.B) {
 	r := newTestResolver(b, bigView(1000, 1))
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
@@ -76,7 +77,7 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			out := make([]byte, 0, ednsPayload+minOut)
+			out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 			for i := 0; pb.Next(); i++ {
 				r.fastReply(out, qs[i%len(qs)])
 			}

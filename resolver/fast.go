@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/internal/dnswriter"
 )
 
@@ -30,11 +31,11 @@ import (
 // PADDING, trailing octets. What it accepts, miekg/dns unpacks to a message
 // that reply turns into the same query.
 func parseQuery(msg []byte, q *query) bool {
-	if len(msg) < headerLen+5 {
+	if len(msg) < dnswire.HeaderLen+5 {
 		return false
 	}
 	bits := binary.BigEndian.Uint16(msg[2:])
-	if bits&flagQR != 0 || bits>>11&0xf != dns.OpcodeQuery ||
+	if bits&dnswire.FlagQR != 0 || bits>>11&0xf != dns.OpcodeQuery ||
 		binary.BigEndian.Uint16(msg[4:]) != 1 || binary.BigEndian.Uint16(msg[6:]) != 0 ||
 		binary.BigEndian.Uint16(msg[8:]) != 0 {
 		return false
@@ -43,7 +44,7 @@ func parseQuery(msg []byte, q *query) bool {
 	if ar > 1 {
 		return false
 	}
-	i := headerLen
+	i := dnswire.HeaderLen
 	for {
 		if i >= len(msg) {
 			return false
@@ -53,7 +54,7 @@ func parseQuery(msg []byte, q *query) bool {
 			i++
 			break
 		}
-		if l > maxLabelLen || i+1+l >= len(msg) {
+		if l > dnswire.MaxLabelLen || i+1+l >= len(msg) {
 			return false
 		}
 		for _, c := range msg[i+1 : i+1+l] {
@@ -63,13 +64,13 @@ func parseQuery(msg []byte, q *query) bool {
 		}
 		i += 1 + l
 	}
-	if i-headerLen > maxNameLen || i+4 > len(msg) {
+	if i-dnswire.HeaderLen > dnswire.MaxNameLen || i+4 > len(msg) {
 		return false
 	}
 	*q = query{
 		id:     binary.BigEndian.Uint16(msg),
-		flags:  responseFlags(bits),
-		name:   msg[headerLen:i],
+		flags:  dnswire.ResponseFlags(bits),
+		name:   msg[dnswire.HeaderLen:i],
 		qtype:  binary.BigEndian.Uint16(msg[i:]),
 		qclass: binary.BigEndian.Uint16(msg[i+2:]),
 	}
@@ -77,7 +78,7 @@ func parseQuery(msg []byte, q *query) bool {
 	if ar == 1 {
 		// An OPT record: root owner, type, payload size, extended RCODE,
 		// version, flags, RDLENGTH, options.
-		if i+11 > len(msg) || msg[i] != 0 || binary.BigEndian.Uint16(msg[i+1:]) != typeOPT {
+		if i+11 > len(msg) || msg[i] != 0 || binary.BigEndian.Uint16(msg[i+1:]) != dnswire.TypeOPT {
 			return false
 		}
 		q.opt = true
@@ -109,7 +110,7 @@ func parseQuery(msg []byte, q *query) bool {
 }
 
 // fastReply answers the raw UDP request msg into out (of capacity at least
-// minOut). It returns false, having written nothing, for what the general
+// dnswire.MinOut). It returns false, having written nothing, for what the general
 // path must handle.
 func (r *Resolver) fastReply(out, msg []byte) ([]byte, bool) {
 	var q query
@@ -145,8 +146,8 @@ func (r *Resolver) newUDPServer(conns []*net.UDPConn) *udpServer {
 // serve reads and answers queries on c until c is closed.
 func (s *udpServer) serve(c *net.UDPConn) error {
 	var (
-		buf  = make([]byte, maxMsgLen)
-		out  = make([]byte, 0, ednsPayload+minOut)
+		buf  = make([]byte, dnswire.MaxMsgLen)
+		out  = make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 		oob  = make([]byte, 128)
 		woob = make([]byte, 128)
 	)
@@ -161,7 +162,7 @@ func (s *udpServer) serve(c *net.UDPConn) error {
 			continue
 		}
 		msg := buf[:n]
-		if n < headerLen || msg[2]&0x80 != 0 {
+		if n < dnswire.HeaderLen || msg[2]&0x80 != 0 {
 			continue // no header, or a response: never answered
 		}
 		wo := woob[:0]
@@ -196,8 +197,8 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 		Arcount: binary.BigEndian.Uint16(msg[10:]),
 	}
 	reject := func(rcode int) []byte {
-		m := response{out: out[:headerLen], id: h.Id, flags: responseFlags(h.Bits), rcode: rcode}
-		return m.done()
+		m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: h.Id, Flags: dnswire.ResponseFlags(h.Bits), Rcode: rcode}
+		return m.Done()
 	}
 	switch acceptQuery(h) {
 	case dns.MsgIgnore:

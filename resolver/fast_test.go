@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
@@ -85,7 +86,7 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 			}
 			w := dnswritertest.New(false)
 			r.ServeDNS(w, req)
-			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), q)
+			fast, ok := r.fastReply(make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut), q)
 			if !ok {
 				general++
 				// Escaped names, and CNAME chains, are the general path's.
@@ -145,7 +146,7 @@ func TestFastPathLeavesToGeneralPath(t *testing.T) {
 
 func TestFastPathAllocs(t *testing.T) {
 	r := newTestResolver(t, testView(1))
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, q := range fastQueries(t) {
 		if _, ok := r.fastReply(out, q); !ok {
 			continue

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
@@ -75,7 +76,7 @@ func FuzzServeDNS(f *testing.F) {
 				fuzzR[i].noRotate = true
 			}
 		})
-		if len(data) >= headerLen {
+		if len(data) >= dnswire.HeaderLen {
 			h := dns.Header{
 				Id:      binary.BigEndian.Uint16(data),
 				Bits:    binary.BigEndian.Uint16(data[2:]),
@@ -89,7 +90,7 @@ func FuzzServeDNS(f *testing.F) {
 		req := new(dns.Msg)
 		unpackErr := req.Unpack(data)
 		for _, r := range fuzzR {
-			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), data)
+			fast, ok := r.fastReply(make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut), data)
 			if ok {
 				if unpackErr != nil {
 					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
@@ -117,11 +118,11 @@ func FuzzServeDNS(f *testing.F) {
 				t.Fatalf("%d responses", len(w.Replies()))
 			}
 			b := w.Replies()[0]
-			limit := maxMsgLen
+			limit := dnswire.MaxMsgLen
 			if !tcp {
-				limit = minUDPPayload
+				limit = dnswire.MinUDPPayload
 				if opt := req.IsEdns0(); opt != nil {
-					limit = min(max(int(opt.UDPSize()), minUDPPayload), resolvertest.MaxUDPSize)
+					limit = min(max(int(opt.UDPSize()), dnswire.MinUDPPayload), resolvertest.MaxUDPSize)
 				}
 			}
 			if len(b) > limit {

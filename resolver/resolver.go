@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -104,7 +105,7 @@ type Resolver struct {
 	idx atomic.Pointer[index]
 
 	mu sync.Mutex // serializes Update, and guards b
-	b  builder
+	b  dnswire.Builder
 }
 
 // New returns a Resolver that answers SERVFAIL for the zone until the first
@@ -143,16 +144,16 @@ func New(cfg Config) (*Resolver, error) {
 		r.ttl = DefaultTTL
 	}
 	var ok [6]bool
-	r.svcZone, ok[0] = wireName(zw, "svc")
-	r.version, ok[1] = wireName(zw, "dns-version")
-	r.mname, ok[2] = wireName(zw, "ns", "dns")
-	r.rname, ok[3] = wireName(zw, "hostmaster")
-	r.nsZone, ok[4] = wireName(zw, "dns")
-	r.podZone, ok[5] = wireName(zw, "pod")
+	r.svcZone, ok[0] = dnswire.Name(zw, "svc")
+	r.version, ok[1] = dnswire.Name(zw, "dns-version")
+	r.mname, ok[2] = dnswire.Name(zw, "ns", "dns")
+	r.rname, ok[3] = dnswire.Name(zw, "hostmaster")
+	r.nsZone, ok[4] = dnswire.Name(zw, "dns")
+	r.podZone, ok[5] = dnswire.Name(zw, "pod")
 	if ok != [6]bool{true, true, true, true, true, true} {
 		return nil, fmt.Errorf("resolver: invalid zone %q: too long to hold service names", cfg.Zone)
 	}
-	r.b.ttl = r.ttl
+	r.b.TTL = r.ttl
 	return r, nil
 }
 
@@ -166,13 +167,13 @@ func zoneName(s string) (string, error) {
 		return "", errors.New("the root cannot be the cluster zone")
 	}
 	for _, l := range strings.Split(t, ".") {
-		if !validLabel(l) {
+		if !dnswire.ValidLabel(l) {
 			return "", fmt.Errorf("label %q: want 1 to 63 letters, digits, hyphens or underscores", l)
 		}
 	}
 	// Names below the zone that do not fit in 255 octets are skipped, and
 	// logged, when the index is built.
-	w, ok := parseName(t)
+	w, ok := dnswire.ParseName(t)
 	if !ok {
 		return "", errors.New("name too long")
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/dnswire"
 )
 
 // shutdownGrace bounds how long ListenAndServe waits for TCP connections to
@@ -113,7 +115,7 @@ func listenUDP(ctx context.Context, host, port string, n int) ([]*net.UDPConn, e
 // (FORMERR unless exactly one question and at most one answer, one authority
 // and two additional records).
 func acceptQuery(h dns.Header) dns.MsgAcceptAction {
-	if h.Bits&flagQR != 0 {
+	if h.Bits&dnswire.FlagQR != 0 {
 		return dns.MsgIgnore
 	}
 	if int(h.Bits>>11)&0xf != dns.OpcodeQuery {
