@@ -170,7 +170,7 @@ func (r *Resolver) lookup(name string, qtype, qclass uint16) (*dns.Msg, bool) {
 	if r.classify(key) != zoneCluster {
 		return nil, false
 	}
-	q := query{flags: dnswire.FlagQR, name: nb[:end], qtype: qtype, qclass: qclass, noChase: true}
+	q := query{Query: dnswire.Query{Flags: dnswire.FlagQR, Name: nb[:end], Qtype: qtype, Qclass: qclass}, noChase: true}
 	out, act := r.respond(make([]byte, 0, dnswire.MinOut), &q, true)
 	m := new(dns.Msg)
 	if act != actAnswer || m.Unpack(out) != nil {

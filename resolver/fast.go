@@ -18,103 +18,17 @@ import (
 // The UDP fast path. ListenAndServe reads UDP queries itself, several
 // sockets at once (SO_REUSEPORT, one per GOMAXPROCS, on Linux), and answers
 // the ordinary ones (one question, no records but an OPT, simple labels)
-// straight from the raw message: parseQuery fills a query, respond writes the
+// straight from the raw message: dnswire.ParseQuery fills a query, respond writes the
 // answer, as for ServeDNS, without allocating. Anything else takes the
 // general path: unpacked by miekg/dns and answered by the code behind
 // ServeDNS, forwarding included.
-
-// parseQuery reads an ordinary query from msg into q, whose name then points
-// into msg. It returns false for anything it leaves to the general path:
-// responses, opcodes other than QUERY, other section counts, labels with
-// other octets than letters, digits, hyphens and underscores, compression,
-// records other than one OPT, OPT options other than NSID, COOKIE and
-// PADDING, trailing octets. What it accepts, miekg/dns unpacks to a message
-// that reply turns into the same query.
-func parseQuery(msg []byte, q *query) bool {
-	if len(msg) < dnswire.HeaderLen+5 {
-		return false
-	}
-	bits := binary.BigEndian.Uint16(msg[2:])
-	if bits&dnswire.FlagQR != 0 || bits>>11&0xf != dns.OpcodeQuery ||
-		binary.BigEndian.Uint16(msg[4:]) != 1 || binary.BigEndian.Uint16(msg[6:]) != 0 ||
-		binary.BigEndian.Uint16(msg[8:]) != 0 {
-		return false
-	}
-	ar := binary.BigEndian.Uint16(msg[10:])
-	if ar > 1 {
-		return false
-	}
-	i := dnswire.HeaderLen
-	for {
-		if i >= len(msg) {
-			return false
-		}
-		l := int(msg[i])
-		if l == 0 {
-			i++
-			break
-		}
-		if l > dnswire.MaxLabelLen || i+1+l >= len(msg) {
-			return false
-		}
-		for _, c := range msg[i+1 : i+1+l] {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-		i += 1 + l
-	}
-	if i-dnswire.HeaderLen > dnswire.MaxNameLen || i+4 > len(msg) {
-		return false
-	}
-	*q = query{
-		id:     binary.BigEndian.Uint16(msg),
-		flags:  dnswire.ResponseFlags(bits),
-		name:   msg[dnswire.HeaderLen:i],
-		qtype:  binary.BigEndian.Uint16(msg[i:]),
-		qclass: binary.BigEndian.Uint16(msg[i+2:]),
-	}
-	i += 4
-	if ar == 1 {
-		// An OPT record: root owner, type, payload size, extended RCODE,
-		// version, flags, RDLENGTH, options.
-		if i+11 > len(msg) || msg[i] != 0 || binary.BigEndian.Uint16(msg[i+1:]) != dnswire.TypeOPT {
-			return false
-		}
-		q.opt = true
-		q.udpSize = binary.BigEndian.Uint16(msg[i+3:])
-		q.version = msg[i+6]
-		q.do = msg[i+7]&0x80 != 0
-		rdlen := int(binary.BigEndian.Uint16(msg[i+9:]))
-		i += 11
-		if i+rdlen != len(msg) {
-			return false
-		}
-		for j := i; j < len(msg); {
-			if j+4 > len(msg) {
-				return false
-			}
-			switch binary.BigEndian.Uint16(msg[j:]) {
-			case dns.EDNS0NSID, dns.EDNS0COOKIE, dns.EDNS0PADDING:
-			default:
-				return false
-			}
-			j += 4 + int(binary.BigEndian.Uint16(msg[j+2:]))
-			if j > len(msg) {
-				return false
-			}
-		}
-		i = len(msg)
-	}
-	return i == len(msg)
-}
 
 // fastReply answers the raw UDP request msg into out (of capacity at least
 // dnswire.MinOut). It returns false, having written nothing, for what the general
 // path must handle.
 func (r *Resolver) fastReply(out, msg []byte) ([]byte, bool) {
 	var q query
-	if !parseQuery(msg, &q) {
+	if !dnswire.ParseQuery(msg, &q.Query) {
 		return nil, false
 	}
 	resp, act := r.respond(out, &q, false)

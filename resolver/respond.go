@@ -23,16 +23,7 @@ const (
 // dns.Msg (ServeDNS) or from the raw message (the UDP fast path). Both
 // readers fill it alike, and respond is the one place answers come from.
 type query struct {
-	id    uint16
-	flags uint16 // of the response: QR, and the request's opcode, RD and CD
-	// name is the question name as asked, in uncompressed wire form.
-	name          []byte
-	qtype, qclass uint16
-	// The OPT record, if there was one.
-	opt     bool
-	do      bool
-	udpSize uint16
-	version uint8
+	dnswire.Query
 	// noChase answers a CNAME alone, as if no target could be chased.
 	noChase bool
 }
@@ -57,8 +48,8 @@ func (r *Resolver) replyTo(out []byte, req *dns.Msg, tcp, noChase bool) ([]byte,
 	if req.CheckingDisabled {
 		bits |= dnswire.FlagCD
 	}
-	q := query{id: req.Id, flags: dnswire.ResponseFlags(bits), noChase: noChase}
-	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.id, Flags: q.flags}
+	q := query{Query: dnswire.Query{ID: req.Id, Flags: dnswire.ResponseFlags(bits)}, noChase: noChase}
+	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.ID, Flags: q.Flags}
 
 	var opt *dns.OPT
 	for _, rr := range req.Extra {
@@ -71,8 +62,8 @@ func (r *Resolver) replyTo(out []byte, req *dns.Msg, tcp, noChase bool) ([]byte,
 		}
 	}
 	if opt != nil {
-		q.opt, q.do, q.udpSize, q.version = true, opt.Do(), opt.UDPSize(), opt.Version()
-		m.EDNS, m.DO = true, q.do
+		q.OPT, q.DO, q.UDPSize, q.Version = true, opt.Do(), opt.UDPSize(), opt.Version()
+		m.EDNS, m.DO = true, q.DO
 	}
 	if req.Opcode != dns.OpcodeQuery {
 		m.Rcode = dns.RcodeNotImplemented
@@ -89,7 +80,7 @@ func (r *Resolver) replyTo(out []byte, req *dns.Msg, tcp, noChase bool) ([]byte,
 		m.Rcode = dns.RcodeFormatError
 		return m.Done(), actAnswer
 	}
-	q.name, q.qtype, q.qclass = nb[:end], qq.Qtype, qq.Qclass
+	q.Name, q.Qtype, q.Qclass = nb[:end], qq.Qtype, qq.Qclass
 	return r.respond(out, &q, tcp)
 }
 
@@ -120,18 +111,18 @@ func (r *Resolver) classify(key []byte) int {
 // respond writes the response to q into out (whose capacity must be at
 // least dnswire.MinOut) and says what to do with it.
 func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
-	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.id, Flags: q.flags, EDNS: q.opt, DO: q.do}
-	limit := dnswire.UDPLimit(q.opt, q.udpSize)
+	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.ID, Flags: q.Flags, EDNS: q.OPT, DO: q.DO}
+	limit := dnswire.UDPLimit(q.OPT, q.UDPSize)
 	if tcp {
 		limit = dnswire.MaxMsgLen
 	}
-	qname := q.name
+	qname := q.Name
 	m.Out = append(m.Out, qname...)
-	m.Out = binary.BigEndian.AppendUint16(m.Out, q.qtype)
-	m.Out = binary.BigEndian.AppendUint16(m.Out, q.qclass)
+	m.Out = binary.BigEndian.AppendUint16(m.Out, q.Qtype)
+	m.Out = binary.BigEndian.AppendUint16(m.Out, q.Qclass)
 	m.QD = 1
 
-	if q.opt && q.version != 0 {
+	if q.OPT && q.Version != 0 {
 		m.Rcode = dns.RcodeBadVers
 		return m.Done(), actAnswer
 	}
@@ -152,7 +143,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 			return m.Done(), actAnswer
 		}
 		n := ix.nodes[string(key)]
-		if n == nil || q.qclass != dnswire.ClassIN || q.qtype != dnswire.TypePTR && q.qtype != dnswire.TypeANY {
+		if n == nil || q.Qclass != dnswire.ClassIN || q.Qtype != dnswire.TypePTR && q.Qtype != dnswire.TypeANY {
 			return r.outside(&m)
 		}
 		m.Flags |= dnswire.FlagAA
@@ -160,11 +151,11 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		return m.Done(), actAnswer
 	}
 
-	if q.qclass != dns.ClassINET {
+	if q.Qclass != dns.ClassINET {
 		m.Rcode = dns.RcodeRefused
 		return m.Done(), actAnswer
 	}
-	if q.qtype == dnswire.TypeAXFR || q.qtype == dnswire.TypeIXFR {
+	if q.Qtype == dnswire.TypeAXFR || q.Qtype == dnswire.TypeIXFR {
 		m.Rcode = dns.RcodeRefused // no zone transfers (RFC 5936 section 4.2)
 		return m.Done(), actAnswer
 	}
@@ -182,7 +173,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 				r.negative(&m, ix, len(qname))
 				return m.Done(), actAnswer
 			case podAddress:
-				if q.qtype == dnswire.TypeANY || q.qtype == dnswire.TypeA && a.Is4() || q.qtype == dnswire.TypeAAAA && !a.Is4() {
+				if q.Qtype == dnswire.TypeANY || q.Qtype == dnswire.TypeA && a.Is4() || q.Qtype == dnswire.TypeAAAA && !a.Is4() {
 					r.podRecord(&m, a)
 				} else {
 					r.negative(&m, ix, len(qname))
@@ -195,17 +186,17 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		return m.Done(), actAnswer
 	}
 	sec := n.cname
-	if sec != nil && !q.noChase && chases(q.qtype) && (n.cnameInZone || r.forward != nil) {
+	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
 		return nil, actChase // the general path answers with the chain
 	}
 	if sec == nil {
-		if q.qtype == dnswire.TypeANY {
+		if q.Qtype == dnswire.TypeANY {
 			// RFC 8482: answer ANY with one RRset.
 			if len(n.sets) > 0 {
 				sec = n.sets[0].sec
 			}
 		} else {
-			sec = n.set(q.qtype)
+			sec = n.set(q.Qtype)
 		}
 	}
 	if sec == nil {
