@@ -83,12 +83,6 @@ type Resolver struct {
 	// noRotate turns rotation off, for tests that compare responses byte
 	// for byte.
 	noRotate bool
-	// miekgUDP serves UDP with miekg/dns's server instead of the fast
-	// path, for comparisons.
-	miekgUDP bool
-	// noBatch reads and writes one datagram per system call (as on
-	// systems without recvmmsg), for tests and comparisons.
-	noBatch bool
 	// chaseTimeout bounds the wait for Forward's answer about a CNAME
 	// target outside the zone.
 	chaseTimeout time.Duration

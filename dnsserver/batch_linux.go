@@ -1,4 +1,4 @@
-package resolver
+package dnsserver
 
 import (
 	"encoding/binary"
@@ -37,7 +37,7 @@ type mmsghdr struct {
 // reads from or writes to, allocated once.
 type batch struct {
 	rbuf  [batchSize][readBufSize]byte
-	wbuf  [batchSize][dnswire.EDNSPayload + dnswire.MinOut]byte
+	wbuf  [batchSize][ResponseBufSize]byte
 	names [batchSize]unix.RawSockaddrInet6 // large enough for IPv4 too
 	riov  [batchSize]unix.Iovec
 	roob  [batchSize][128]byte
@@ -102,7 +102,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			default:
 				// The first message could not be sent (the client's
 				// address, say): skip it.
-				s.r.log.Debug("writing dns response", "err", errno)
+				s.log.Debug("writing dns response", "err", errno)
 				b.sent++
 			}
 		}
@@ -117,7 +117,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			return err
 		}
 		if b.errno != 0 {
-			s.r.log.Debug("reading dns queries", "err", b.errno)
+			s.log.Debug("reading dns queries", "err", b.errno)
 			time.Sleep(time.Millisecond) // do not spin on a lasting error
 			continue
 		}
@@ -133,7 +133,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			if s.pktinfo {
 				wo = replyOOB(b.woob[k][:], b.roob[i][:rh.hdr.Controllen])
 			}
-			resp, ok := s.r.fastReply(b.wbuf[k][:0], msg)
+			resp, ok := s.h.AnswerUDP(b.wbuf[k][:0], msg)
 			if !ok {
 				from, ok := sockaddrAddrPort(&b.names[i])
 				if !ok {
