@@ -170,7 +170,7 @@ func AcceptQuery(h dns.Header) dns.MsgAcceptAction {
 	return dns.DefaultMsgAcceptFunc(h)
 }
 
-// runner is one of the servers serve runs.
+// runner is one of the servers Serve runs.
 type runner struct {
 	net  string
 	run  func() error
@@ -183,6 +183,9 @@ type runner struct {
 // queries.
 func Serve(ctx context.Context, socks Sockets, cfg Config, ready func()) error {
 	pcs, ln := socks.UDP, socks.TCP
+	if len(pcs) == 0 || ln == nil || cfg.Handler == nil {
+		return errors.New("no UDP socket, TCP listener or handler to serve")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
