@@ -152,7 +152,7 @@ func recordIndex(sec *Section, off int) int {
 // a negative answer (RFC 2308 section 3), with the TTL a resolver may cache
 // the answer for: the smaller of the SOA's TTL and its minimum field. Its
 // owner, and the suffix of its two names (which must be in the zone), point
-// at the zone in the question.
+// at the zone in the question, whose spelling they echo.
 func (m *Response) AppendNegative(soa *SOA, zoneLen, qlen int) {
 	zoneOff := HeaderLen + qlen - zoneLen
 	ptr := [2]byte{0xc0 | byte(zoneOff>>8), byte(zoneOff)}
