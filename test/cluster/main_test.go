@@ -22,10 +22,9 @@ import (
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
-var (
-	env *testenv.Env
-	bin string // the kdnsd binary under test
-)
+// bin is the kdnsd binary under test. The tests that need an API server
+// share one etcd + kube-apiserver (testenv.Get).
+var bin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kdnsd-bin-")
@@ -48,7 +47,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build kdnsd:", err)
 			return 1
 		}
-		return testenv.Run(m, &env)
+		return testenv.Run(m)
 	}()
 	os.Exit(code)
 }
@@ -58,7 +57,7 @@ func TestMain(m *testing.M) {
 func newCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := New(bin, env.KdnsdKubeconfig, dir, n)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, dir, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +121,7 @@ func status(t *testing.T, r *Replica) Status {
 
 func admin(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	cs, err := kubernetes.NewForConfig(testenv.Get(t).AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -113,6 +114,7 @@ func TestRestartWithAPIServerDown(t *testing.T) {
 		wait.For(t, r.ID+" to answer everything", 20*time.Second, func() bool { return answersAll(r) })
 	}
 
+	env := testenv.Get(t)
 	if err := env.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestRollingRestart(t *testing.T) {
 // SERVFAIL (never a cacheable NXDOMAIN) and is not ready until the cluster
 // has formed and sent it the records.
 func TestNotReadyUntilRecords(t *testing.T) {
-	c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

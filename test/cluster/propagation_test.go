@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -20,7 +21,7 @@ func TestPropagation(t *testing.T) {
 		tls  bool
 	}{{"plaintext", false}, {"mutual TLS", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+			c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 			if err != nil {
 				t.Fatal(err)
 			}

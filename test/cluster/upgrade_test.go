@@ -250,7 +250,7 @@ func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
 func TestNewerFormatStopsOldReplica(t *testing.T) {
 	v2 := buildFormatV2(t)
 	// Static peers: every leader writes format 1, whatever it knows.
-	c, err := NewOnHosts(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	c, err := NewOnHosts(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
