@@ -221,7 +221,7 @@ func TestChaseThroughForward(t *testing.T) {
 			"example.com. 300 IN A 192.0.2.1", "example.com. 300 IN A 192.0.2.2"}}},
 		{"alias.default.svc.cluster.local.", dns.TypeA, false, want{chain: 2, answer: []string{
 			"alias.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.",
-			"web.default.svc.cluster.local. 30 IN A 10.96.1.10"}}},
+			"web.default.svc.cluster.local. 30 IN A 10.96.0.110"}}},
 	}
 	udp := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
 	tcp := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}

@@ -123,7 +123,7 @@ func TestOtherZoneAndTTL(t *testing.T) {
 	r.Update(testView(1))
 	req := new(dns.Msg).SetQuestion("web.default.svc.kube.example.", dns.TypeA)
 	resp := exchange(t, r, req, false)
-	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.kube.example. 5 IN A 10.96.1.10"}) {
+	if got := rrStrings(resp.Answer); !slices.Equal(got, []string{"web.default.svc.kube.example. 5 IN A 10.96.0.110"}) {
 		t.Errorf("answer %q", got)
 	}
 	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
