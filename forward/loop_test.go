@@ -69,13 +69,12 @@ func TestLoopDetection(t *testing.T) {
 		t.Errorf("no error log naming the upstream:\n%s", log)
 	}
 
-	// Forwarding has stopped, for every name.
+	// Forwarding has stopped, for every name: SERVFAIL without asking an
+	// upstream (checked below).
 	wait.For(t, "the probe to end", 10*time.Second, func() bool { return up.queries() == 1 })
 	for _, name := range []string{"www.example.", "x.corp.example."} {
-		start := time.Now()
-		r := serve(t, f, query(name, dns.TypeA), false)
-		if r.Rcode != dns.RcodeServerFailure || time.Since(start) > time.Second {
-			t.Errorf("%s while looping: %s after %v", name, rcodeName(r.Rcode), time.Since(start))
+		if r := serve(t, f, query(name, dns.TypeA), false); r.Rcode != dns.RcodeServerFailure {
+			t.Errorf("%s while looping: %s", name, rcodeName(r.Rcode))
 		}
 	}
 	if up.queries() != 1 || other.queries() != 1 { // the loop probes
