@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // podModes are the configurations the table runs under.
@@ -465,12 +467,7 @@ func TestFollow(t *testing.T) {
 	}()
 	waitIndex := func(want uint64) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); r.AppliedIndex() != want; {
-			if time.Now().After(deadline) {
-				t.Fatalf("AppliedIndex %d, want %d", r.AppliedIndex(), want)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		wait.For(t, fmt.Sprintf("AppliedIndex %d", want), 5*time.Second, func() bool { return r.AppliedIndex() == want })
 	}
 	waitIndex(5)
 	src.set(testView(6))
