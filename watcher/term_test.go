@@ -146,6 +146,7 @@ func TestDiff(t *testing.T) {
 		{"service key, slice of that name", nil, []runtime.Object{slice}, svcKey("ns", "web-1"), "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			store, raft := seededStore(t, tc.view...)
 			tm := pureTerm(t, store, raft, tc.api...)
 			cmd, ok := tm.diff(store.View(), tc.key)
@@ -218,6 +219,7 @@ func TestProcess(t *testing.T) {
 		wantState: "syncing",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// The View has web, db and web-1 as first seen.
 			store, raft := seededStore(t, web, db, slice)
 			m := raft.mark()
