@@ -81,23 +81,29 @@ func stopOnCleanup(t *testing.T, c *Cluster) {
 	})
 }
 
-// waitLeader waits for a leader, and for every running voter to be admitted
-// to vote: a replica that joined after the bootstrap votes only once the
-// leader has promoted it, and a test that stops the leader before then
-// would find no majority to elect another.
+// waitLeader waits for a leader, for every running voter to be admitted
+// to vote, and for every running replica to know the leader: a replica that
+// joined after the bootstrap votes only once the leader has promoted it, and
+// a test that stops the leader before then would find no majority to elect
+// another; and a replica that has not yet heard from a new leader answers
+// admin requests with "no leader", however soon after the election.
 func waitLeader(t *testing.T, c *Cluster) *Replica {
 	t.Helper()
 	var leader *Replica
-	wait.For(t, "a leader and every voter admitted", 30*time.Second, func() bool {
+	wait.For(t, "a leader, every voter admitted and every replica following it", 30*time.Second, func() bool {
 		leader = c.Leader(context.Background())
 		if leader == nil {
 			return false
 		}
 		for _, r := range c.Replicas {
-			if !r.Running() || r.ReadReplica {
+			if !r.Running() {
 				continue
 			}
-			if st, err := r.Status(context.Background()); err != nil || (st.Admission != "admitted" && st.Admission != "") {
+			st, err := r.Status(context.Background())
+			if err != nil || st.LeaderID != leader.ID {
+				return false
+			}
+			if !r.ReadReplica && st.Admission != "admitted" && st.Admission != "" {
 				return false
 			}
 		}
