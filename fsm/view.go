@@ -3,6 +3,7 @@ package fsm
 import (
 	"iter"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -16,14 +17,24 @@ type View struct {
 	slices   map[SliceKey]*EndpointSlice
 	// bySvc groups the slices by the service they belong to, sorted by name.
 	bySvc map[ServiceKey][]*EndpointSlice
+
+	namespaces map[string]struct{}
+	pods       map[PodKey]*Pod
+	// podAddrs counts, per namespace, the pods that have each address.
+	// Neither map holds a zero count or an empty namespace.
+	podAddrs map[string]map[netip.Addr]int
+	tracked  Tracked
 }
 
 // emptyView is the state before the first entry.
 func emptyView() *View {
 	return &View{
-		services: map[ServiceKey]*Service{},
-		slices:   map[SliceKey]*EndpointSlice{},
-		bySvc:    map[ServiceKey][]*EndpointSlice{},
+		services:   map[ServiceKey]*Service{},
+		slices:     map[SliceKey]*EndpointSlice{},
+		bySvc:      map[ServiceKey][]*EndpointSlice{},
+		namespaces: map[string]struct{}{},
+		pods:       map[PodKey]*Pod{},
+		podAddrs:   map[string]map[netip.Addr]int{},
 	}
 }
 
@@ -49,11 +60,48 @@ func (v *View) SlicesOf(k ServiceKey) []*EndpointSlice { return v.bySvc[k] }
 // Counts returns how many services and endpoint slices the View holds.
 func (v *View) Counts() (services, endpointSlices int) { return len(v.services), len(v.slices) }
 
-// SameRecords reports whether v and o hold the same services and endpoint
-// slices, whatever their indexes.
+// HasNamespace reports whether the View holds namespace name.
+func (v *View) HasNamespace(name string) bool {
+	_, ok := v.namespaces[name]
+	return ok
+}
+
+// Namespaces yields every namespace in no particular order.
+func (v *View) Namespaces() iter.Seq[string] { return maps.Keys(v.namespaces) }
+
+// Pod returns a pod, or nil.
+func (v *View) Pod(k PodKey) *Pod { return v.pods[k] }
+
+// Pods yields every pod in no particular order.
+func (v *View) Pods() iter.Seq[*Pod] { return maps.Values(v.pods) }
+
+// HasPodAddr reports whether a pod of namespace ns has address a. The
+// namespace is given as bytes, which a map lookup reads without copying.
+func (v *View) HasPodAddr(ns []byte, a netip.Addr) bool { return v.podAddrs[string(ns)][a] > 0 }
+
+// HasPodsIn reports whether namespace ns has a pod with an address.
+func (v *View) HasPodsIn(ns []byte) bool { return len(v.podAddrs[string(ns)]) > 0 }
+
+// HasPods reports whether any pod has an address.
+func (v *View) HasPods() bool { return len(v.podAddrs) > 0 }
+
+// PodCounts returns how many namespaces and pods the View holds.
+func (v *View) PodCounts() (namespaces, pods int) { return len(v.namespaces), len(v.pods) }
+
+// Tracked returns which kinds the View holds in full.
+func (v *View) Tracked() Tracked { return v.tracked }
+
+// SameRecords reports whether v and o hold the same records, whatever their
+// indexes.
 func (v *View) SameRecords(o *View) bool {
-	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) {
+	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) ||
+		len(v.pods) != len(o.pods) || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) {
 		return false
+	}
+	for k, p := range v.pods {
+		if other := o.pods[k]; other == nil || !p.Equal(other) {
+			return false
+		}
 	}
 	for k, s := range v.services {
 		if other := o.services[k]; other == nil || !s.Equal(other) {
@@ -68,18 +116,27 @@ func (v *View) SameRecords(o *View) bool {
 	return true
 }
 
-// change is a View being built from another by a batch of commands. The maps
-// are copied once, on the first write, so a batch costs one copy.
+// change is a View being built from another by a batch of commands. Each
+// group of maps (services and slices; namespaces; pods) is copied once, on
+// its first write, so a batch costs one copy of what it changes: a batch of
+// service changes does not copy ten thousand pods.
 type change struct {
-	next        *View
-	copied      bool
-	touchedSvc  map[ServiceKey]bool
-	touchedSlic map[SliceKey]bool
+	next          *View
+	copied        bool
+	copiedNS      bool
+	copiedPods    bool
+	copiedPodNS   map[string]bool // podAddrs entries already copied
+	touchedSvc    map[ServiceKey]bool
+	touchedSlic   map[SliceKey]bool
+	touchedNS     map[string]bool
+	touchedPods   map[PodKey]bool
+	touchedTracks bool
 }
 
 func newChange(from *View) *change {
 	n := *from
-	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{}}
+	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{},
+		touchedNS: map[string]bool{}, touchedPods: map[PodKey]bool{}, copiedPodNS: map[string]bool{}}
 }
 
 func (c *change) ensureCopied() {
@@ -94,8 +151,46 @@ func (c *change) ensureCopied() {
 
 // apply applies one validated command.
 func (c *change) apply(cmd *Command) {
-	c.ensureCopied()
 	v := c.next
+	switch cmd.Op {
+	case OpUpsertNamespace, OpDeleteNamespace:
+		if !c.copiedNS {
+			v.namespaces = maps.Clone(v.namespaces)
+			c.copiedNS = true
+		}
+		if cmd.Op == OpUpsertNamespace {
+			v.namespaces[cmd.Name] = struct{}{}
+		} else {
+			delete(v.namespaces, cmd.Name)
+		}
+		c.touchedNS[cmd.Name] = true
+		return
+	case OpUpsertPod, OpDeletePod:
+		if !c.copiedPods {
+			v.pods = maps.Clone(v.pods)
+			v.podAddrs = maps.Clone(v.podAddrs)
+			c.copiedPods = true
+		}
+		k := PodKey{cmd.Namespace, cmd.Name}
+		if cmd.Op == OpUpsertPod {
+			k = cmd.Pod.Key()
+		}
+		if old := v.pods[k]; old != nil {
+			c.countPodAddrs(old, -1)
+			delete(v.pods, k)
+		}
+		if cmd.Op == OpUpsertPod {
+			v.pods[k] = cmd.Pod
+			c.countPodAddrs(cmd.Pod, 1)
+		}
+		c.touchedPods[k] = true
+		return
+	case OpSetTracked:
+		v.tracked = *cmd.Tracked
+		c.touchedTracks = true
+		return
+	}
+	c.ensureCopied()
 	switch cmd.Op {
 	case OpUpsertService:
 		v.services[cmd.Service.Key()] = cmd.Service
@@ -137,4 +232,32 @@ func (v *View) addToService(e *EndpointSlice) {
 	list := append(slices.Clone(v.bySvc[sk]), e)
 	slices.SortFunc(list, func(a, b *EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	v.bySvc[sk] = list
+}
+
+// countPodAddrs adds delta to the count of each distinct address of p.
+func (c *change) countPodAddrs(p *Pod, delta int) {
+	v := c.next
+	addrs := v.podAddrs[p.Namespace]
+	if !c.copiedPodNS[p.Namespace] {
+		addrs = maps.Clone(addrs)
+		if addrs == nil {
+			addrs = map[netip.Addr]int{}
+		}
+		c.copiedPodNS[p.Namespace] = true
+	}
+	for i, a := range p.IPs {
+		if !slices.Contains(p.IPs[:i], a) {
+			if n := addrs[a] + delta; n > 0 {
+				addrs[a] = n
+			} else {
+				delete(addrs, a)
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		delete(v.podAddrs, p.Namespace)
+		delete(c.copiedPodNS, p.Namespace) // a later pod there starts afresh
+		return
+	}
+	v.podAddrs[p.Namespace] = addrs
 }
