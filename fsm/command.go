@@ -29,7 +29,7 @@ const (
 // knows only older formats cannot apply it.
 func (o Op) minVersion() int {
 	if o >= OpUpsertNamespace {
-		return int(formatV2)
+		return PodsCommandVersion
 	}
 	return int(formatV1)
 }
@@ -160,6 +160,10 @@ const (
 	formatV1           byte = 1
 	formatV2           byte = 2
 	BaseCommandVersion      = int(formatV1)
+	// PodsCommandVersion is the oldest format that carries namespaces,
+	// pods and tracked kinds: a leader commits them only while it writes
+	// this format or a newer one.
+	PodsCommandVersion = int(formatV2)
 )
 
 // Encode turns a batch of commands into one Raft log entry in format 1.

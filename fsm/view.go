@@ -76,10 +76,11 @@ func (v *View) Pod(k PodKey) *Pod { return v.pods[k] }
 func (v *View) Pods() iter.Seq[*Pod] { return maps.Values(v.pods) }
 
 // HasPodAddr reports whether a pod of namespace ns has address a. The
-// namespace is given as bytes, which a map lookup reads without copying.
+// namespace comes as bytes, as a DNS name's label does, which the lookup
+// reads without copying (the resolver answers without allocating).
 func (v *View) HasPodAddr(ns []byte, a netip.Addr) bool { return v.podAddrs[string(ns)][a] > 0 }
 
-// HasPodsIn reports whether namespace ns has a pod with an address.
+// HasPodsIn reports whether a pod of namespace ns has an address.
 func (v *View) HasPodsIn(ns []byte) bool { return len(v.podAddrs[string(ns)]) > 0 }
 
 // HasPods reports whether any pod has an address.
