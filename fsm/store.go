@@ -276,7 +276,7 @@ func (s *Store) commit(c *change) error {
 			}
 		}
 		for k := range c.touchedPods {
-			if err := putOrDelete(pods, k.Namespace+"/"+k.Name, next.pods[k]); err != nil {
+			if err := putOrDelete(pods, k.Namespace+"/"+k.Name, next.Pod(k)); err != nil {
 				return err
 			}
 		}
@@ -448,8 +448,8 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 				return err
 			}
 		}
-		for k, p := range v.pods {
-			if err := putOrDelete(pods, k.Namespace+"/"+k.Name, p); err != nil {
+		for p := range v.Pods() {
+			if err := putOrDelete(pods, p.Namespace+"/"+p.Name, p); err != nil {
 				return err
 			}
 		}

@@ -19,11 +19,18 @@ type View struct {
 	bySvc map[ServiceKey][]*EndpointSlice
 
 	namespaces map[string]struct{}
-	pods       map[PodKey]*Pod
-	// podAddrs counts, per namespace, the pods that have each address.
-	// Neither map holds a zero count or an empty namespace.
-	podAddrs map[string]map[netip.Addr]int
+	// pods groups the pods by namespace, so that a change copies the pods
+	// of one namespace, not of the cluster. It holds no empty group.
+	pods     map[string]*podGroup
+	podCount int
 	tracked  Tracked
+}
+
+// podGroup is the pods of one namespace.
+type podGroup struct {
+	byName map[string]*Pod
+	// addrs counts the pods that have each address; it holds no zero.
+	addrs map[netip.Addr]int
 }
 
 // emptyView is the state before the first entry.
@@ -33,8 +40,7 @@ func emptyView() *View {
 		slices:     map[SliceKey]*EndpointSlice{},
 		bySvc:      map[ServiceKey][]*EndpointSlice{},
 		namespaces: map[string]struct{}{},
-		pods:       map[PodKey]*Pod{},
-		podAddrs:   map[string]map[netip.Addr]int{},
+		pods:       map[string]*podGroup{},
 	}
 }
 
@@ -70,24 +76,52 @@ func (v *View) HasNamespace(name string) bool {
 func (v *View) Namespaces() iter.Seq[string] { return maps.Keys(v.namespaces) }
 
 // Pod returns a pod, or nil.
-func (v *View) Pod(k PodKey) *Pod { return v.pods[k] }
+func (v *View) Pod(k PodKey) *Pod {
+	if g := v.pods[k.Namespace]; g != nil {
+		return g.byName[k.Name]
+	}
+	return nil
+}
 
 // Pods yields every pod in no particular order.
-func (v *View) Pods() iter.Seq[*Pod] { return maps.Values(v.pods) }
+func (v *View) Pods() iter.Seq[*Pod] {
+	return func(yield func(*Pod) bool) {
+		for _, g := range v.pods {
+			for _, p := range g.byName {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // HasPodAddr reports whether a pod of namespace ns has address a. The
 // namespace comes as bytes, as a DNS name's label does, which the lookup
 // reads without copying (the resolver answers without allocating).
-func (v *View) HasPodAddr(ns []byte, a netip.Addr) bool { return v.podAddrs[string(ns)][a] > 0 }
+func (v *View) HasPodAddr(ns []byte, a netip.Addr) bool {
+	g := v.pods[string(ns)]
+	return g != nil && g.addrs[a] > 0
+}
 
 // HasPodsIn reports whether a pod of namespace ns has an address.
-func (v *View) HasPodsIn(ns []byte) bool { return len(v.podAddrs[string(ns)]) > 0 }
+func (v *View) HasPodsIn(ns []byte) bool {
+	g := v.pods[string(ns)]
+	return g != nil && len(g.addrs) > 0
+}
 
 // HasPods reports whether any pod has an address.
-func (v *View) HasPods() bool { return len(v.podAddrs) > 0 }
+func (v *View) HasPods() bool {
+	for _, g := range v.pods {
+		if len(g.addrs) > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // PodCounts returns how many namespaces and pods the View holds.
-func (v *View) PodCounts() (namespaces, pods int) { return len(v.namespaces), len(v.pods) }
+func (v *View) PodCounts() (namespaces, pods int) { return len(v.namespaces), v.podCount }
 
 // Tracked returns which kinds the View holds in full.
 func (v *View) Tracked() Tracked { return v.tracked }
@@ -96,11 +130,11 @@ func (v *View) Tracked() Tracked { return v.tracked }
 // indexes.
 func (v *View) SameRecords(o *View) bool {
 	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) ||
-		len(v.pods) != len(o.pods) || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) {
+		v.podCount != o.podCount || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) {
 		return false
 	}
-	for k, p := range v.pods {
-		if other := o.pods[k]; other == nil || !p.Equal(other) {
+	for p := range v.Pods() {
+		if other := o.Pod(p.Key()); other == nil || !p.Equal(other) {
 			return false
 		}
 	}
@@ -126,7 +160,7 @@ type change struct {
 	copied        bool
 	copiedNS      bool
 	copiedPods    bool
-	copiedPodNS   map[string]bool // podAddrs entries already copied
+	copiedGroups  map[string]bool // pod groups already copied
 	touchedSvc    map[ServiceKey]bool
 	touchedSlic   map[SliceKey]bool
 	touchedNS     map[string]bool
@@ -137,7 +171,7 @@ type change struct {
 func newChange(from *View) *change {
 	n := *from
 	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{},
-		touchedNS: map[string]bool{}, touchedPods: map[PodKey]bool{}, copiedPodNS: map[string]bool{}}
+		touchedNS: map[string]bool{}, touchedPods: map[PodKey]bool{}, copiedGroups: map[string]bool{}}
 }
 
 func (c *change) ensureCopied() {
@@ -167,22 +201,24 @@ func (c *change) apply(cmd *Command) {
 		c.touchedNS[cmd.Name] = true
 		return
 	case OpUpsertPod, OpDeletePod:
-		if !c.copiedPods {
-			v.pods = maps.Clone(v.pods)
-			v.podAddrs = maps.Clone(v.podAddrs)
-			c.copiedPods = true
-		}
 		k := PodKey{cmd.Namespace, cmd.Name}
 		if cmd.Op == OpUpsertPod {
 			k = cmd.Pod.Key()
 		}
-		if old := v.pods[k]; old != nil {
-			c.countPodAddrs(old, -1)
-			delete(v.pods, k)
+		g := c.podGroup(k.Namespace)
+		if old := g.byName[k.Name]; old != nil {
+			countAddrs(g, old, -1)
+			delete(g.byName, k.Name)
+			v.podCount--
 		}
 		if cmd.Op == OpUpsertPod {
-			v.pods[k] = cmd.Pod
-			c.countPodAddrs(cmd.Pod, 1)
+			g.byName[k.Name] = cmd.Pod
+			countAddrs(g, cmd.Pod, 1)
+			v.podCount++
+		}
+		if len(g.byName) == 0 {
+			delete(v.pods, k.Namespace)
+			delete(c.copiedGroups, k.Namespace) // a later pod there starts afresh
 		}
 		c.touchedPods[k] = true
 		return
@@ -235,30 +271,36 @@ func (v *View) addToService(e *EndpointSlice) {
 	v.bySvc[sk] = list
 }
 
-// countPodAddrs adds delta to the count of each distinct address of p.
-func (c *change) countPodAddrs(p *Pod, delta int) {
+// podGroup returns the pods of namespace ns in the View being built, copied
+// on its first change in this batch.
+func (c *change) podGroup(ns string) *podGroup {
 	v := c.next
-	addrs := v.podAddrs[p.Namespace]
-	if !c.copiedPodNS[p.Namespace] {
-		addrs = maps.Clone(addrs)
-		if addrs == nil {
-			addrs = map[netip.Addr]int{}
-		}
-		c.copiedPodNS[p.Namespace] = true
+	if !c.copiedPods {
+		v.pods = maps.Clone(v.pods)
+		c.copiedPods = true
 	}
+	if c.copiedGroups[ns] {
+		return v.pods[ns]
+	}
+	g := &podGroup{byName: map[string]*Pod{}, addrs: map[netip.Addr]int{}}
+	if old := v.pods[ns]; old != nil {
+		g = &podGroup{byName: maps.Clone(old.byName), addrs: maps.Clone(old.addrs)}
+	}
+	v.pods[ns] = g
+	c.copiedGroups[ns] = true
+	return g
+}
+
+// countAddrs adds delta to g's count of each distinct address of p.
+func countAddrs(g *podGroup, p *Pod, delta int) {
 	for i, a := range p.IPs {
-		if !slices.Contains(p.IPs[:i], a) {
-			if n := addrs[a] + delta; n > 0 {
-				addrs[a] = n
-			} else {
-				delete(addrs, a)
-			}
+		if slices.Contains(p.IPs[:i], a) {
+			continue
+		}
+		if n := g.addrs[a] + delta; n > 0 {
+			g.addrs[a] = n
+		} else {
+			delete(g.addrs, a)
 		}
 	}
-	if len(addrs) == 0 {
-		delete(v.podAddrs, p.Namespace)
-		delete(c.copiedPodNS, p.Namespace) // a later pod there starts afresh
-		return
-	}
-	v.podAddrs[p.Namespace] = addrs
 }
