@@ -20,11 +20,11 @@ run: testenv build
 	$(GO) run ./test/devcluster -kdnsd $(BIN) -upstream $(UPSTREAM)
 
 # Unit, API-server and multi-process cluster tests. One API server per package.
-# The packages whose behaviour differs in a build that also knows command
-# format 2 (upgrade tests) run once more in such a build.
+# The packages whose behaviour differs in a build that also knows the command
+# format after the newest real one (upgrade tests) run once more in such a build.
 test: testenv
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -tags kdnsd_formatv2 ./fsm ./raftnode ./membership
+	$(GO) test -count=1 -tags kdnsd_formatnext ./fsm ./raftnode ./membership
 
 # Go benchmarks, then dnsperf against kdnsd, NSD and a minimal miekg/dns
 # server on the same records in one run (installs dnsperf and nsd if missing).
@@ -51,7 +51,7 @@ image:
 
 lint:
 	$(GO) vet ./...
-	$(GO) vet -tags kdnsd_formatv2 ./fsm ./raftnode ./membership ./cmd/kdnsd
+	$(GO) vet -tags kdnsd_formatnext ./fsm ./raftnode ./membership ./cmd/kdnsd
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Builds kube-apiserver from the pinned k8s.io/kubernetes (first time: ~5

@@ -252,6 +252,38 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	return services, slices
 }
 
+// FixtureNamespaces returns the namespaces of the fixture: those of its
+// services and pods, and quiet, which has neither.
+func FixtureNamespaces() []string { return []string{"default", "kube-system", "other", "quiet"} }
+
+// FixturePods returns the fixture's pods, as a leader in verified mode
+// replicates them: every endpoint of default's services is a pod that has
+// not terminated (pending or running); other/solo is behind no service; the
+// endpoints of kube-system/big have no pod. Terminated (phase Succeeded)
+// holds a pod that has terminated, which is never replicated: a test that
+// creates the fixture in an API server creates it too, and no case may
+// find its address (10.244.9.9) in verified mode.
+func FixturePods() (pods []*fsm.Pod, terminated *fsm.Pod) {
+	pods = []*fsm.Pod{
+		{Namespace: "default", Name: "web-0", IPs: addrs("10.244.1.1", "fd00:10:244::1:1")},
+		{Namespace: "default", Name: "web-x", IPs: addrs("10.244.1.2")},
+		{Namespace: "default", Name: "web-2", IPs: addrs("10.244.1.3")},
+		{Namespace: "default", Name: "pub-0", IPs: addrs("10.244.2.1")},
+		{Namespace: "other", Name: "solo", IPs: addrs("10.244.5.5")},
+	}
+	return pods, &fsm.Pod{Namespace: "default", Name: "done", IPs: addrs("10.244.9.9")}
+}
+
+// FixtureView returns the View of the whole fixture, with namespaces and
+// pods tracked, as a leader in verified mode writes it.
+func FixtureView(index uint64) *fsm.View {
+	services, slices := Fixture()
+	pods, _ := FixturePods()
+	r := fsm.Records{Services: services, Slices: slices, Namespaces: FixtureNamespaces(), Pods: pods,
+		Tracked: fsm.Tracked{Namespaces: true, Pods: true}}
+	return r.View(index)
+}
+
 // Canonical formats a record as Check compares it: its presentation form
 // with fields separated by single spaces.
 func Canonical(rr dns.RR) string {
