@@ -254,7 +254,9 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 
 // FixtureNamespaces returns the namespaces of the fixture: those of its
 // services and pods, and quiet, which has neither.
-func FixtureNamespaces() []string { return []string{"default", "kube-system", "other", "quiet"} }
+func FixtureNamespaces() []string {
+	return []string{"default", "kube-system", "other", "quiet", "standby"}
+}
 
 // FixturePods returns the fixture's pods, as a leader in verified mode
 // replicates them: every endpoint of default's services is a pod that has
