@@ -499,6 +499,10 @@ func checkFailover(h *History, f *Figures, b Bounds) Verdict {
 		}
 	}
 	f.MarkerAllLive = 0
+	from := h.MarkerFrom
+	if from.IsZero() {
+		from = h.Fault
+	}
 	var missing []string
 	for _, r := range h.MarkerExpected {
 		at, ok := h.MarkerAnswered[r]
@@ -506,7 +510,7 @@ func checkFailover(h *History, f *Figures, b Bounds) Verdict {
 			missing = append(missing, r)
 			continue
 		}
-		f.MarkerAllLive = max(f.MarkerAllLive, msOf(at.Sub(h.Fault)))
+		f.MarkerAllLive = max(f.MarkerAllLive, msOf(at.Sub(from)))
 	}
 	if h.Marker == "" || len(h.MarkerExpected) == 0 {
 		problems = append(problems, "no write after the fault was followed")

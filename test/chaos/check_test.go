@@ -66,7 +66,7 @@ var writesOfB = []Write{
 	{Name: "b", Op: OpUpdateSlice, Addr: "10.0.1.2", Sent: at(5), Acked: at(5.01)},
 }
 
-var bounds = Bounds{Staleness: 10 * time.Second, Failover: 5 * time.Second, Marker: 10 * time.Second}
+var testBounds = Bounds{Staleness: 10 * time.Second, Failover: 5 * time.Second, Marker: 10 * time.Second}
 
 // TestCheck: the healthy history passes every property, and each change
 // below breaks exactly the property it names (or none, for the changes that
@@ -165,7 +165,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := healthy()
 			tc.change(h)
-			res := Check(h, bounds)
+			res := Check(h, testBounds)
 			if len(res.Verdicts) != len(Properties) {
 				t.Fatalf("%d verdicts, want %d", len(res.Verdicts), len(Properties))
 			}

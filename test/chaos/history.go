@@ -48,6 +48,10 @@ type History struct {
 	// MarkerAnswered is when each replica expected to answer it first did.
 	Marker         string
 	MarkerAnswered map[string]time.Time
+	// MarkerFrom is when the marker's clock starts: the fault, or for an
+	// API server outage the API server's return (no write can be made
+	// before it).
+	MarkerFrom time.Time
 	// MarkerExpected lists the replicas that had to answer the marker: the
 	// live ones connected to the majority.
 	MarkerExpected []string
