@@ -428,7 +428,7 @@ func checkStaleness(h *History, f *Figures, tlOf func(string) timeline, b Bounds
 		if !known {
 			continue
 		}
-		if in(h.Lagging, a.Replica, a.Sent) {
+		if in(h.Lagging, a.Replica, a.Sent) || in(h.Down, a.Replica, a.Sent) {
 			lagging = append(lagging, best)
 			continue
 		}

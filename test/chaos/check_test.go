@@ -140,6 +140,10 @@ func TestCheck(t *testing.T) {
 			h.Lagging = append(h.Lagging, Interval{Replica: "r1", From: at(16), To: at(18)})
 			h.Answers = append(h.Answers, answer("r1", "b", 17, 8, 0, "10.0.1.1"))
 		}, ""},
+		{"stale on a replica that is coming back is reported apart", func(h *History) {
+			h.Writes = append(h.Writes, writesOfB...)
+			h.Answers = append(h.Answers, answer("r0", "b", 20.2, 8, 0, "10.0.1.1"))
+		}, ""},
 		{"a replica never converges", func(h *History) {
 			delete(h.Converged, "r2")
 		}, PropConvergence},

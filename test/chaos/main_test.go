@@ -21,6 +21,7 @@ var (
 	voters    = flag.Int("chaos.voters", 3, "voters of each scenario's cluster: 3 or 5")
 	reportMD  = flag.String("chaos.md", "", "the markdown report to write (default: CHAOS.md in -chaos.assets)")
 	assetsDir = flag.String("chaos.assets", "", "where chaos.json and the PNG timelines are written (default: a temporary directory)")
+	histories = flag.String("chaos.histories", "", "when set, every scenario's whole recorded history is written there as <scenario>.json (large)")
 	kdnsdBin  = flag.String("chaos.kdnsd", "", "the kdnsd binary under test (default: built from this checkout)")
 )
 

@@ -197,7 +197,7 @@ func failover(v float64) string {
 }
 
 // rateBin is the width of the timeline's rate buckets.
-const rateBin = 250 * time.Millisecond
+const rateBin = time.Second
 
 // Timeline draws h as a PNG in dir: per replica, answered and unanswered
 // probes per second, the fault window shaded and leader changes marked. It
@@ -207,7 +207,7 @@ func Timeline(h *History, dir string) (string, error) {
 	p.Title.Text = fmt.Sprintf("%s (%d voters): probes per second by replica", h.Scenario, h.Voters)
 	p.X.Label.Text = "seconds since start"
 	p.Y.Label.Text = "probes/s (solid: answered, dashed: timeout / SERVFAIL / refused)"
-	n := int(h.End.Sub(h.Start)/rateBin) + 1
+	n := max(1, int(h.End.Sub(h.Start)/rateBin)) // whole bins only
 	sec := func(t time.Time) float64 { return t.Sub(h.Start).Seconds() }
 	ymax := 1.0
 	type series struct{ ok, bad []float64 }
@@ -230,7 +230,7 @@ func Timeline(h *History, dir string) (string, error) {
 	for _, s := range per {
 		ymax = max(ymax, slices.Max(s.ok), slices.Max(s.bad))
 	}
-	ymax *= 1.15
+	ymax *= 1.45 // room above the lines for the legend and the leader marks
 	if !h.Fault.IsZero() {
 		shade, err := plotter.NewPolygon(plotter.XYs{{X: sec(h.Fault), Y: 0}, {X: sec(h.Heal), Y: 0}, {X: sec(h.Heal), Y: ymax}, {X: sec(h.Fault), Y: ymax}})
 		if err != nil {
@@ -270,7 +270,7 @@ func Timeline(h *History, dir string) (string, error) {
 		}
 		line.Color, line.Dashes = color.Black, []vg.Length{vg.Points(1), vg.Points(2)}
 		p.Add(line)
-		marks.XYs = append(marks.XYs, plotter.XY{X: x, Y: ymax * (0.95 - 0.06*float64(k%4))})
+		marks.XYs = append(marks.XYs, plotter.XY{X: x, Y: ymax * (0.96 - 0.05*float64(k%4))})
 		marks.Labels = append(marks.Labels, fmt.Sprintf(" %s leads (term %d)", lc.Replica, lc.Term))
 	}
 	if len(marks.XYs) > 0 {
@@ -282,7 +282,7 @@ func Timeline(h *History, dir string) (string, error) {
 	}
 	p.Y.Min, p.Y.Max = 0, ymax
 	p.X.Min, p.X.Max = 0, sec(h.End)
-	p.Legend.Top, p.Legend.Left = false, true
+	p.Legend.Top, p.Legend.Left = true, false
 	p.Legend.YOffs = -vg.Points(4)
 	name := h.Scenario + ".png"
 	if err := p.Save(11*vg.Inch, 5*vg.Inch, filepath.Join(dir, name)); err != nil {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -79,8 +80,9 @@ var scenarios = []scenario{
 			d.down(l, "stopped")
 			d.must(l.Pause())
 			return func() {
+				since := time.Now()
 				d.must(l.Resume())
-				d.rejoin(l, false)
+				d.rejoin(l, false, since)
 			}
 		}},
 	{"partition-leader", "the leader cut off from the majority both ways (iptables in its namespace), then healed", true, holdFor(15*time.Second, 10*time.Second),
@@ -104,11 +106,12 @@ var scenarios = []scenario{
 				d.down(r, "restarted")
 				r.Kill()
 			}
+			since := time.Now()
 			for _, r := range d.c.Replicas {
 				d.must(r.Start())
 			}
 			for _, r := range d.c.Replicas {
-				d.back(r, false)
+				d.back(r, false, since)
 			}
 			return d.startAPIServer
 		}},
@@ -140,6 +143,7 @@ type driver struct {
 	c     *cluster.Cluster
 	h     *History
 	w     *writer
+	rec   *recorder
 	short bool
 
 	mu      sync.Mutex // guards h.Down, h.Lagging, h.Events
@@ -238,30 +242,43 @@ func (d *driver) closeOpen(ivs []Interval, r *cluster.Replica, t time.Time) {
 
 // restart starts r again and waits for it to rejoin.
 func (d *driver) restart(r *cluster.Replica, wiped bool) {
+	since := time.Now()
 	d.must(r.Start())
 	d.event(r.ID + " started")
-	d.rejoin(r, wiped)
+	d.rejoin(r, wiped, since)
 }
 
-// rejoin waits for r to answer again and then to catch up.
-func (d *driver) rejoin(r *cluster.Replica, wiped bool) {
-	d.back(r, wiped)
-	d.catchUp(r, time.Now())
+// rejoin waits for r, started or continued at since, to answer again and
+// then to catch up: it lags from its first answer on.
+func (d *driver) rejoin(r *cluster.Replica, wiped bool, since time.Time) {
+	d.catchUp(r, d.back(r, wiped, since))
 }
 
-// back waits for r's first answer, which ends its down interval: any
-// answer, or for a wiped replica (which answers SERVFAIL until it holds
-// records, by design) the first NOERROR or NXDOMAIN.
-func (d *driver) back(r *cluster.Replica, wiped bool) {
+// back waits for r's first answer since it was started or continued at
+// since, which ends its down interval: any answer, or for a wiped replica
+// (which answers SERVFAIL until it holds records, by design) the first
+// NOERROR or NXDOMAIN. The first such answer may be a reader's: a probe
+// sent while r was down can wait out its timeout (ICMP port-unreachable
+// replies are rate-limited) after r is back.
+func (d *driver) back(r *cluster.Replica, wiped bool, since time.Time) time.Time {
 	name := d.w.fqdn("never0")
+	backed := func(a Answer) bool { return a.Answered() || !wiped && a.Rcode >= 0 }
 	var at time.Time
 	wait.For(d.t, r.ID+" to answer again", rejoinTimeout, func() bool {
 		a := probe(r, name)
 		at = a.At
-		return a.Answered() || !wiped && a.Rcode >= 0
+		return backed(a)
 	})
+	d.rec.mu.Lock()
+	for _, a := range d.rec.answers {
+		if a.Replica == r.ID && a.Sent.After(since) && a.At.Before(at) && backed(a) {
+			at = a.At
+		}
+	}
+	d.rec.mu.Unlock()
 	d.closeOpen(d.h.Down, r, at)
 	d.event(r.ID + " answers")
+	return at
 }
 
 // catchUp records r as lagging from `from` until its applied index reaches
@@ -358,7 +375,7 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 	for _, r := range c.Replicas {
 		h.Replicas = append(h.Replicas, r.ID)
 	}
-	d := &driver{t: t, c: c, h: h, w: w, short: short}
+	d := &driver{t: t, c: c, h: h, w: w, rec: rec, short: short}
 	d.leader()
 	for _, r := range c.Replicas {
 		wait.For(t, r.ID+" to serve the zone", 30*time.Second, func() bool { return probe(r, w.fqdn("never0")).Rcode == dns.RcodeNameError })
@@ -530,6 +547,15 @@ func TestChaos(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			h := runScenario(t, sc, short, kubeconfig, raftFlags)
 			res := Check(h, bounds)
+			if *histories != "" {
+				raw, err := json.Marshal(h)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(*histories, sc.name+".json"), raw, 0o644)
+				}
+				if err != nil {
+					t.Errorf("history: %v", err)
+				}
+			}
 			png, err := Timeline(h, dir)
 			if err != nil {
 				t.Errorf("timeline: %v", err)
