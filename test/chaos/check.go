@@ -213,8 +213,9 @@ func (tl timeline) matches(obs string, sentBefore time.Time) []int {
 }
 
 // staleness is how long before at the API last held state k (0 if it still
-// did), and false when that is not known (the next write is uncertain).
-func (tl timeline) staleness(k int, at time.Time) (time.Duration, bool) {
+// did), less the time in apiDown, and false when that is not known (the
+// next write is uncertain).
+func (tl timeline) staleness(k int, at time.Time, apiDown []Interval) (time.Duration, bool) {
 	if k+1 == len(tl) {
 		return 0, true
 	}
@@ -222,7 +223,27 @@ func (tl timeline) staleness(k int, at time.Time) (time.Duration, bool) {
 	if next.acked.IsZero() {
 		return 0, false
 	}
-	return max(0, at.Sub(next.acked)), true
+	d := at.Sub(next.acked)
+	for _, iv := range apiDown {
+		if from, to := maxTime(iv.From, next.acked), minTime(iv.To, at); to.After(from) {
+			d -= to.Sub(from)
+		}
+	}
+	return max(0, d), true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // Check judges h against every property, holding the time-bound ones to b.
@@ -421,7 +442,7 @@ func checkStaleness(h *History, f *Figures, tlOf func(string) timeline, b Bounds
 		tl := tlOf(a.Name)
 		best, known := time.Duration(-1), false
 		for _, k := range tl.matches(obs, a.At) {
-			if d, ok := tl.staleness(k, a.At); ok && (best < 0 || d < best) {
+			if d, ok := tl.staleness(k, a.At, h.APIDown); ok && (best < 0 || d < best) {
 				best, known = d, true
 			}
 		}

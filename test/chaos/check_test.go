@@ -135,6 +135,11 @@ func TestCheck(t *testing.T) {
 			h.Writes = append(h.Writes, writesOfB...)
 			h.Answers = append(h.Answers, answer("r1", "b", 17, 8, 0, "10.0.1.1"))
 		}, PropStaleness},
+		{"time the API server was down does not count as staleness", func(h *History) {
+			h.Writes = append(h.Writes, writesOfB...)
+			h.APIDown = []Interval{{From: at(6), To: at(14)}}
+			h.Answers = append(h.Answers, answer("r1", "b", 17, 8, 0, "10.0.1.1")) // 12 s after, 4 s of them with the API up
+		}, ""},
 		{"stale on a lagging replica is reported apart", func(h *History) {
 			h.Writes = append(h.Writes, writesOfB...)
 			h.Lagging = append(h.Lagging, Interval{Replica: "r1", From: at(16), To: at(18)})

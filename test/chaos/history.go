@@ -43,6 +43,10 @@ type History struct {
 	// apart and not held to the bound.
 	Down    []Interval
 	Lagging []Interval
+	// APIDown are the intervals in which the API server could not be read
+	// (from its stop until it is ready again). Staleness does not count
+	// them: no replica can learn what the API cannot tell.
+	APIDown []Interval
 	Events  []Event
 	// Marker is the name of the write made right after the fault;
 	// MarkerAnswered is when each replica expected to answer it first did.

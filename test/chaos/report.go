@@ -74,10 +74,11 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 	p("within %s, partitioned replicas included · **no phantom** no answer shows a state the API never held (or held only\n", queryTimeout)
 	p("later) · **monotonic** no replica, across restarts, answers an older state or applied index to a query sent after a newer\n")
 	p("one arrived · **bounded staleness** δ = how long before the answer the API last held what it shows (from the\n")
-	p("acknowledgement of the write that replaced it), on replicas connected to the majority ≤ %s; replicas cut off or\n", b.Staleness)
-	p("catching up are reported apart · **convergence** after the writes stop every replica answers every name as the API\n")
+	p("acknowledgement of the write that replaced it, less any time the API server was down), on replicas connected to the\n")
+	p("majority ≤ %s; replicas cut off, restarting or catching up are reported apart\n", b.Staleness)
+	p("· **convergence** after the writes stop every replica answers every name as the API\n")
 	p("holds it · **failover** a new leader within %s when the leader was hit, and the write made right after the fault\n", b.Failover)
-	p("(after an API outage: when the API is back) answered by every live majority replica within %s.\n\n", b.Marker)
+	p("(after an API outage: from when the API server is ready again) answered by every live majority replica within %s.\n\n", b.Marker)
 
 	p("| scenario |")
 	for _, prop := range Properties {
@@ -205,6 +206,12 @@ const rateBin = time.Second
 func Timeline(h *History, dir string) (string, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%s (%d voters): probes per second by replica", h.Scenario, h.Voters)
+	for _, e := range h.Events {
+		if strings.HasSuffix(e.What, " faulted") {
+			p.Title.Text += "; " + e.What
+			break
+		}
+	}
 	p.X.Label.Text = "seconds since start"
 	p.Y.Label.Text = "probes/s (solid: answered, dashed: timeout / SERVFAIL / refused)"
 	n := max(1, int(h.End.Sub(h.Start)/rateBin)) // whole bins only

@@ -94,14 +94,14 @@ var scenarios = []scenario{
 	{"api-down", "the API server stopped (60 s; 20 s in the short profile)", false, holdFor(60*time.Second, 20*time.Second),
 		func(d *driver) func() {
 			d.expect(d.c.Replicas...)
-			d.must(env.StopAPIServer())
+			d.stopAPIServer()
 			return d.startAPIServer
 		}},
 	{"restart-all-api-down", "the API server stopped, every replica killed and restarted while it is down, the API server back after 30 s (20 s short)", true, holdFor(30*time.Second, 20*time.Second),
 		func(d *driver) func() {
 			d.leaderFaulted()
 			d.expect(d.c.Replicas...)
-			d.must(env.StopAPIServer())
+			d.stopAPIServer()
 			for _, r := range d.c.Replicas {
 				d.down(r, "restarted")
 				r.Kill()
@@ -322,10 +322,24 @@ func (d *driver) partition(r *cluster.Replica, both bool) func() {
 	}
 }
 
+func (d *driver) stopAPIServer() {
+	d.mu.Lock()
+	d.h.APIDown = append(d.h.APIDown, Interval{From: time.Now(), Why: "API server stopped"})
+	d.mu.Unlock()
+	d.must(env.StopAPIServer())
+	d.event("API server stopped")
+}
+
+// startAPIServer starts the API server and waits until it is ready, which
+// ends the outage.
 func (d *driver) startAPIServer() {
 	d.must(env.StartAPIServer(context.Background()))
-	d.h.MarkerFrom = time.Now()
-	d.event("API server back")
+	now := time.Now()
+	d.mu.Lock()
+	d.h.APIDown[len(d.h.APIDown)-1].To = now
+	d.mu.Unlock()
+	d.h.MarkerFrom = now
+	d.event("API server ready again")
 }
 
 // runScenario runs sc on a new cluster and returns its history.
@@ -408,7 +422,7 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 	stopReads()
 	readers.Wait()
 	h.End = time.Now()
-	for _, ivs := range [][]Interval{h.Down, h.Lagging} {
+	for _, ivs := range [][]Interval{h.Down, h.Lagging, h.APIDown} {
 		for i := range ivs {
 			if ivs[i].To.IsZero() {
 				ivs[i].To = h.End
