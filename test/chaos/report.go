@@ -146,7 +146,9 @@ func lowest(av map[string]Phases) (string, string) {
 		if r.Total == 0 {
 			return
 		}
-		if cur.Total == 0 || float64(r.Answered)/float64(r.Total) < float64(cur.Answered)/float64(cur.Total) {
+		// The lowest ratio; of equal ones, the one over the most queries.
+		a, b := float64(r.Answered)/float64(r.Total), float64(cur.Answered)/float64(cur.Total)
+		if cur.Total == 0 || a < b || a == b && r.Total > cur.Total {
 			*cur = r
 		}
 	}

@@ -157,9 +157,11 @@ func (d *driver) must(err error) {
 	}
 }
 
-func (d *driver) event(what string) {
+func (d *driver) event(what string) { d.eventAt(time.Now(), what) }
+
+func (d *driver) eventAt(t time.Time, what string) {
 	d.mu.Lock()
-	d.h.Events = append(d.h.Events, Event{At: time.Now(), What: what})
+	d.h.Events = append(d.h.Events, Event{At: t, What: what})
 	d.mu.Unlock()
 }
 
@@ -277,7 +279,7 @@ func (d *driver) back(r *cluster.Replica, wiped bool, since time.Time) time.Time
 	}
 	d.rec.mu.Unlock()
 	d.closeOpen(d.h.Down, r, at)
-	d.event(r.ID + " answers")
+	d.eventAt(at, r.ID+" answers")
 	return at
 }
 
