@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +66,8 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 		voters = reports[0].Voters
 	}
 	p("# Chaos report\n\n")
-	p("Written by `make chaos` (profile **%s**, %d voters) from the run of %s. Real kdnsd processes, each in its own\n", profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	p("Written by `make chaos` (profile **%s**, %d voters) from the run of %s on %d CPUs. Real kdnsd processes, each in its own\n",
+		profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
 	p("network namespace (Raft over mutual TLS between them), a real kube-apiserver, ~20 writes/s through it\n")
 	p("(EndpointSlice + headless Service: create, address updates, delete), and %d probes/s to every replica over UDP\n", readRate)
 	p("(applied index, then a name: live, deleted or never existing). The suite's code and the definitions are in\n")
