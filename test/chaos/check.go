@@ -120,9 +120,9 @@ type Figures struct {
 	// none was seen, 0 when the leader was not hit.
 	Failover      float64        `json:"failover_ms"`
 	LeaderChanges []LeaderChange `json:"leader_changes"`
-	// MarkerAllLive is the time from the fault until every live replica
-	// connected to the majority answered the write made after it, in ms;
-	// -1 when one never did.
+	// MarkerAllLive is the time from the fault (History.MarkerFrom) until
+	// every live replica connected to the majority answered the write made
+	// after it, in ms; -1 when one never did.
 	MarkerAllLive float64 `json:"marker_all_live_ms"`
 }
 

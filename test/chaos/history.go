@@ -52,9 +52,9 @@ type History struct {
 	// MarkerAnswered is when each replica expected to answer it first did.
 	Marker         string
 	MarkerAnswered map[string]time.Time
-	// MarkerFrom is when the marker's clock starts: the fault, or for an
-	// API server outage the API server's return (no write can be made
-	// before it).
+	// MarkerFrom is when the marker's clock starts: the fault, or in an
+	// API server outage the moment the API first accepted the marker's
+	// write (no write can be made before it).
 	MarkerFrom time.Time
 	// MarkerExpected lists the replicas that had to answer the marker: the
 	// live ones connected to the majority.

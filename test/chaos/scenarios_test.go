@@ -340,7 +340,6 @@ func (d *driver) startAPIServer() {
 	d.mu.Lock()
 	d.h.APIDown[len(d.h.APIDown)-1].To = now
 	d.mu.Unlock()
-	d.h.MarkerFrom = now
 	d.event("API server ready again")
 }
 
@@ -447,12 +446,17 @@ func phase(d time.Duration) {
 // followMarker makes the write after the fault and records when each
 // expected replica first answers it.
 func (d *driver) followMarker(ctx context.Context) {
-	name, err := d.w.marker(ctx, "marker")
+	name, accepted, err := d.w.marker(ctx, "marker")
 	if err != nil {
 		d.t.Errorf("the write after the fault: %v", err)
 		return
 	}
 	d.h.Marker = name
+	d.mu.Lock()
+	if len(d.h.APIDown) > 0 {
+		d.h.MarkerFrom = accepted
+	}
+	d.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, id := range d.h.MarkerExpected {
 		r := d.c.Replicas[slices.IndexFunc(d.c.Replicas, func(r *cluster.Replica) bool { return r.ID == id })]

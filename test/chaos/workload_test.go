@@ -208,41 +208,43 @@ func (w *writer) apply(ctx context.Context, name, op, addr string) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// marker drives a fresh object until its service exists, retrying refused
-// writes until ctx is done, and returns its name.
-func (w *writer) marker(ctx context.Context, name string) (string, error) {
-	o := &object{name: name}
+// marker drives a fresh object named after base until its service
+// exists, retrying until ctx is done, and returns its name and when the API
+// first accepted one of its writes. A refused write is retried; after any
+// other failure the object's state is unknown, so the writer starts over
+// with a new name (no object is written after an unknown write).
+func (w *writer) marker(ctx context.Context, base string) (string, time.Time, error) {
+	var accepted time.Time
 	// While the API server is down every write fails at once: retry at a
 	// pace, not in a tight loop.
 	retry := time.NewTicker(200 * time.Millisecond)
 	defer retry.Stop()
-	for o.step < 2 {
-		before := o.step
-		if w.stepMarker(ctx, o); o.step > before {
+	name := base
+	for attempt, step := 1, 0; step < 2; {
+		res := w.do(ctx, name, lifecycle[step])
+		if step == 0 && !res.Refused {
+			w.mu.Lock()
+			w.written = append(w.written, name)
+			w.mu.Unlock()
+		}
+		switch {
+		case res.Err == "":
+			if accepted.IsZero() {
+				accepted = res.Sent
+			}
+			step++
 			continue
+		case !res.Refused:
+			attempt++
+			name, step = fmt.Sprintf("%s-%d", base, attempt), 0
 		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", time.Time{}, ctx.Err()
 		case <-retry.C:
 		}
 	}
-	return w.fqdn(name), nil
-}
-
-// stepMarker is step for the marker, which stays out of the pool and is
-// retried whatever the error (create again after a lost acknowledgement
-// fails with AlreadyExists, which the checker sees as an unknown state).
-func (w *writer) stepMarker(ctx context.Context, o *object) {
-	res := w.do(ctx, o.name, lifecycle[o.step])
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if o.step == 0 && !res.Refused {
-		w.written = append(w.written, o.name)
-	}
-	if res.Err == "" {
-		o.step++
-	}
+	return w.fqdn(name), accepted, nil
 }
 
 // pick returns a name to ask about: mostly one of the live objects, else a
