@@ -107,9 +107,9 @@ type Figures struct {
 	// StalenessMajority is δ over every answer of a replica connected to
 	// the majority; StalenessLagging over those of a replica cut off or
 	// catching up.
-	StalenessMajority Dist `json:"staleness_majority"`
-	StalenessLagging  Dist `json:"staleness_lagging"`
-	StalestMajority   string
+	StalenessMajority Dist   `json:"staleness_majority"`
+	StalenessLagging  Dist   `json:"staleness_lagging"`
+	StalestMajority   string `json:"stalest_majority"`
 	// CaughtUp is, per replica that lagged, how long it lagged (the cut-off
 	// and catch-up time), in ms.
 	CaughtUp map[string]float64 `json:"caught_up_ms"`

@@ -170,6 +170,10 @@ func TestCheck(t *testing.T) {
 		{"the write after the fault is late", func(h *History) {
 			h.MarkerAnswered["r2"] = at(25)
 		}, PropFailover},
+		{"in an API outage the write is timed from when the API took it", func(h *History) {
+			h.MarkerAnswered["r2"] = at(25)
+			h.MarkerFrom = at(24)
+		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := healthy()
