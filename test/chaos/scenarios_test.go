@@ -91,7 +91,7 @@ var scenarios = []scenario{
 		func(d *driver) func() { return d.partition(d.follower(), true) }},
 	{"oneway-leader", "one-way partition: the leader can send to the others, not receive from them", true, holdFor(15*time.Second, 10*time.Second),
 		func(d *driver) func() { return d.partition(d.leaderFaulted(), false) }},
-	{"api-down", "the API server stopped (60 s; 20 s in the short profile)", false, holdFor(60*time.Second, 20*time.Second),
+	{"api-down", "the API server stopped for 60 s (20 s when run under the short profile)", false, holdFor(60*time.Second, 20*time.Second),
 		func(d *driver) func() {
 			d.expect(d.c.Replicas...)
 			d.stopAPIServer()
