@@ -218,6 +218,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	for i, c := range qname {
 		key[i] = lower(c)
 	}
+	if isAppliedIndex(q, key) {
+		return r.appliedIndex(&m), actAnswer
+	}
 	ix := r.idx.Load()
 	switch r.classify(key) {
 	case zoneOther:
