@@ -392,7 +392,7 @@ func monitor(ctx context.Context, c *cluster.Cluster, rec *recorder) {
 					return
 				}
 				rec.mu.Lock()
-				rec.leaders = append(rec.leaders, LeaderSample{At: time.Now(), Replica: r.ID, State: st.State, Term: st.Term})
+				rec.leaders = append(rec.leaders, LeaderSample{At: time.Now(), Replica: r.ID, State: string(st.State), Term: st.Term})
 				rec.mu.Unlock()
 			})
 		}
