@@ -17,9 +17,10 @@
 //	GET    /v1/snapshot         fsm.WriteSnapshot of this replica's View (X-Kdnsd-Snapshot-Index)
 //	POST   /v1/snapshot         a snapshot body → RestoreResponse        (leader)
 //
-// GET /v1/peers asks every other peer's GET /v1/status (with this replica's
-// own credentials and a short timeout); a peer that does not answer is shown
-// unhealthy with the reason. GET /v1/snapshot is answered by the replica
+// Status is also the document of GET /status on kdnsd serve's status port,
+// which needs no credentials. GET /v1/peers asks every other peer's GET
+// /v1/status (with this replica's own credentials and a short timeout); a
+// peer that does not answer is shown unhealthy with the reason. GET /v1/snapshot is answered by the replica
 // asked, not forwarded, so that a backup can be taken without quorum; its
 // index header says how recent it is.
 //

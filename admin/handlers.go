@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
@@ -28,31 +26,15 @@ const HealthyContact = 5 * time.Second
 const changeTimeout = 30 * time.Second
 
 func (s *Server) status() Status {
-	st := s.cfg.Node.Status()
 	v := s.cfg.Views.View()
-	services, slices := v.Counts()
-	out := Status{
-		ID: st.ID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAddress: st.LeaderAddr,
-		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, ServedIndex: v.Index(),
-		Admission: string(st.Admission), Services: services, EndpointSlices: slices,
-		MaxCommandVersion: st.MaxCommandVersion, CommandVersion: st.CommandVersion, ApplyBlocked: st.ApplyBlocked,
-	}
+	served, watcher := v.Index(), ""
 	if s.cfg.ServedIndex != nil {
-		out.ServedIndex = s.cfg.ServedIndex()
+		served = s.cfg.ServedIndex()
 	}
 	if s.cfg.WatcherState != nil {
-		out.Watcher = s.cfg.WatcherState()
+		watcher = s.cfg.WatcherState()
 	}
-	if st.State != raft.Leader.String() && !st.LastContact.IsZero() {
-		ms := time.Since(st.LastContact).Milliseconds()
-		out.LastContactMS = &ms
-	}
-	for _, srv := range st.Servers {
-		if srv.ID == st.ID {
-			out.Voter = srv.Voter
-		}
-	}
-	return out
+	return NewStatus(s.cfg.Node.Status(), v, served, watcher)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
@@ -112,10 +94,10 @@ func (p *Peer) fill(st *Status, leaderID string) {
 		p.Problem = fmt.Sprintf("its admin address answers as %q", st.ID)
 	case st.ApplyBlocked != "":
 		p.Problem = st.ApplyBlocked
-	case st.State == raft.Leader.String():
+	case st.State == raftnode.StateLeader:
 		p.Healthy = true
-	case st.State != raft.Follower.String():
-		p.Problem = "state " + st.State
+	case st.State != raftnode.StateFollower:
+		p.Problem = "state " + string(st.State)
 	case st.LeaderID == "":
 		p.Problem = "knows no leader"
 	case st.LastContactMS == nil || time.Duration(*st.LastContactMS)*time.Millisecond > HealthyContact:
@@ -326,13 +308,11 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, raftnode.ErrUnknownServer):
 		return http.StatusNotFound
-	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case strings.Contains(err.Error(), "cannot restore snapshot now"):
+	case errors.Is(err, raftnode.ErrRestoreNotNow):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError

@@ -1,35 +1,55 @@
 package admin
 
 import (
+	"time"
+
+	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
 
-// Status is one replica's own view: GET /v1/status.
+// Status is one replica's own view: what its Raft member knows
+// (raftnode.Status) and what it serves. It is the one status document of a
+// replica: the admin API serves it at GET /v1/status, and kdnsd serve's
+// status port (--http-addr) at GET /status, which the replicas' membership
+// probes read (its raftnode.Status fields) and which needs no credentials.
+//
+// Replicas of different versions read each other's documents during a
+// rolling upgrade, so a field keeps its JSON name and meaning once shipped.
 type Status struct {
-	ID            string `json:"id"`
-	State         string `json:"state"` // Leader, Follower, Candidate or Shutdown
-	Voter         bool   `json:"voter"`
-	Term          uint64 `json:"term"`
-	LeaderID      string `json:"leader_id"`
-	LeaderAddress string `json:"leader_address"` // the leader's Raft address
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"` // of the durable store
-	ServedIndex   uint64 `json:"served_index"`  // of the records DNS answers from
-	// LastContactMS is how long ago, in milliseconds, this replica last heard
-	// from a leader. It is absent on the leader and on a replica that never
-	// heard from one.
-	LastContactMS  *int64 `json:"last_contact_ms,omitempty"`
-	Admission      string `json:"admission,omitempty"` // raftnode.Admission
+	raftnode.Status
+	// Voter says whether this replica is a voter in its configuration.
+	Voter bool `json:"voter"`
+	// LeaderAddress is LeaderAddr under the name GET /v1/status used before
+	// it carried raftnode.Status; readers use it, so that they read the
+	// status of replicas of those versions too.
+	LeaderAddress string `json:"leader_address"`
+	// LastContactMS is how long ago, in milliseconds, this replica last
+	// heard from a leader (LastContact as an age). It is absent on the
+	// leader and on a replica that never heard from one.
+	LastContactMS *int64 `json:"last_contact_ms,omitempty"`
+	// ServedIndex is the Raft index of the records DNS answers from.
+	ServedIndex    uint64 `json:"served_index"`
 	Services       int    `json:"services"`
 	EndpointSlices int    `json:"endpoint_slices"`
-	Watcher        string `json:"watcher,omitempty"`
-	// MaxCommandVersion is the newest Raft log command format the replica's
-	// build decodes; CommandVersion, on the leader, the format it writes.
-	MaxCommandVersion int `json:"max_command_version"`
-	CommandVersion    int `json:"command_version,omitempty"`
-	// ApplyBlocked says why the replica stopped applying the log, if it did
-	// (an entry its build cannot decode).
-	ApplyBlocked string `json:"apply_blocked,omitempty"`
+	// Watcher describes the Kubernetes watcher: "follower" off the leader.
+	Watcher string `json:"watcher,omitempty"`
+}
+
+// NewStatus makes the Status of a replica whose Raft member reports st, that
+// holds the records v, answers DNS from the records at index served, and
+// whose watcher is in the state watcher.
+func NewStatus(st raftnode.Status, v *fsm.View, served uint64, watcher string) Status {
+	out := Status{Status: st, LeaderAddress: st.LeaderAddr, ServedIndex: served, Watcher: watcher}
+	out.Services, out.EndpointSlices = v.Counts()
+	if st.State != raftnode.StateLeader && !st.LastContact.IsZero() {
+		out.LastContactMS = new(time.Since(st.LastContact).Milliseconds())
+	}
+	for _, srv := range st.Servers {
+		if srv.ID == st.ID {
+			out.Voter = srv.Voter
+		}
+	}
+	return out
 }
 
 // Peer is one member of the Raft configuration as GET /v1/peers reports it.
@@ -41,14 +61,14 @@ type Peer struct {
 	Leader       bool   `json:"leader"`
 	// Reachable says whether the peer answered; the fields below are its own
 	// answer and are zero when it did not.
-	Reachable     bool   `json:"reachable"`
-	State         string `json:"state,omitempty"`
-	Term          uint64 `json:"term,omitempty"`
-	LastContactMS *int64 `json:"last_contact_ms,omitempty"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	ServedIndex   uint64 `json:"served_index"`
-	// Admission says whether the peer may vote (raftnode.Admission).
-	Admission string `json:"admission,omitempty"`
+	Reachable     bool           `json:"reachable"`
+	State         raftnode.State `json:"state,omitempty"`
+	Term          uint64         `json:"term,omitempty"`
+	LastContactMS *int64         `json:"last_contact_ms,omitempty"`
+	AppliedIndex  uint64         `json:"applied_index"`
+	ServedIndex   uint64         `json:"served_index"`
+	// Admission says whether the peer may vote.
+	Admission raftnode.Admission `json:"admission,omitempty"`
 	// MaxCommandVersion is the newest command format the peer decodes (1
 	// for a release from before formats were advertised).
 	MaxCommandVersion int `json:"max_command_version,omitempty"`

@@ -100,18 +100,35 @@
 //
 // If an upstream sends queries back to kdnsd (the node's resolv.conf names
 // the cluster DNS service, or a node-local cache forwards to it), every
-// forwarded query would circle until it times out, multiplying load. Start
-// therefore sends each upstream one query for a random name below
+// forwarded query would circle until it times out, multiplying load.
+// Start therefore sends each upstream one query for a random name below
 // "kdnsd-loop-detect." (retried a few times if the upstream does not
-// answer), like CoreDNS's loop plugin. If such a name of this Forwarder's
-// ever comes back into ServeDNS, there is a loop: the Forwarder logs an
-// error naming the upstreams, answers the probe SERVFAIL, and stops
-// forwarding for good (until restart): every forwarded query is answered
-// SERVFAIL, and Stats.Looping is true. Probe names of other replicas are
-// forwarded like any name, so that in a loop through the cluster service
-// they come round to the replica that sent them. Start should be called
-// once the DNS listeners serve, or a looped probe finds no one to come back
-// to.
+// answer), like CoreDNS's loop plugin. The probe counts as come back only
+// if ServeDNS gets its name while the probe's query to the upstream waits
+// for the reply (at most Config.Timeout): in a loop the upstream cannot
+// answer before the query it passed on has come round, so a probe that
+// loops comes back in that window, on the upstream's reply path. The name
+// travels in clear, so a probe that came back is confirmed with a fresh one
+// before anything changes: a probe name replayed by someone who saw it on
+// the wire pauses nothing (outside the window it is forwarded like any
+// name); to pause forwarding, two probes must come back within their
+// windows, the second under a name that only the path to the upstream has
+// seen. (The source address of the returning
+// query is not checked: in the loops met in practice it is a peer replica's,
+// a node's or a node-local cache's, not the upstream's.) A probe that came
+// back is answered SERVFAIL, so that it goes no further round.
+//
+// Once both probes came back, the Forwarder logs an error naming the
+// upstream and pauses forwarding for LoopHold: names outside the zone are
+// answered from the cache (fresh entries, then stale ones as when every
+// upstream fails), else SERVFAIL, without asking upstreams; Stats.Looping is
+// true meanwhile. The first query to forward after LoopHold has every
+// upstream probed again, the pause lasting until they are: forwarding
+// resumes (with an info log) when none loops, else pauses for another
+// LoopHold. Probe names of other replicas are forwarded like any name, so
+// that in a loop through the cluster service they come round to the replica
+// that sent them. Start should be called once the DNS listeners serve, or a
+// looped probe finds no one to come back to.
 //
 // An operator who sees the loop error must point kdnsd at resolvers that do
 // not lead back to the cluster DNS: fix the upstream flags or stub domains,
@@ -119,5 +136,6 @@
 // node, which must not name the cluster DNS service IP, nor a local stub
 // such as systemd-resolved's 127.0.0.53 that is unreachable from the pod),
 // and check that no node-local cache forwards names outside the cluster
-// zone back to the cluster DNS service. Then restart kdnsd.
+// zone back to the cluster DNS service. kdnsd resumes forwarding by itself
+// at the first probes after the fix (within LoopHold).
 package forward

@@ -182,8 +182,13 @@ func (f *Forwarder) Start(ctx context.Context) {
 	if !f.started.CompareAndSwap(false, true) {
 		return
 	}
+	f.loop.ctx = ctx
 	go f.healthLoop(ctx)
-	go f.detectLoops(ctx)
+	go func() {
+		if !f.detectLoops(ctx) && ctx.Err() == nil {
+			f.log.Info("no forwarding loop found", "upstreams", f.upstreamAddrs())
+		}
+	}()
 }
 
 // clientInfo is what a reply depends on in the client's query.
@@ -242,8 +247,8 @@ func (f *Forwarder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	name := dns.CanonicalName(q.Name)
-	if f.loop.probeCameBack(f, name) || f.loop.looping.Load() {
-		f.writeError(w, req, &ci, dns.RcodeServerFailure)
+	if f.loop.probeCameBack(name) {
+		f.writeError(w, req, &ci, dns.RcodeServerFailure) // it goes no further round
 		return
 	}
 
@@ -297,6 +302,9 @@ var (
 // resolve asks the upstreams of the query's set, caches the answer, and
 // returns it; or returns an error with the last rejected reply, if any.
 func (f *Forwarder) resolve(k cacheKey, q dns.Question) flightResult {
+	if f.loopPaused() {
+		return flightResult{err: errLooping}
+	}
 	select {
 	case f.sem <- struct{}{}:
 	default:

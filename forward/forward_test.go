@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -477,10 +478,10 @@ func TestMaxInFlight(t *testing.T) {
 		ch := make(chan int, len(names))
 		for _, n := range names {
 			go func() {
-				rec := &recorder{}
+				rec := dnswritertest.New(false)
 				f.ServeDNS(rec, query(n, dns.TypeA))
 				m := new(dns.Msg)
-				if len(rec.raw) != 1 || m.Unpack(rec.raw[0]) != nil {
+				if len(rec.Replies()) != 1 || m.Unpack(rec.Replies()[0]) != nil {
 					ch <- -1
 					return
 				}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 )
 
 // FuzzServeDNS feeds ServeDNS arbitrary queries, answered by an upstream
@@ -67,19 +69,19 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		for _, tcp := range []bool{false, true} {
 			for range 2 { // the second time, maybe from the cache
-				rec := &recorder{tcp: tcp}
+				rec := dnswritertest.New(tcp)
 				fw.ServeDNS(rec, req)
 				if req.Response {
-					if len(rec.raw) != 0 {
+					if len(rec.Replies()) != 0 {
 						t.Fatal("answered a response")
 					}
 					continue
 				}
-				if len(rec.raw) != 1 {
-					t.Fatalf("%d replies", len(rec.raw))
+				if len(rec.Replies()) != 1 {
+					t.Fatalf("%d replies", len(rec.Replies()))
 				}
 				reply := new(dns.Msg)
-				if err := reply.Unpack(rec.raw[0]); err != nil {
+				if err := reply.Unpack(rec.Replies()[0]); err != nil {
 					t.Fatalf("reply does not parse: %v", err)
 				}
 				if reply.Id != req.Id || !reply.Response {
@@ -89,8 +91,8 @@ func FuzzServeDNS(f *testing.F) {
 				if opt := req.IsEdns0(); opt != nil {
 					limit = min(max(int(opt.UDPSize()), dns.MinMsgSize), UDPSize)
 				}
-				if !tcp && len(rec.raw[0]) > limit {
-					t.Fatalf("UDP reply of %d octets, client buffer %d", len(rec.raw[0]), limit)
+				if !tcp && len(rec.Replies()[0]) > limit {
+					t.Fatalf("UDP reply of %d octets, client buffer %d", len(rec.Replies()[0]), limit)
 				}
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 )
 
 // testServer is a DNS server of a test's own on 127.0.0.1, UDP and TCP on
@@ -176,66 +178,21 @@ func newForwarder(t testing.TB, cfg Config, c *fakeClock) *Forwarder {
 	return f
 }
 
-// recorder is a dns.ResponseWriter that keeps what is written.
-type recorder struct {
-	tcp bool
-	mu  sync.Mutex
-	raw [][]byte
-}
-
-var (
-	clientUDP = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-	serverUDP = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-	clientTCP = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-	serverTCP = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-)
-
-func (r *recorder) LocalAddr() net.Addr {
-	if r.tcp {
-		return serverTCP
-	}
-	return serverUDP
-}
-func (r *recorder) RemoteAddr() net.Addr {
-	if r.tcp {
-		return clientTCP
-	}
-	return clientUDP
-}
-func (r *recorder) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	_, err = r.Write(b)
-	return err
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	r.mu.Lock()
-	r.raw = append(r.raw, append([]byte(nil), b...))
-	r.mu.Unlock()
-	return len(b), nil
-}
-func (r *recorder) Close() error        { return nil }
-func (r *recorder) TsigStatus() error   { return nil }
-func (r *recorder) TsigTimersOnly(bool) {}
-func (r *recorder) Hijack()             {}
-
 // serve calls f.ServeDNS with a recorder and returns the one reply, or nil
 // if there was none.
 func serve(t testing.TB, f *Forwarder, req *dns.Msg, tcp bool) *dns.Msg {
 	t.Helper()
-	rec := &recorder{tcp: tcp}
+	rec := dnswritertest.New(tcp)
 	f.ServeDNS(rec, req)
-	switch len(rec.raw) {
+	switch len(rec.Replies()) {
 	case 0:
 		return nil
 	case 1:
 	default:
-		t.Fatalf("%d replies", len(rec.raw))
+		t.Fatalf("%d replies", len(rec.Replies()))
 	}
 	m := new(dns.Msg)
-	if err := m.Unpack(rec.raw[0]); err != nil {
+	if err := m.Unpack(rec.Replies()[0]); err != nil {
 		t.Fatalf("reply does not unpack: %v", err)
 	}
 	if m.Id != req.Id {

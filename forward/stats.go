@@ -19,8 +19,9 @@ type Stats struct {
 	// Coalesced counts queries that waited for the answer of an identical
 	// query in flight upstream instead of asking themselves.
 	Coalesced uint64
-	// LoopsDetected counts loop probes that came back; Looping is true once
-	// one has, when forwarding has stopped.
+	// LoopsDetected counts forwarding loops confirmed (a probe came back,
+	// then a fresh one); Looping is true while forwarding is paused for
+	// one.
 	LoopsDetected uint64
 	Looping       bool
 }
@@ -45,7 +46,7 @@ func (f *Forwarder) Stats() Stats {
 		InFlight:      len(f.sem),
 		Overloaded:    f.overloaded.Load(),
 		Coalesced:     f.flight.joined.Load(),
-		LoopsDetected: f.loop.seen.Load(),
+		LoopsDetected: f.loop.detected.Load(),
 		Looping:       f.loop.looping.Load(),
 	}
 	for i, u := range f.all {

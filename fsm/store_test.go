@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kdnsd/kdnsd/internal/boltguard"
+	"github.com/kdnsd/kdnsd/internal/boltguard/boltguardtest"
 )
 
 func svc(ns, name string, ips ...string) *Service {
@@ -282,22 +285,12 @@ func TestOpenCorruptPagesFailsClearly(t *testing.T) {
 		mustApply(t, s, entry(t, uint64(i+1), UpsertService(svc("default", "s"+strconv.Itoa(i), "10.96.0.1"))))
 	}
 	s.Close()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Pages 0 and 1 are bbolt's meta pages; damage every page after them.
-	for i := 2 * 4096; i < len(data); i++ {
-		data[i] = 0xff
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Open(path, nil)
+	data := boltguardtest.DamagePages(t, path)
+	_, err := Open(path, nil)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "file is kept") {
 		t.Fatalf("open of a damaged file: %v", err)
 	}
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, boltguard.ErrCorrupt) {
 		t.Fatalf("want bbolt's panic caught as ErrCorrupt, got %v", err)
 	}
 	after, _ := os.ReadFile(path)

@@ -19,7 +19,8 @@ import (
 const maxStatusBytes = 1 << 20
 
 // HTTPProbe returns the default probe: GET http://<ip>:<port>/status, the
-// JSON status page kdnsd serves (cmd/kdnsd), decoded as a raftnode.Status.
+// JSON status page kdnsd serves (an admin.Status), of which it reads the
+// raftnode.Status part.
 // Its "servers" field is the pod's Raft configuration: a non-empty list means
 // it has state. The page's "id" must be the pod's name, so that a pod IP
 // reused by another kdnsd pod is not taken for this one; an answer without a

@@ -40,7 +40,7 @@ func (n *Node) HasState() bool {
 
 // Bootstrap starts a new cluster of peers. Every peer of a new cluster may
 // call it with the same list; a replica that has state refuses with
-// raft.ErrCantBootstrap.
+// ErrCantBootstrap.
 func (n *Node) Bootstrap(peers []Peer) error {
 	if !containsID(peers, n.id) {
 		return fmt.Errorf("raft: bootstrap peers %v do not include this replica %q", peers, n.id)
@@ -60,14 +60,11 @@ func (n *Node) Bootstrap(peers []Peer) error {
 	return nil
 }
 
-// ErrCantBootstrap is returned by Bootstrap on a replica that has state.
-var ErrCantBootstrap = raft.ErrCantBootstrap
-
 // Servers returns the current Raft configuration.
 func (n *Node) Servers() ([]ServerInfo, error) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	var out []ServerInfo
 	for _, s := range f.Configuration().Servers {
@@ -104,9 +101,6 @@ func (n *Node) DemoteVoter(ctx context.Context, id string) error {
 	n.refreshConfiguredAddrs()
 	return err
 }
-
-// ErrUnknownServer is returned for an ID that is not in the configuration.
-var ErrUnknownServer = errors.New("no such server in the raft configuration")
 
 // RemoveServer removes a server from the configuration. It must run on the
 // leader.
@@ -162,7 +156,7 @@ func (n *Node) RestoreCluster(_ context.Context, snapshot io.Reader) error {
 	// restore cut short by a shutdown makes hashicorp/raft panic.
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
 	if err := n.raft.Restore(meta, bytes.NewReader(data), time.Minute); err != nil {
-		return err
+		return classify(err)
 	}
 	// The records changed under the leader's watcher: it starts again and
 	// compares the restored state with the API.

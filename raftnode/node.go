@@ -18,6 +18,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/boltguard"
 	"github.com/kdnsd/kdnsd/raftauth"
 )
 
@@ -89,7 +90,7 @@ type Node struct {
 	// raftStarted is set once raft is assigned: the transport takes
 	// connections (and asks mayVote) a moment before.
 	raftStarted atomic.Bool
-	// commandVersion is what SetCommandVersion decided; see writeVersion.
+	// commandVersion is what SetCommandVersion decided; see CommandVersion.
 	commandVersion atomic.Pointer[commandVersion]
 	// handingOver is set while handOverLeadership transfers leadership.
 	handingOver atomic.Bool
@@ -127,7 +128,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(level), Output: os.Stderr})
 
 	var logStore *raftboltdb.BoltStore
-	err = fsm.CatchCorruption(func() (err error) {
+	err = boltguard.Open(func() (err error) {
 		logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
 		return err
 	})
@@ -312,14 +313,10 @@ func (n *Node) IsLeader() bool {
 	return leader
 }
 
-// ErrNotLeader is returned by Commit and Barrier on a replica that does not
-// lead.
-var ErrNotLeader = raft.ErrNotLeader
-
 // Commit replicates cmds as one log entry and returns once the entry is
 // applied on this replica, or ctx ends.
 func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
-	data, err := fsm.EncodeVersion(cmds, n.writeVersion())
+	data, err := fsm.EncodeVersion(cmds, n.CommandVersion())
 	if err != nil {
 		return err
 	}
@@ -341,7 +338,7 @@ func await(ctx context.Context, f raft.Future) error {
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
-		return err
+		return classify(err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -350,7 +347,7 @@ func await(ctx context.Context, f raft.Future) error {
 // Status is what this replica knows of the group.
 type Status struct {
 	ID           string       `json:"id"`
-	State        string       `json:"state"`
+	State        State        `json:"state"`
 	Term         uint64       `json:"term"`
 	LeaderID     string       `json:"leader_id"`
 	LeaderAddr   string       `json:"leader_addr"`
@@ -387,7 +384,7 @@ func (n *Node) Status() Status {
 	addr, id := n.raft.LeaderWithID()
 	st := Status{
 		ID:           n.id,
-		State:        n.raft.State().String(),
+		State:        stateOf(n.raft.State()),
 		Term:         n.raft.CurrentTerm(),
 		LeaderID:     string(id),
 		LeaderAddr:   string(addr),
@@ -398,8 +395,8 @@ func (n *Node) Status() Status {
 
 		MaxCommandVersion: fsm.MaxCommandVersion,
 	}
-	if st.State == raft.Leader.String() {
-		st.CommandVersion = n.writeVersion()
+	if st.State == StateLeader {
+		st.CommandVersion = n.CommandVersion()
 	}
 	if b := n.ApplyBlocked(); b != nil {
 		st.ApplyBlocked, st.ApplyBlockedIndex = b.Error(), b.Index

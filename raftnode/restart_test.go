@@ -1,13 +1,18 @@
 package raftnode
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/boltguard"
+	"github.com/kdnsd/kdnsd/internal/boltguard/boltguardtest"
 
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -65,13 +70,44 @@ func TestRecordsWithoutRaftStateAreRefused(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(m.dir, "raft")); err != nil {
 		t.Fatal(err)
 	}
+	if err := startFails(t, m); !strings.Contains(err.Error(), "has no Raft state") {
+		t.Fatalf("start: %v", err)
+	}
+}
+
+// TestCorruptLogStoreFailsClearly: a Raft log store whose pages were damaged
+// (bbolt panics on some of those) gives an error that names it, and is left
+// as it is.
+func TestCorruptLogStoreFailsClearly(t *testing.T) {
+	ms := newCluster(t, 1)
+	m := ms[0]
+	for i := range 20 {
+		commit(t, leaderOf(t, ms), fsm.UpsertService(service("s"+strconv.Itoa(i), "10.96.0.70")))
+	}
+	m.stop()
+	path := filepath.Join(m.dir, "raft", "raft.db")
+	data := boltguardtest.DamagePages(t, path)
+	if err := startFails(t, m); !errors.Is(err, boltguard.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("start with a damaged log store: %v", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
+		t.Fatal("the damaged log store was modified")
+	}
+}
+
+// startFails starts the stopped member m again from its data dir, which must
+// fail, and returns the error.
+func startFails(t *testing.T, m *member) error {
+	t.Helper()
 	store, err := fsm.Open(filepath.Join(m.dir, "fsm.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	_, err = Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
-	if err == nil || !strings.Contains(err.Error(), "has no Raft state") {
-		t.Fatalf("start: %v", err)
+	node, err := Start(Config{ID: m.id, BindAddr: m.addr, DataDir: m.dir}, store)
+	if err == nil {
+		node.Shutdown()
+		t.Fatalf("%s started", m.id)
 	}
+	return err
 }

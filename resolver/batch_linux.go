@@ -35,7 +35,7 @@ type mmsghdr struct {
 // reads from or writes to, allocated once.
 type batch struct {
 	rbuf  [batchSize][readBufSize]byte
-	wbuf  [batchSize][maxUDPPayload + minOut]byte
+	wbuf  [batchSize][ednsPayload + minOut]byte
 	names [batchSize]unix.RawSockaddrInet6 // large enough for IPv4 too
 	riov  [batchSize]unix.Iovec
 	roob  [batchSize][128]byte

@@ -2,13 +2,14 @@ package resolver
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 )
 
 // bigView returns a View of n services in n/50 namespaces: four in five
@@ -46,7 +47,7 @@ func bigView(n int, index uint64) *fsm.View {
 // in, the response written.
 func BenchmarkFastPath(b *testing.B) {
 	r := newTestResolver(b, bigView(1000, 1))
-	out := make([]byte, 0, maxUDPPayload+minOut)
+	out := make([]byte, 0, ednsPayload+minOut)
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
@@ -75,7 +76,7 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			out := make([]byte, 0, maxUDPPayload+minOut)
+			out := make([]byte, 0, ednsPayload+minOut)
 			for i := 0; pb.Next(); i++ {
 				r.fastReply(out, qs[i%len(qs)])
 			}
@@ -83,14 +84,11 @@ func BenchmarkFastPath(b *testing.B) {
 	})
 }
 
-// discard is a dns.ResponseWriter that drops what is written.
-type discard struct{ recorder }
-
-func (*discard) Write(b []byte) (int, error) { return len(b), nil }
-
-var benchAddr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-
-func (*discard) LocalAddr() net.Addr { return benchAddr }
+// discard is a dns.ResponseWriter, addressed as UDP, that drops what is
+// written.
+func discard() *dnswriter.Writer {
+	return &dnswriter.Writer{Local: dnswritertest.ServerUDP, Remote: dnswritertest.ClientUDP, Send: func(b []byte) (int, error) { return len(b), nil }}
+}
 
 // benchCases are the queries the ServeDNS and fast path benchmarks ask of
 // bigView(1000).
@@ -120,7 +118,7 @@ func BenchmarkServeDNS(b *testing.B) {
 			if c.edns {
 				req.SetEdns0(1232, false)
 			}
-			w := &discard{}
+			w := discard()
 			b.ReportAllocs()
 			for b.Loop() {
 				r.ServeDNS(w, req)
@@ -136,7 +134,7 @@ func BenchmarkServeDNS(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			w := &discard{}
+			w := discard()
 			for i := 0; pb.Next(); i++ {
 				r.ServeDNS(w, reqs[i%len(reqs)])
 			}

@@ -2,10 +2,13 @@ package resolver
 
 import (
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/internal/dnswriter"
 )
 
 // CNAME chasing. A query of a data type other than CNAME for the name of an
@@ -69,9 +72,9 @@ func (r *Resolver) chaseReply(req *dns.Msg, tcp bool, local, remote net.Addr) []
 		return r.plainReply(req, tcp)
 	}
 	qq := resp.Question[0]
-	limit := minUDPPayload
+	limit := udpLimit(false, 0)
 	if opt := req.IsEdns0(); opt != nil {
-		limit = min(max(int(opt.UDPSize()), minUDPPayload), maxUDPPayload)
+		limit = udpLimit(true, opt.UDPSize())
 	}
 	if tcp {
 		limit = maxMsgLen
@@ -206,18 +209,31 @@ func (r *Resolver) chaseOutside(resp *dns.Msg, target string, cd bool, local, re
 func (r *Resolver) askForward(target string, qtype uint16, cd bool, local, remote net.Addr) *dns.Msg {
 	req := new(dns.Msg).SetQuestion(target, qtype) // RD set
 	req.CheckingDisabled = cd
-	w := &chaseWriter{local: streamAddr(local), remote: remote, reply: make(chan []byte, 1)}
+	// The first message written is the reply, nil for none. LocalAddr is
+	// a TCP address, so that Forward does not cut its answer to a UDP
+	// payload size; chaseReply fits the whole response to the client's.
+	reply := make(chan []byte, 1)
+	offer := func(b []byte) {
+		select {
+		case reply <- b:
+		default:
+		}
+	}
+	w := &dnswriter.Writer{Local: streamAddr(local), Remote: remote, Send: func(b []byte) (int, error) {
+		offer(slices.Clone(b))
+		return len(b), nil
+	}}
 	// Forward keeps req; the goroutine outlives the wait if Forward takes
 	// longer, and its late answer is dropped.
 	go func() {
 		r.forward.ServeDNS(w, req)
-		w.send(nil)
+		offer(nil)
 	}()
 	t := time.NewTimer(r.chaseTimeout)
 	defer t.Stop()
 	var b []byte
 	select {
-	case b = <-w.reply:
+	case b = <-reply:
 	case <-t.C:
 		r.log.Debug("no answer from forward for a cname target in time", "target", target, "type", dns.Type(qtype))
 		return nil
@@ -272,45 +288,6 @@ func follow(rrs []dns.RR, name string, qtype uint16) []dns.RR {
 	}
 	return out
 }
-
-// chaseWriter is the in-memory dns.ResponseWriter of a query to Forward
-// about a CNAME target: it keeps the first message written. Its LocalAddr
-// is a TCP address, so that Forward does not cut its answer to a UDP
-// payload size; chaseReply fits the whole response to the client's.
-type chaseWriter struct {
-	local, remote net.Addr
-	reply         chan []byte // capacity 1: the first message, or nil for none
-}
-
-// send offers b as the reply, unless one was already.
-func (w *chaseWriter) send(b []byte) {
-	select {
-	case w.reply <- b:
-	default:
-	}
-}
-
-func (w *chaseWriter) LocalAddr() net.Addr  { return w.local }
-func (w *chaseWriter) RemoteAddr() net.Addr { return w.remote }
-
-func (w *chaseWriter) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-func (w *chaseWriter) Write(b []byte) (int, error) {
-	w.send(append([]byte(nil), b...))
-	return len(b), nil
-}
-
-func (*chaseWriter) Close() error        { return nil }
-func (*chaseWriter) TsigStatus() error   { return nil }
-func (*chaseWriter) TsigTimersOnly(bool) {}
-func (*chaseWriter) Hijack()             {}
 
 // streamAddr returns a as a TCP address.
 func streamAddr(a net.Addr) net.Addr {

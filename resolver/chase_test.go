@@ -448,7 +448,7 @@ func TestChaseWithoutForward(t *testing.T) {
 		{"via.default.svc.cluster.local.", false},
 	} {
 		q, _ := new(dns.Msg).SetQuestion(c.name, dns.TypeA).Pack()
-		if _, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), q); ok != c.fast {
+		if _, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), q); ok != c.fast {
 			t.Errorf("%s: fast path answers %v, want %v", c.name, ok, c.fast)
 		}
 	}
@@ -484,7 +484,10 @@ func TestTableWithForward(t *testing.T) {
 			t.Run(u.name+"/"+via, func(t *testing.T) {
 				cl := &dns.Client{Net: via, Timeout: 5 * time.Second}
 				for _, c := range cases {
-					req := new(dns.Msg).SetQuestion(c.Name, c.Type)
+					if !c.Holds(resolvertest.Config{PodMode: PodInsecure, Forward: true, TCP: via == "tcp"}) {
+						continue
+					}
+					req := c.Request()
 					var resp *dns.Msg
 					if via == "servedns" {
 						resp = exchange(t, r, req, false)

@@ -18,31 +18,41 @@
 //   - <svc>.<ns>.svc.Z: A and AAAA of the cluster IPs of ClusterIP, NodePort
 //     and LoadBalancer services (one per family: dual-stack services have
 //     both); of every ready endpoint address (not-ready ones too with
-//     PublishNotReadyAddresses) of headless services; CNAME to the external
+//     PublishNotReadyAddresses) of headless services (a headless service
+//     without such an address has no name at all: NXDOMAIN, spec 1.1.0
+//     section 2.4.1, and nothing below it); CNAME to the external
 //     name of ExternalName services, for every type, and nothing else at or
 //     below that name. Queries of other types than CNAME and ANY get the
 //     target's records after the CNAME (see CNAME chasing below).
 //   - <hostname>.<svc>.<ns>.svc.Z, or <a-b-c-d>.<svc>.<ns>.svc.Z for an
-//     endpoint without hostname (IPv6: colons become dashes): A/AAAA of the
-//     published endpoints of a headless service.
+//     endpoint without hostname (IPv6: colons become dashes, and a label
+//     that would end in a dash ends in 0, fd00-244-6--0 for fd00:244:6::,
+//     as CoreDNS names it; one that would start with a dash starts with 0,
+//     where CoreDNS keeps the invalid label): A/AAAA of the published
+//     endpoints of a headless service.
 //   - _<port>._<proto>.<svc>.<ns>.svc.Z: SRV per named port (priority 0,
 //     equal weights) with the targets' A/AAAA as additional records. The
 //     target is the service name, or for headless services each endpoint's
 //     name above with the port number from its endpoint slice.
 //   - PTR: <reversed cluster IP>.in-addr.arpa. (nibbles under ip6.arpa. for
 //     IPv6) → <svc>.<ns>.svc.Z for every cluster IP; the reversed address of
-//     a published headless endpoint with a hostname →
-//     <hostname>.<svc>.<ns>.svc.Z. Endpoints without hostname have no PTR
-//     (CoreDNS would answer with the dashed name). Should two services claim
-//     one address, a cluster IP wins over an endpoint, then the smaller name.
+//     a published headless endpoint → its name above (hostname or dashed
+//     address; spec 1.1.0 section 2.4.3). Should two services claim one
+//     address, a cluster IP wins over an endpoint, then the smaller name.
 //   - <a-b-c-d>.<ns>.pod.Z (IPv6: hyphens for colons; parsed as CoreDNS
 //     does: three hyphens and no two in a row make IPv4), by
 //     Config.PodMode: "insecure" (default) answers A/AAAA for any well-formed
-//     address in any namespace, and pod.Z and <ns>.pod.Z, for any <ns>,
-//     exist without records (NODATA); "verified" answers only addresses
-//     that are endpoints (ready or not) of a service in <ns>, and pod.Z and
-//     <ns>.pod.Z exist only above such names; "disabled" serves nothing
-//     there: pod.Z and everything below it is NXDOMAIN.
+//     address in any namespace that exists, and pod.Z and <ns>.pod.Z exist
+//     without records (NODATA); "verified" answers only the addresses of
+//     pods of <ns> (pods that have not terminated, as CoreDNS's verified
+//     mode: a pod behind no service is found, an endpoint address that is
+//     no pod's is not), and pod.Z and <ns>.pod.Z exist only above such
+//     names; "disabled" serves nothing there: pod.Z and everything below it
+//     is NXDOMAIN. The namespaces and pods are the View's once it tracks
+//     them (fsm.Tracked); until then (a cluster that still writes command
+//     format 1, or a leader not in verified mode) any namespace exists, and
+//     "verified" answers the endpoint addresses (ready or not) of the
+//     services of <ns>, as before pods were replicated.
 //   - Z: SOA (serial from the View's index) and NS ns.dns.Z, with the name
 //     server's addresses as glue; ns.dns.Z: A/AAAA of Config.NSAddrs, or
 //     when empty of the cluster IPs of the service kube-system/kube-dns
@@ -112,8 +122,12 @@
 // # Protocol
 //
 // UDP responses fit the requester's EDNS payload size (512 octets without
-// EDNS, at most 4096): the additional section is dropped first, without TC;
-// then the answer records that fit are kept and TC is set. Opcodes other than
+// EDNS), and never exceed 1232 octets, the size advertised in the
+// response's OPT record, whatever larger size the requester advertises (DNS
+// flag day 2020: no IP fragmentation, and no 60-fold amplification of a
+// small query): the additional section is dropped first, without TC; then
+// the answer records that fit are kept and TC is set, so that the client
+// asks again over TCP. Opcodes other than
 // QUERY get NOTIMP; messages that are not exactly one question, or do not
 // parse, FORMERR; an unknown EDNS version BADVERS; other classes and zone
 // transfers REFUSED. TCP connections may carry several queries, pipelined.
@@ -158,8 +172,10 @@
 // Empty non-terminals (the zone apex, svc.<zone>, <ns>.svc.<zone>,
 // _<proto>.<svc>.<ns>.svc.<zone>, dns.<zone>, pod.<zone>) are in the map
 // without RRsets, which is what separates NOERROR/NODATA from NXDOMAIN.
-// PTR names are in the same map. Insecure pod names are not: they are
-// recognised and answered per query. Negative answers carry the
+// PTR names are in the same map. Pod names are not, unless answered from
+// endpoint addresses: they are recognised and answered per query, looked up
+// in the View's namespaces and pods (a map lookup each, no allocation), so
+// that ten thousand pods add nothing to an index build. Negative answers carry the
 // zone's SOA in the authority section, written per query because its owner
 // is compressed against the question.
 //

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/internal/dnswriter"
 )
 
 // The UDP fast path. ListenAndServe reads UDP queries itself, several
@@ -143,7 +146,7 @@ func (r *Resolver) newUDPServer(conns []*net.UDPConn) *udpServer {
 func (s *udpServer) serve(c *net.UDPConn) error {
 	var (
 		buf  = make([]byte, maxMsgLen)
-		out  = make([]byte, 0, maxUDPPayload+minOut)
+		out  = make([]byte, 0, ednsPayload+minOut)
 		oob  = make([]byte, 128)
 		woob = make([]byte, 128)
 	)
@@ -234,7 +237,11 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 			}
 			return b
 		}
-		w := &udpWriter{c: c, to: from, oob: append([]byte(nil), wo...)}
+		oob := slices.Clone(wo)
+		w := &dnswriter.Writer{Local: c.LocalAddr(), Remote: net.UDPAddrFromAddrPort(from), Send: func(b []byte) (int, error) {
+			n, _, err := c.WriteMsgUDPAddrPort(b, oob, from)
+			return n, err
+		}}
 		s.fwdWG.Go(func() {
 			defer func() { <-s.fwd }()
 			if act == actChase {
@@ -250,32 +257,3 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 	}
 	return nil
 }
-
-// udpWriter is the dns.ResponseWriter of a forwarded UDP query.
-type udpWriter struct {
-	c   *net.UDPConn
-	to  netip.AddrPort
-	oob []byte
-}
-
-func (w *udpWriter) LocalAddr() net.Addr  { return w.c.LocalAddr() }
-func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
-
-func (w *udpWriter) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-func (w *udpWriter) Write(b []byte) (int, error) {
-	n, _, err := w.c.WriteMsgUDPAddrPort(b, w.oob, w.to)
-	return n, err
-}
-
-func (*udpWriter) Close() error        { return nil }
-func (*udpWriter) TsigStatus() error   { return nil }
-func (*udpWriter) TsigTimersOnly(bool) {}
-func (*udpWriter) Hijack()             {}

@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -82,9 +83,9 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 			if err := req.Unpack(q); err != nil {
 				t.Fatal(err)
 			}
-			w := &recorder{}
+			w := dnswritertest.New(false)
 			r.ServeDNS(w, req)
-			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), q)
+			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), q)
 			if !ok {
 				general++
 				// Escaped names, and CNAME chains, are the general path's.
@@ -94,8 +95,8 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 				continue
 			}
 			handled++
-			if len(w.writes) != 1 || !bytes.Equal(fast, w.writes[0]) {
-				t.Errorf("%s %v: fast path differs from ServeDNS:\nfast    % x\ngeneral % x", mode, req, fast, w.writes)
+			if len(w.Replies()) != 1 || !bytes.Equal(fast, w.Replies()[0]) {
+				t.Errorf("%s %v: fast path differs from ServeDNS:\nfast    % x\ngeneral % x", mode, req, fast, w.Replies())
 			}
 		}
 		t.Logf("%s: %d queries answered by the fast path, %d left to the general path", mode, handled, general)
@@ -144,7 +145,7 @@ func TestFastPathLeavesToGeneralPath(t *testing.T) {
 
 func TestFastPathAllocs(t *testing.T) {
 	r := newTestResolver(t, testView(1))
-	out := make([]byte, 0, maxUDPPayload+minOut)
+	out := make([]byte, 0, ednsPayload+minOut)
 	for _, q := range fastQueries(t) {
 		if _, ok := r.fastReply(out, q); !ok {
 			continue
@@ -165,7 +166,7 @@ func TestRotation(t *testing.T) {
 		name  string
 		qtype uint16
 		n     int
-		edns  bool
+		tcp   bool
 	}{
 		{"hl.default.svc.cluster.local.", dns.TypeA, 2, false},
 		{"_http._tcp.hl.default.svc.cluster.local.", dns.TypeSRV, 2, false},
@@ -173,13 +174,10 @@ func TestRotation(t *testing.T) {
 		{"big.kube-system.svc.cluster.local.", dns.TypeA, resolvertest.BigEndpoints, false}, // truncated
 	} {
 		req := new(dns.Msg).SetQuestion(c.name, c.qtype)
-		if c.edns {
-			req.SetEdns0(4096, false)
-		}
 		firsts := map[string]bool{}
 		var want []string
 		for i := range c.n {
-			resp := exchange(t, r, req, false)
+			resp := exchange(t, r, req, c.tcp)
 			if len(resp.Answer) == 0 {
 				t.Fatalf("%s: no answer", c.name)
 			}
@@ -419,7 +417,7 @@ func TestForwardFromFastServer(t *testing.T) {
 		fwd   bool
 	}{
 		{"example.com.", dns.TypeA, true},
-		{"2.1.244.10.in-addr.arpa.", dns.TypePTR, true},
+		{"3.1.244.10.in-addr.arpa.", dns.TypePTR, true}, // a not-ready endpoint
 		{"110.0.96.10.in-addr.arpa.", dns.TypePTR, false},
 		{"web.default.svc.cluster.local.", dns.TypeA, false},
 	} {
@@ -439,4 +437,33 @@ func firstRR(m *dns.Msg) dns.RR {
 		return nil
 	}
 	return m.Answer[0]
+}
+
+// TestEndpointLabel: the label of an endpoint without hostname is a valid
+// host name label (RFC 1123: letters, digits, inner hyphens), CoreDNS's name
+// where that is valid, and reads back as the address.
+func TestEndpointLabel(t *testing.T) {
+	for addr, want := range map[string]string{
+		"10.244.1.2":             "10-244-1-2",
+		"fd00:10:244::1:1":       "fd00-10-244--1-1",
+		"fd00:244:6::":           "fd00-244-6--0", // CoreDNS's
+		"fd00::":                 "fd00--0",
+		"::a01:203":              "0--a01-203", // CoreDNS: --a01-203
+		"::":                     "0--0",
+		"1:2:3:4:5:6:7:8":        "1-2-3-4-5-6-7-8",
+		"2001:db8:0:0:1:0:0:0":   "2001-db8-0-0-1--0",
+		"2001:db8::aaaa:0:0:0:0": "2001-db8-0-aaaa--0",
+	} {
+		a := netip.MustParseAddr(addr)
+		got := endpointLabel(a)
+		if got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
+		if _, ok := dns.IsDomainName(got); !ok || got[0] == '-' || got[len(got)-1] == '-' || strings.Trim(got, "0123456789abcdef-") != "" {
+			t.Errorf("%s: %q is no host name label", addr, got)
+		}
+		if back, ok := parseDashed([]byte(got)); !ok || back != a {
+			t.Errorf("%s: %q reads as %v %v", addr, got, back, ok)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -22,10 +22,7 @@ func addrs(s ...string) []netip.Addr {
 }
 
 // testView is the View of resolvertest's fixture.
-func testView(index uint64) *fsm.View {
-	svcs, eps := resolvertest.Fixture()
-	return fsm.NewView(index, svcs, eps)
-}
+func testView(index uint64) *fsm.View { return resolvertest.FixtureView(index) }
 
 func newTestResolver(t testing.TB, v *fsm.View) *Resolver {
 	t.Helper()
@@ -39,56 +36,17 @@ func newTestResolver(t testing.TB, v *fsm.View) *Resolver {
 	return r
 }
 
-// recorder is a dns.ResponseWriter that keeps what is written.
-type recorder struct {
-	tcp    bool
-	writes [][]byte
-}
-
-func (w *recorder) LocalAddr() net.Addr {
-	if w.tcp {
-		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-	}
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-}
-
-func (w *recorder) RemoteAddr() net.Addr {
-	if w.tcp {
-		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
-	}
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
-}
-
-func (w *recorder) WriteMsg(m *dns.Msg) error {
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-func (w *recorder) Write(b []byte) (int, error) {
-	w.writes = append(w.writes, slices.Clone(b))
-	return len(b), nil
-}
-
-func (*recorder) Close() error        { return nil }
-func (*recorder) TsigStatus() error   { return nil }
-func (*recorder) TsigTimersOnly(bool) {}
-func (*recorder) Hijack()             {}
-
 // exchange runs req through ServeDNS and unpacks the one response.
 func exchange(t testing.TB, r *Resolver, req *dns.Msg, tcp bool) *dns.Msg {
 	t.Helper()
-	w := &recorder{tcp: tcp}
+	w := dnswritertest.New(tcp)
 	r.ServeDNS(w, req)
-	if len(w.writes) != 1 {
-		t.Fatalf("%d responses written, want 1", len(w.writes))
+	if len(w.Replies()) != 1 {
+		t.Fatalf("%d responses written, want 1", len(w.Replies()))
 	}
 	resp := new(dns.Msg)
-	if err := resp.Unpack(w.writes[0]); err != nil {
-		t.Fatalf("unpacking response: %v\n% x", err, w.writes[0])
+	if err := resp.Unpack(w.Replies()[0]); err != nil {
+		t.Fatalf("unpacking response: %v\n% x", err, w.Replies()[0])
 	}
 	if resp.Id != req.Id {
 		t.Fatalf("response id %d, want %d", resp.Id, req.Id)

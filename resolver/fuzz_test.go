@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
@@ -88,15 +89,15 @@ func FuzzServeDNS(f *testing.F) {
 		req := new(dns.Msg)
 		unpackErr := req.Unpack(data)
 		for _, r := range fuzzR {
-			fast, ok := r.fastReply(make([]byte, 0, maxUDPPayload+minOut), data)
+			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), data)
 			if ok {
 				if unpackErr != nil {
 					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
 				}
-				w := &recorder{}
+				w := dnswritertest.New(false)
 				r.ServeDNS(w, req)
-				if len(w.writes) != 1 || !bytes.Equal(w.writes[0], fast) {
-					t.Fatalf("fast path and ServeDNS differ:\nfast    % x\ngeneral % x", fast, w.writes)
+				if len(w.Replies()) != 1 || !bytes.Equal(w.Replies()[0], fast) {
+					t.Fatalf("fast path and ServeDNS differ:\nfast    % x\ngeneral % x", fast, w.Replies())
 				}
 			}
 		}
@@ -104,23 +105,23 @@ func FuzzServeDNS(f *testing.F) {
 			return // the server answers FORMERR without us
 		}
 		for _, tcp := range []bool{false, true} {
-			w := &recorder{tcp: tcp}
+			w := dnswritertest.New(tcp)
 			fuzzR[0].ServeDNS(w, req)
 			if req.Response {
-				if len(w.writes) != 0 {
+				if len(w.Replies()) != 0 {
 					t.Fatal("answered a response")
 				}
 				continue
 			}
-			if len(w.writes) != 1 {
-				t.Fatalf("%d responses", len(w.writes))
+			if len(w.Replies()) != 1 {
+				t.Fatalf("%d responses", len(w.Replies()))
 			}
-			b := w.writes[0]
+			b := w.Replies()[0]
 			limit := maxMsgLen
 			if !tcp {
 				limit = minUDPPayload
 				if opt := req.IsEdns0(); opt != nil {
-					limit = min(max(int(opt.UDPSize()), minUDPPayload), maxUDPPayload)
+					limit = min(max(int(opt.UDPSize()), minUDPPayload), resolvertest.MaxUDPSize)
 				}
 			}
 			if len(b) > limit {

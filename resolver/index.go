@@ -16,6 +16,14 @@ type index struct {
 	// services keeps each service's records with the pointers they were
 	// built from, for the next build to reuse.
 	services map[fsm.ServiceKey]*svcRecords
+	// namespacesFromView: the View holds every namespace, so a pod name in
+	// another one does not exist. podsFromView: in verified mode, pod names
+	// are answered per query from the View's pods; endpointPods: in
+	// verified mode while the View holds no pods in full (a cluster still
+	// writing an older command format, or a leader not in verified mode),
+	// pod names are those of the services' endpoint addresses, as releases
+	// before pods were replicated answered.
+	namespacesFromView, podsFromView, endpointPods bool
 }
 
 // node is one owner name. A node without sets and cname is an empty
@@ -49,8 +57,8 @@ func (n *node) set(typ uint16) *section {
 type svcRecords struct {
 	svc    *fsm.Service
 	slices []*fsm.EndpointSlice
-	ns     string      // <ns>.svc.<zone>, an empty non-terminal
-	names  []namedNode // <svc>.<ns>.svc.<zone> and the names below it; none if invalid
+	ns     string      // <ns>.svc.<zone>, an empty non-terminal; "" if the service's name is invalid
+	names  []namedNode // <svc>.<ns>.svc.<zone> and the names below it, if it has records
 }
 
 type namedNode struct {
@@ -66,26 +74,28 @@ type namedNode struct {
 // pointers did not change, and how many services it rebuilt.
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	nsvc, _ := v.Counts()
+	tracked := v.Tracked()
 	ix := &index{
-		view:     v,
-		soa:      soaData{mname: r.mname, rname: r.rname, serial: serial(v.Index()), ttl: r.ttl},
-		services: make(map[fsm.ServiceKey]*svcRecords, nsvc),
+		view:               v,
+		soa:                soaData{mname: r.mname, rname: r.rname, serial: serial(v.Index()), ttl: r.ttl},
+		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
+		namespacesFromView: tracked.Namespaces,
+		podsFromView:       tracked.Pods && r.podMode == PodVerified,
+		endpointPods:       !tracked.Pods && r.podMode == PodVerified,
 	}
 	rebuilt, names := 0, 0
 	for s := range v.Services() {
 		k := s.Key()
 		sl := v.SlicesOf(k)
 		rec := (*svcRecords)(nil)
-		if prev != nil {
+		if prev != nil && prev.endpointPods == ix.endpointPods {
 			if old := prev.services[k]; old != nil && old.svc == s && slices.Equal(old.slices, sl) {
 				rec = old
 			}
 		}
 		if rec == nil {
-			rec = &svcRecords{svc: s, slices: sl, names: r.service(s, sl)}
-			if len(rec.names) > 0 {
-				rec.ns = rec.names[0].name[1+len(s.Name):]
-			}
+			rec = &svcRecords{svc: s, slices: sl}
+			rec.ns, rec.names = r.service(s, sl, ix.endpointPods)
 			rebuilt++
 		}
 		ix.services[k] = rec
@@ -114,7 +124,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.nodes[r.svcZone] = ent
 	ix.nodes[r.nsZone] = ent
 	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
-	if r.podMode == PodInsecure {
+	if r.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		ix.nodes[r.podZone] = ent
 	}
 	b.begin(r.version)
@@ -123,7 +133,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 
 	ranks := map[string]string{}
 	for k, rec := range ix.services {
-		if len(rec.names) == 0 {
+		if rec.ns == "" {
 			continue
 		}
 		if ix.nodes[rec.ns] == nil {
@@ -162,13 +172,16 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// service returns the names and records of one service.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+// service returns the name of the namespace of one service, which exists
+// whatever the service's records, and the service's names and records, with
+// the pod names of its endpoint addresses if endpointPods.
+func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) (ns string, names []namedNode) {
 	base, ok := wireName(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
-		return nil
+		return "", nil
 	}
+	ns = base[1+len(s.Name):]
 	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
@@ -178,10 +191,10 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode 
 	default:
 		out = r.clusterIP(base, s)
 	}
-	if r.podMode == PodVerified {
+	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
-	return out
+	return ns, out
 }
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
@@ -355,8 +368,11 @@ func usable(dst []netip.Addr, as []netip.Addr) []netip.Addr {
 
 // headless returns the names of a headless service: the service name with
 // every published endpoint address, one name per endpoint (its hostname, or
-// its dashed address when it has none), and SRV records per named port
-// pointing at those endpoint names.
+// its endpointLabel when it has none), SRV records per named port pointing
+// at those endpoint names, and a PTR record per published address naming
+// its endpoints. Without published addresses the service has no names at
+// all (spec 1.1.0 section 2.4.1: NXDOMAIN), so none below it either
+// (RFC 8020).
 func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	var all []netip.Addr
 	inAll := map[netip.Addr]bool{}
@@ -376,9 +392,10 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			targets[i] = append(targets[i], name)
 		}
 	}
-	// hostnames maps the addresses of endpoints with a hostname to their
-	// names, for PTR records.
-	hostnames := map[netip.Addr][]string{}
+	// ptrTargets maps the published addresses to their endpoints' names,
+	// for PTR records (spec 1.1.0 section 2.4.3, whose hostname is the
+	// system-assigned one of section 2.1 for an endpoint without one).
+	ptrTargets := map[netip.Addr][]string{}
 	var ptrOrder []netip.Addr
 	var buf []netip.Addr
 	for i, e := range sl {
@@ -401,30 +418,31 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 					inAll[a] = true
 					all = append(all, a)
 				}
-				if host != "" {
-					if _, ok := hostnames[a]; !ok {
-						ptrOrder = append(ptrOrder, a)
-					}
-					hostnames[a] = append(hostnames[a], host)
-				}
 				name := host
 				if name == "" {
 					var ok bool
-					if name, ok = wireName(base, dashed(a)); !ok {
+					if name, ok = wireName(base, endpointLabel(a)); !ok {
 						continue // base is too long for one more label
 					}
 				}
+				if _, ok := ptrTargets[a]; !ok {
+					ptrOrder = append(ptrOrder, a)
+				}
+				ptrTargets[a] = append(ptrTargets[a], name)
 				add(i, name, a)
 			}
 		}
 	}
 
+	if len(all) == 0 {
+		return nil
+	}
 	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, all)}}}
 	for _, name := range order {
 		out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, addrsOf[name])}})
 	}
 	for _, a := range ptrOrder {
-		out = append(out, r.ptr(a, "1", hostnames[a]...))
+		out = append(out, r.ptr(a, "1", ptrTargets[a]...))
 	}
 	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget

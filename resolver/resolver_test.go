@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -31,16 +33,17 @@ func newModeResolver(t testing.TB, mode string) *Resolver {
 	return r
 }
 
-// runTable checks every resolvertest case that holds for mode through ex.
-func runTable(t *testing.T, mode string, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
-	cases := resolvertest.Select(resolvertest.Cases(), resolvertest.Config{PodMode: mode})
+// runTable checks every resolvertest case that holds for mode and the
+// transport through ex.
+func runTable(t *testing.T, mode string, tcp bool, ex func(t *testing.T, req *dns.Msg) *dns.Msg) {
+	cases := resolvertest.Select(resolvertest.Cases(), resolvertest.Config{PodMode: mode, TCP: tcp})
 	if len(cases) < 80 {
 		t.Fatalf("%d cases", len(cases))
 	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			for _, rd := range []bool{true, false} {
-				req := new(dns.Msg).SetQuestion(c.Name, c.Type)
+				req := c.Request()
 				req.RecursionDesired = rd
 				resp := ex(t, req)
 				if err := resolvertest.Check(resp, c); err != nil {
@@ -59,7 +62,7 @@ func TestServeDNSTable(t *testing.T) {
 		r := newModeResolver(t, mode)
 		for _, tcp := range []bool{false, true} {
 			t.Run(mode+"/"+map[bool]string{false: "udp", true: "tcp"}[tcp], func(t *testing.T) {
-				runTable(t, mode, func(t *testing.T, req *dns.Msg) *dns.Msg { return exchange(t, r, req, tcp) })
+				runTable(t, mode, tcp, func(t *testing.T, req *dns.Msg) *dns.Msg { return exchange(t, r, req, tcp) })
 			})
 		}
 	}
@@ -93,6 +96,7 @@ func TestTableCoverage(t *testing.T) {
 			if c.Name != strings.ToLower(c.Name) {
 				k = c.Name + " " + dns.TypeToString[c.Type]
 			}
+			k += " " + strconv.Itoa(int(c.EDNS))
 			if seen[k] {
 				t.Errorf("%s: %s asked twice", mode, k)
 			}
@@ -189,9 +193,9 @@ func TestProtocolErrors(t *testing.T) {
 	// A response is never answered.
 	req = new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
 	req.Response = true
-	w := &recorder{}
+	w := dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if len(w.writes) != 0 {
+	if len(w.Replies()) != 0 {
 		t.Errorf("answered a response")
 	}
 	// Flags: RD and CD are copied, nothing else.
@@ -213,27 +217,33 @@ func TestEDNS(t *testing.T) {
 	if !resp.Truncated || len(resp.Answer) == 0 || len(resp.Answer) >= 100 || resp.IsEdns0() != nil {
 		t.Errorf("no EDNS: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), resp.IsEdns0())
 	}
-	w := &recorder{}
+	w := dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if n := len(w.writes[0]); n > 512 || n < 480 {
+	if n := len(w.Replies()[0]); n > 512 || n < 480 {
 		t.Errorf("no EDNS: %d octets", n)
 	}
 
-	// EDNS with room: everything; the OPT record comes back with DO echoed.
+	// EDNS 4096, which would hold every answer: cut at 1232 octets all the
+	// same; the OPT record comes back with DO echoed.
 	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
 	req.SetEdns0(4096, true)
+	w = dnswritertest.New(false)
+	r.ServeDNS(w, req)
+	if n := len(w.Replies()[0]); n > 1232 || n < 1200 {
+		t.Errorf("EDNS 4096: %d octets", n)
+	}
 	resp = exchange(t, r, req, false)
 	opt := resp.IsEdns0()
-	if resp.Truncated || len(resp.Answer) != 100 || opt == nil || !opt.Do() || opt.Version() != 0 || opt.UDPSize() != ednsPayload {
+	if !resp.Truncated || len(resp.Answer) == 0 || opt == nil || !opt.Do() || opt.Version() != 0 || opt.UDPSize() != ednsPayload {
 		t.Errorf("EDNS 4096: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), opt)
 	}
 
 	// EDNS with a small buffer: truncated to it.
 	req = new(dns.Msg).SetQuestion(big, dns.TypeA)
 	req.SetEdns0(1000, false)
-	w = &recorder{}
+	w = dnswritertest.New(false)
 	r.ServeDNS(w, req)
-	if n := len(w.writes[0]); n > 1000 || n < 900 {
+	if n := len(w.Replies()[0]); n > 1000 || n < 900 {
 		t.Errorf("EDNS 1000: %d octets", n)
 	}
 	resp = exchange(t, r, req, false)
@@ -493,7 +503,7 @@ func TestQueriesDuringUpdates(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			w := &recorder{}
+			w := dnswritertest.New(false)
 			req := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
 			for {
 				select {
@@ -501,10 +511,10 @@ func TestQueriesDuringUpdates(t *testing.T) {
 					return
 				default:
 				}
-				w.writes = w.writes[:0]
+				w.Reset()
 				r.ServeDNS(w, req)
 				resp := new(dns.Msg)
-				if err := resp.Unpack(w.writes[0]); err != nil || len(resp.Answer) != 1 {
+				if err := resp.Unpack(w.Replies()[0]); err != nil || len(resp.Answer) != 1 {
 					t.Errorf("during updates: %v %v", resp, err)
 					return
 				}

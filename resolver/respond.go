@@ -17,14 +17,27 @@ const (
 )
 
 // EDNS limits. A UDP response honours the requester's advertised payload
-// size, at least 512 octets (RFC 6891 section 6.2.5) and at most
-// maxUDPPayload. The resolver advertises ednsPayload, the size DNS Flag Day
-// 2020 recommends, as what it accepts.
+// size, at least 512 octets (RFC 6891 section 6.2.5), but is never larger
+// than ednsPayload, the size DNS flag day 2020 recommends, whatever larger
+// size the requester advertises: a larger datagram may be fragmented, and
+// fragments get lost or spoofed (RFC 8900), and a small query would get an
+// answer up to 60 times its size, which makes an amplifier for attacks on a
+// forged source address. A larger answer is truncated, and the client asks
+// again over TCP. The resolver also advertises ednsPayload as what it
+// accepts.
 const (
-	maxUDPPayload = 4096
 	ednsPayload   = 1232
 	minUDPPayload = 512
 )
+
+// udpLimit returns the largest UDP response to a query, with an EDNS record
+// advertising size or (edns false) without one.
+func udpLimit(edns bool, size uint16) int {
+	if !edns {
+		return minUDPPayload
+	}
+	return min(max(int(size), minUDPPayload), ednsPayload)
+}
 
 // action says what ServeDNS does with a query after reply.
 type action int
@@ -185,10 +198,7 @@ func (r *Resolver) classify(key []byte) int {
 // least minOut) and says what to do with it.
 func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m := response{out: out[:headerLen], id: q.id, flags: q.flags, edns: q.opt, do: q.do}
-	limit := minUDPPayload
-	if q.opt {
-		limit = min(max(int(q.udpSize), minUDPPayload), maxUDPPayload)
-	}
+	limit := udpLimit(q.opt, q.udpSize)
 	if tcp {
 		limit = maxMsgLen
 	}
@@ -207,6 +217,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	key := lbuf[:len(qname)]
 	for i, c := range qname {
 		key[i] = lower(c)
+	}
+	if isAppliedIndex(q, key) {
+		return r.appliedIndex(&m), actAnswer
 	}
 	ix := r.idx.Load()
 	switch r.classify(key) {
@@ -243,8 +256,8 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m.flags |= flagAA
 	n := ix.nodes[string(key)]
 	if n == nil {
-		if r.podMode == PodInsecure {
-			switch a, kind := r.podName(key); kind {
+		if r.podMode == PodInsecure || ix.podsFromView {
+			switch a, kind := r.pod(ix, key); kind {
 			case podNamespace:
 				r.negative(&m, ix, len(qname))
 				return m.done(), actAnswer
@@ -381,31 +394,53 @@ func (r *Resolver) negative(m *response, ix *index, qlen int) {
 	m.ns = 1
 }
 
-// Kinds of names below pod.<zone> in insecure mode.
+// Kinds of names below pod.<zone> answered per query.
 const (
 	podOther     = iota // anything else: NXDOMAIN
 	podNamespace        // <ns>.pod.<zone>: an empty non-terminal
 	podAddress          // <a-b-c-d>.<ns>.pod.<zone>
 )
 
-// podName says what the lower-cased wire name key is below pod.<zone>, and
-// for a pod address name, the address.
-func (r *Resolver) podName(key []byte) (netip.Addr, int) {
-	l1 := 1 + int(key[0]) // the start of the second label
-	if l1 >= len(key) || key[0] == 0 {
+// pod says what the lower-cased wire name key, not in the index, is below
+// pod.<zone>, as podName does, once the View has had its say. In a namespace
+// the View tracks and lacks there is nothing (NXDOMAIN, as CoreDNS answers).
+// With pods from the View (verified mode), a namespace exists only while one
+// of its pods has an address, and an address only while a pod of that
+// namespace has it.
+func (r *Resolver) pod(ix *index, key []byte) (netip.Addr, int) {
+	a, ns, kind := r.podName(key)
+	if kind == podOther {
+		return a, kind
+	}
+	v := ix.view
+	switch {
+	case ix.namespacesFromView && !v.HasNamespace(string(ns)),
+		ix.podsFromView && kind == podNamespace && !v.HasPodsIn(ns),
+		ix.podsFromView && kind == podAddress && !v.HasPodAddr(ns, a):
 		return netip.Addr{}, podOther
 	}
+	return a, kind
+}
+
+// podName says what the lower-cased wire name key is below pod.<zone>; for
+// a namespace or pod address name, the namespace label, and for a pod
+// address name, the address.
+func (r *Resolver) podName(key []byte) (addr netip.Addr, ns []byte, kind int) {
+	l1 := 1 + int(key[0]) // the start of the second label
+	if l1 >= len(key) || key[0] == 0 {
+		return netip.Addr{}, nil, podOther
+	}
 	if string(key[l1:]) == r.podZone {
-		return netip.Addr{}, podNamespace
+		return netip.Addr{}, key[1:l1], podNamespace
 	}
 	l2 := l1 + 1 + int(key[l1])
 	if l2 >= len(key) || key[l1] == 0 || string(key[l2:]) != r.podZone {
-		return netip.Addr{}, podOther
+		return netip.Addr{}, nil, podOther
 	}
 	if a, ok := parseDashed(key[1:l1]); ok {
-		return a, podAddress
+		return a, key[l1+1 : l2], podAddress
 	}
-	return netip.Addr{}, podOther
+	return netip.Addr{}, nil, podOther
 }
 
 // podRecord appends the A or AAAA record of a pod address, owned by the

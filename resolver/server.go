@@ -139,7 +139,7 @@ func (r *Resolver) serve(ctx context.Context, pcs []*net.UDPConn, ln net.Listene
 	var us *udpServer
 	if r.miekgUDP {
 		for _, pc := range pcs {
-			s := &dns.Server{PacketConn: pc, Handler: r, UDPSize: maxUDPPayload, MsgAcceptFunc: acceptQuery, NotifyStartedFunc: notify}
+			s := &dns.Server{PacketConn: pc, Handler: r, UDPSize: dns.DefaultMsgSize, MsgAcceptFunc: acceptQuery, NotifyStartedFunc: notify}
 			runners = append(runners, runner{"udp", s.ActivateAndServe, s.ShutdownContext})
 		}
 	} else {

@@ -352,7 +352,7 @@ func TestStreaming(t *testing.T) {
 	// Create a dual-stack ClusterIP service.
 	m := h.raft.mark()
 	web := clusterIPService(ns, "web", tcpPort("http", 80))
-	web.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+	web.Spec.IPFamilyPolicy = new(corev1.IPFamilyPolicyRequireDualStack)
 	web, err := svcs.Create(ctx, web, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -425,13 +425,13 @@ func TestStreaming(t *testing.T) {
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr[int32](8080)}},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))}},
 		Endpoints: []discoveryv1.Endpoint{{
 			Addresses:  []string{"10.244.0.5"},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
-			Hostname:   ptr("web-0"),
+			Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+			Hostname:   new("web-0"),
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-0"},
-			NodeName:   ptr("node-a"),
+			NodeName:   new("node-a"),
 		}, {
 			Addresses: []string{"10.244.0.6"},
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-1"},
@@ -448,7 +448,7 @@ func TestStreaming(t *testing.T) {
 
 	// An endpoint turns unready.
 	m = h.raft.mark()
-	slice.Endpoints[1].Conditions.Ready = ptr(false)
+	slice.Endpoints[1].Conditions.Ready = new(false)
 	if slice, err = eps.Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestStreaming(t *testing.T) {
 	db2 := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "db-2", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
 		AddressType: discoveryv1.AddressTypeIPv6,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"fd00:244::7"}, Hostname: ptr("db-0")}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"fd00:244::7"}, Hostname: new("db-0")}},
 	}
 	if db2, err = eps.Create(ctx, db2, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func webSlice(ready bool, labels map[string]string, at discoveryv1.AddressType) 
 		AddressType: at,
 		Endpoints: []discoveryv1.Endpoint{{
 			Addresses:  []string{"10.244.0.5"},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready)},
+			Conditions: discoveryv1.EndpointConditions{Ready: new(ready)},
 		}},
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func addrs(ss ...string) []netip.Addr {
 	out := make([]netip.Addr, len(ss))
 	for i, s := range ss {
@@ -135,18 +133,18 @@ func TestSliceFrom(t *testing.T) {
 			ObjectMeta:  labeled("ns", "web-abc", "web"),
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Ports: []discoveryv1.EndpointPort{
-				{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr[int32](8080)},
-				{Name: ptr("dns"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr[int32](53)},
+				{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))},
+				{Name: new("dns"), Protocol: new(corev1.ProtocolUDP), Port: new(int32(53))},
 			},
 			Endpoints: []discoveryv1.Endpoint{{
 				Addresses:  []string{"10.1.0.5"},
-				Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
-				Hostname:   ptr("web-0"),
+				Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+				Hostname:   new("web-0"),
 				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "web-0"},
-				NodeName:   ptr("node-a"),
+				NodeName:   new("node-a"),
 			}, {
 				Addresses:  []string{"10.1.0.6"},
-				Conditions: discoveryv1.EndpointConditions{Ready: ptr(false)},
+				Conditions: discoveryv1.EndpointConditions{Ready: new(false)},
 				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: "web-1"},
 			}},
 		},
@@ -166,7 +164,7 @@ func TestSliceFrom(t *testing.T) {
 				TargetRef: &corev1.ObjectReference{Kind: "Node", Name: "node-b"},
 			}, {
 				Addresses:  []string{"fd00::1"},
-				Conditions: discoveryv1.EndpointConditions{Serving: ptr(true), Terminating: ptr(true)},
+				Conditions: discoveryv1.EndpointConditions{Serving: new(true), Terminating: new(true)},
 			}},
 		},
 		want: &fsm.EndpointSlice{Namespace: "ns", Name: "ext-1", Service: "ext",
@@ -180,10 +178,10 @@ func TestSliceFrom(t *testing.T) {
 			ObjectMeta:  labeled("ns", "p", "svc"),
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Ports: []discoveryv1.EndpointPort{
-				{Name: ptr("all")},                   // no port number: no record can name it
-				{Port: ptr[int32](9000)},             // unnamed, default TCP
-				{Name: ptr(""), Port: ptr[int32](1)}, // empty name
-				{Name: ptr("bad"), Port: ptr[int32](70000)},
+				{Name: new("all")},                   // no port number: no record can name it
+				{Port: new(int32(9000))},             // unnamed, default TCP
+				{Name: new(""), Port: new(int32(1))}, // empty name
+				{Name: new("bad"), Port: new(int32(70000))},
 			},
 		},
 		want: &fsm.EndpointSlice{Namespace: "ns", Name: "p", Service: "svc",
@@ -254,8 +252,8 @@ func TestTranslateStableThroughLog(t *testing.T) {
 	sl, _ := SliceFrom(&discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "s-1", Labels: map[string]string{discoveryv1.LabelServiceName: "s"}},
 		AddressType: discoveryv1.AddressTypeIPv6,
-		Ports:       []discoveryv1.EndpointPort{{Port: ptr[int32](80)}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"fd00::1"}, Hostname: ptr("h")}, {Addresses: []string{"::ffff:10.0.0.1"}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: new(int32(80))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"fd00::1"}, Hostname: new("h")}, {Addresses: []string{"::ffff:10.0.0.1"}}},
 	})
 	data, err := fsm.Encode([]fsm.Command{fsm.UpsertService(svc), fsm.UpsertSlice(sl)})
 	if err != nil {

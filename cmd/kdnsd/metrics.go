@@ -55,7 +55,7 @@ var (
 	descCacheEntries     = prometheus.NewDesc("kdnsd_forward_cache_entries", "Answers in the cache, stale ones included.", nil, nil)
 	descInFlight         = prometheus.NewDesc("kdnsd_forward_in_flight", "Upstream queries in flight.", nil, nil)
 	descOverloaded       = prometheus.NewDesc("kdnsd_forward_overloaded_total", "Queries refused because --max-inflight was reached.", nil, nil)
-	descLooping          = prometheus.NewDesc("kdnsd_forward_loop_detected", "1 once a forwarding loop was detected; forwarding then stops.", nil, nil)
+	descLooping          = prometheus.NewDesc("kdnsd_forward_loop_detected", "1 while forwarding is paused because a forwarding loop was confirmed; the upstreams are probed again after a minute.", nil, nil)
 )
 
 // forwardCollector exposes forward.Stats.

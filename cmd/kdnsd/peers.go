@@ -39,9 +39,9 @@ func newPeersListCommand() *cobra.Command {
 		for _, p := range resp.Peers {
 			state, applied, admission, format, mark, healthy := "-", "-", "-", "-", "", yesNo(p.Healthy)
 			if p.Reachable {
-				state, applied, format = p.State, fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
+				state, applied, format = string(p.State), fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
 				if p.Admission != "" {
-					admission = p.Admission
+					admission = string(p.Admission)
 				}
 			}
 			if !p.Reachable && p.AdminAddress == "" {

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/membership"
@@ -375,7 +376,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log})
+	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
+		WatchPods: o.podMode == resolver.PodVerified, CommandVersion: node.CommandVersion})
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -411,7 +413,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 
 	var draining atomic.Bool
-	httpSrv := &http.Server{Handler: statusMux(node, res, fwd, w, draining.Load), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, w, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -457,7 +459,7 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
@@ -483,11 +485,7 @@ func statusMux(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forward
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			raftnode.Status
-			ServedIndex uint64 `json:"served_index"`
-			Watcher     string `json:"watcher"`
-		}{node.Status(), res.AppliedIndex(), watcherState(node, w)})
+		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState(node, w)))
 	})
 	return mux
 }

@@ -158,7 +158,6 @@ func Cases() []Case {
 			Answer: []string{ptr("1.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.2.0.0.1.0.0.0.0.d.f.ip6.arpa.", web0)}},
 		{Name: hlpub, Type: dns.TypeA, Answer: []string{a(hlpub, "10.244.2.1")}, Note: "publishNotReadyAddresses"},
 		{Name: "10-244-2-1." + hlpub, Type: dns.TypeA, Answer: []string{a("10-244-2-1."+hlpub, "10.244.2.1")}},
-		nodata("empty.default.svc.cluster.local.", dns.TypeA, "headless without endpoints"),
 
 		// ExternalName: a CNAME, for every type. Other types than CNAME
 		// (and ANY) chase it: in the zone from the index; outside it
@@ -208,18 +207,14 @@ func Cases() []Case {
 		with(nodata("10-244-1-1.default.pod.cluster.local.", dns.TypeAAAA, ""), podsOn),
 		with(nodata("default.pod.cluster.local.", dns.TypeA, "a namespace below pod"), podsOn),
 		with(nodata("pod.cluster.local.", dns.TypeA, ""), podsOn),
-		with(Case{Name: "10-1-2-3.nons.pod.cluster.local.", Type: dns.TypeA,
-			Answer: []string{a("10-1-2-3.nons.pod.cluster.local.", "10.1.2.3")}, Note: "any address, any namespace"}, insecure),
 		with(Case{Name: "10-244-1-1.Other.POD.cluster.local.", Type: dns.TypeA,
 			Answer: []string{a("10-244-1-1.Other.POD.cluster.local.", "10.244.1.1")}}, insecure),
 		with(Case{Name: "fd00-0-0-0-0-0-0-1.default.pod.cluster.local.", Type: dns.TypeAAAA,
 			Answer: []string{aaaa("fd00-0-0-0-0-0-0-1.default.pod.cluster.local.", "fd00::1")}}, insecure),
 		with(Case{Name: "10-1-2-3.default.pod.cluster.local.", Type: dns.TypeANY,
 			Answer: []string{a("10-1-2-3.default.pod.cluster.local.", "10.1.2.3")}}, insecure),
-		with(nodata("nons.pod.cluster.local.", dns.TypeA, "any namespace"), insecure),
 		with(nx("10-1-2-3.default.pod.cluster.local.", dns.TypeA, "not an endpoint"), notSecure),
 		with(nx("10-244-1-1.other.pod.cluster.local.", dns.TypeA, "an endpoint of another namespace"), notSecure),
-		with(nx("nons.pod.cluster.local.", dns.TypeA, ""), notSecure),
 		with(nx("default.pod.cluster.local.", dns.TypeA, ""), disabled),
 		with(nx("pod.cluster.local.", dns.TypeA, ""), disabled),
 		with(nx("10-244-1-1.default.pod.cluster.local.", dns.TypeA, ""), disabled),
@@ -228,9 +223,32 @@ func Cases() []Case {
 		nx("web-0.default.pod.cluster.local.", dns.TypeA, ""),
 		nx("x.10-244-1-1.default.pod.cluster.local.", dns.TypeA, ""),
 
+		// Issue 10, items 4 and 5: pod names follow the namespaces and, in
+		// verified mode, the pods that exist (FixtureNamespaces,
+		// FixturePods), as CoreDNS's do.
+		nx("10-1-2-3.nons.pod.cluster.local.", dns.TypeA, "a namespace that does not exist, in every mode"),
+		nx("nons.pod.cluster.local.", dns.TypeA, ""),
+		with(Case{Name: "10-1-2-3.quiet.pod.cluster.local.", Type: dns.TypeA,
+			Answer: []string{a("10-1-2-3.quiet.pod.cluster.local.", "10.1.2.3")}, Note: "a namespace without services or pods exists"}, insecure),
+		with(nx("10-1-2-3.quiet.pod.cluster.local.", dns.TypeA, "no pod has the address"), notSecure),
+		with(nodata("quiet.pod.cluster.local.", dns.TypeA, ""), insecure),
+		with(nx("quiet.pod.cluster.local.", dns.TypeA, "verified: a namespace without pods"), notSecure),
+		with(Case{Name: "10-244-5-5.other.pod.cluster.local.", Type: dns.TypeA,
+			Answer: []string{a("10-244-5-5.other.pod.cluster.local.", "10.244.5.5")}, Note: "verified: a pod behind no service"}, podsOn),
+		with(nx("10-244-5-5.other.pod.cluster.local.", dns.TypeA, ""), disabled),
+		with(nodata("other.pod.cluster.local.", dns.TypeA, "verified: a namespace with a pod behind no service"), podsOn),
+		with(nx("other.pod.cluster.local.", dns.TypeA, ""), disabled),
+		with(Case{Name: "10-244-3-1.kube-system.pod.cluster.local.", Type: dns.TypeA,
+			Answer: []string{a("10-244-3-1.kube-system.pod.cluster.local.", "10.244.3.1")}}, insecure),
+		with(nx("10-244-3-1.kube-system.pod.cluster.local.", dns.TypeA, "verified: an endpoint address with no pod"), notSecure),
+		with(nodata("kube-system.pod.cluster.local.", dns.TypeA, ""), insecure),
+		with(nx("kube-system.pod.cluster.local.", dns.TypeA, "verified: endpoints but no pods"), notSecure),
+		with(nx("10-244-9-9.default.pod.cluster.local.", dns.TypeA, "verified: the address of a pod that has terminated"), notSecure),
+		with(Case{Name: "10-244-9-9.default.pod.cluster.local.", Type: dns.TypeA,
+			Answer: []string{a("10-244-9-9.default.pod.cluster.local.", "10.244.9.9")}}, insecure),
+
 		// Not ours: reverse names that are no cluster records fall through
 		// to Forward; other names outside the zone are forwarded.
-		refused("2.1.244.10.in-addr.arpa.", dns.TypePTR, noFwd, "endpoint without hostname: no PTR"),
 		refused("3.1.244.10.in-addr.arpa.", dns.TypePTR, noFwd, "not ready"),
 		refused("1.0.96.10.in-addr.arpa.", dns.TypeA, noFwd, "only PTR is served in reverse zones"),
 		refused("96.10.in-addr.arpa.", dns.TypePTR, noFwd, ""),
@@ -240,5 +258,86 @@ func Cases() []Case {
 		refused("xcluster.local.", dns.TypeA, noFwd, ""),
 		refused(".", dns.TypeNS, noFwd, ""),
 		refused(Zone, dns.TypeAXFR, Requires{}, "no zone transfers"),
+
+		// Issue 10 (branch dns-spec).
+		// A ready endpoint without hostname has a PTR to the name it is
+		// answered at (spec 1.1.0 section 2.4.3; its hostname is the
+		// system-assigned one of section 2.1).
+		{Name: "2.1.244.10.in-addr.arpa.", Type: dns.TypePTR, Answer: []string{ptr("2.1.244.10.in-addr.arpa.", ep2)},
+			Note: "endpoint without hostname: its dashed name"},
+		{Name: rev6, Type: dns.TypePTR, Answer: []string{ptr(rev6, ep6)}},
+		{Name: rev61, Type: dns.TypePTR, Answer: []string{ptr(rev61, ep61)}},
+		refused("1.4.244.10.in-addr.arpa.", dns.TypePTR, noFwd, "not ready: no PTR"),
+		// IPv6 endpoint labels are valid host names (RFC 1123 section 2.1)
+		// and CoreDNS's: an address ending in "::" gets a final 0.
+		{Name: hl6, Type: dns.TypeAAAA, Answer: []string{aaaa(hl6, "fd00:10:244:6::"), aaaa(hl6, "fd00:10:244::6:1")}},
+		{Name: ep6, Type: dns.TypeAAAA, Answer: []string{aaaa(ep6, "fd00:10:244:6::")}, Note: "not fd00-10-244-6--, whose last character is a hyphen"},
+		{Name: ep61, Type: dns.TypeAAAA, Answer: []string{aaaa(ep61, "fd00:10:244::6:1")}},
+		nx("fd00-10-244-6--.hl6.default.svc.cluster.local.", dns.TypeAAAA, "no label ends in a hyphen"),
+		{Name: "_http._tcp." + hl6, Type: dns.TypeSRV,
+			Answer:     []string{srv("_http._tcp."+hl6, 50, 8080, ep6), srv("_http._tcp."+hl6, 50, 8080, ep61)},
+			Additional: []string{aaaa(ep6, "fd00:10:244:6::"), aaaa(ep61, "fd00:10:244::6:1")}},
+		// A headless service without ready endpoints has no records: its
+		// name and the names below it do not exist (spec 1.1.0 section
+		// 2.4.1); its namespace does.
+		nx("empty.default.svc.cluster.local.", dns.TypeA, "headless without endpoints"),
+		nx(idle, dns.TypeA, "headless with a not-ready endpoint only"),
+		nx(idle, dns.TypeAAAA, ""),
+		nx("_http._tcp."+idle, dns.TypeSRV, ""),
+		nx("_tcp."+idle, dns.TypeSRV, ""),
+		nx("10-244-4-1."+idle, dns.TypeA, ""),
+		nodata("standby.svc.cluster.local.", dns.TypeA, "a namespace whose one service has no endpoints"),
+		// UDP answers are at most MaxUDPSize octets, whatever the EDNS
+		// payload size the client advertises (DNS flag day 2020): beyond,
+		// TC sends the client to TCP.
+		{Name: "_http._tcp." + wide, Type: dns.TypeSRV, EDNS: 4096, Truncated: true, Answer: wideSRV,
+			Requires: Requires{Transport: UDP}, Note: "4096 octets would hold the whole answer"},
+		{Name: "_http._tcp." + wide, Type: dns.TypeSRV, EDNS: 4096, Answer: wideSRV, Additional: wideA,
+			Requires: Requires{Transport: TCP}},
+		{Name: big, Type: dns.TypeA, EDNS: 4096, Truncated: true, Answer: bigA, Requires: Requires{Transport: UDP}},
+		{Name: big, Type: dns.TypeA, EDNS: 4096, Answer: bigA, Requires: Requires{Transport: TCP}},
+		{Name: "_http._tcp." + hl, Type: dns.TypeSRV, EDNS: 4096,
+			Answer:     []string{srv("_http._tcp."+hl, 50, 8080, ep2), srv("_http._tcp."+hl, 50, 8080, web0)},
+			Additional: []string{a(ep2, "10.244.1.2"), a(web0, "10.244.1.1"), aaaa(web0, "fd00:10:244::1:1")},
+			Note:       "an answer that fits comes whole"},
+		{Name: web, Type: dns.TypeA, EDNS: 512, Answer: []string{a(web, "10.96.0.110")}},
 	}
+}
+
+// Names and records of the issue 10 cases.
+var (
+	rev6    = reverse("fd00:10:244:6::")
+	rev61   = reverse("fd00:10:244::6:1")
+	bigA    = endpointRecords(BigEndpoints, func(i int) string { return a(big, "10.244.3."+itoa(i)) })
+	wideSRV = endpointRecords(WideEndpoints, func(i int) string {
+		return srv("_http._tcp."+wide, 100/WideEndpoints, 8080, "10-244-7-"+itoa(i)+"."+wide)
+	})
+	wideA = endpointRecords(WideEndpoints, func(i int) string { return a("10-244-7-"+itoa(i)+"."+wide, "10.244.7."+itoa(i)) })
+)
+
+const (
+	hl6  = "hl6.default.svc.cluster.local."
+	ep6  = "fd00-10-244-6--0.hl6.default.svc.cluster.local."
+	ep61 = "fd00-10-244--6-1.hl6.default.svc.cluster.local."
+	idle = "idle.standby.svc.cluster.local."
+	big  = "big.kube-system.svc.cluster.local."
+	wide = "wide.kube-system.svc.cluster.local."
+)
+
+func reverse(addr string) string {
+	name, err := dns.ReverseAddr(addr)
+	if err != nil {
+		panic(err)
+	}
+	return name
+}
+
+// endpointRecords returns rec(i) for i from 1 to n: a record per endpoint,
+// by the last octet of its address.
+func endpointRecords(n int, rec func(i int) string) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = rec(i + 1)
+	}
+	return out
 }

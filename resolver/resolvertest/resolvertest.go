@@ -12,9 +12,9 @@
 // compares a response with a case.
 //
 // Some cases hold only under some configuration (Case.Requires): a pod mode,
-// no Forward handler, or name server addresses taken from
-// kube-system/kube-dns. Select picks the cases that hold under a
-// configuration. Cases that hold with a Forward handler hold whatever its
+// no Forward handler, name server addresses taken from kube-system/kube-dns,
+// or one transport (a UDP answer is truncated where the TCP answer is
+// whole). Select picks the cases that hold under a configuration. Cases that hold with a Forward handler hold whatever its
 // upstreams answer, or whether they answer at all: none depends on a name
 // outside the zone.
 package resolvertest
@@ -55,13 +55,28 @@ type Requires struct {
 	// ns.dns.<zone> come from the service kube-system/kube-dns (no
 	// name server addresses configured).
 	KubeDNSNameServer bool
+	// Transport, when not empty, is the only one the case holds over: UDP
+	// or TCP.
+	Transport string
 }
+
+// Transports, as Requires.Transport names them.
+const (
+	UDP = "udp"
+	TCP = "tcp"
+)
+
+// MaxUDPSize is the largest UDP response, whatever payload size the
+// client's EDNS record advertises, and the payload size a response's EDNS
+// record advertises (DNS flag day 2020; RFC 6891 section 6.2.5).
+const MaxUDPSize = 1232
 
 // Config describes a server's configuration for Select.
 type Config struct {
 	PodMode    string // "" means insecure
 	Forward    bool   // a Forward handler is set
 	NSAddrsSet bool   // name server addresses are configured
+	TCP        bool   // queries are asked over TCP, not UDP
 }
 
 // Holds reports whether the case holds under cfg.
@@ -71,8 +86,13 @@ func (c *Case) Holds(cfg Config) bool {
 		mode = PodInsecure
 	}
 	r := &c.Requires
+	transport := UDP
+	if cfg.TCP {
+		transport = TCP
+	}
 	return (len(r.PodModes) == 0 || slices.Contains(r.PodModes, mode)) &&
-		!(r.NoForward && cfg.Forward) && !(r.KubeDNSNameServer && cfg.NSAddrsSet)
+		!(r.NoForward && cfg.Forward) && !(r.KubeDNSNameServer && cfg.NSAddrsSet) &&
+		(r.Transport == "" || r.Transport == transport)
 }
 
 // Select returns the cases that hold under cfg.
@@ -86,12 +106,16 @@ func Select(cases []Case, cfg Config) []Case {
 	return out
 }
 
-// Case is one query, asked without EDNS, and the response it must get.
+// Case is one query, as Request builds it, and the response it must get.
 // Records are in the form Canonical gives; the order within a section does
 // not matter (answers rotate).
 type Case struct {
-	Name  string // question name, echoed with its case
-	Type  uint16
+	Name string // question name, echoed with its case
+	Type uint16
+	// EDNS, when not zero, is the payload size of the query's EDNS record;
+	// without it the query has none. The response must then have one
+	// advertising MaxUDPSize.
+	EDNS  uint16
 	Rcode int
 	// Answer, Authority and Additional records. A negative answer's
 	// authority is the zone's SOA, whose serial (the Raft index) is not
@@ -99,7 +123,11 @@ type Case struct {
 	Answer, Authority, Additional []string
 	// NotAuthoritative: AA must be clear (REFUSED); else it must be set.
 	NotAuthoritative bool
-	Requires         Requires
+	// Truncated: TC must be set, Answer lists the records the answer may
+	// hold (it must hold some, not all of them), and the other sections
+	// must be empty. Else TC must be clear.
+	Truncated bool
+	Requires  Requires
 	// Note says what the case shows.
 	Note string
 }
@@ -107,10 +135,25 @@ type Case struct {
 // String names the case, for test names.
 func (c *Case) String() string {
 	s := dns.TypeToString[c.Type] + " " + c.Name
+	if c.EDNS != 0 {
+		s += fmt.Sprintf(" bufsize=%d", c.EDNS)
+	}
+	if c.Requires.Transport != "" {
+		s += " " + c.Requires.Transport
+	}
 	if len(c.Requires.PodModes) > 0 {
 		s += " pods=" + strings.Join(c.Requires.PodModes, ",")
 	}
 	return s
+}
+
+// Request returns the case's query, RD set.
+func (c *Case) Request() *dns.Msg {
+	m := new(dns.Msg).SetQuestion(c.Name, c.Type)
+	if c.EDNS != 0 {
+		m.SetEdns0(c.EDNS, false)
+	}
+	return m
 }
 
 func addrs(s ...string) []netip.Addr {
@@ -122,8 +165,13 @@ func addrs(s ...string) []netip.Addr {
 }
 
 // BigEndpoints is the number of ready endpoints of the headless service
-// kube-system/big, whose A answer does not fit in 512 octets.
+// kube-system/big, whose A answer does not fit in 512 octets, nor in
+// MaxUDPSize.
 const BigEndpoints = 100
+
+// WideEndpoints is the number of ready endpoints of the headless service
+// kube-system/wide, whose SRV answer fits in 4096 octets, not in MaxUDPSize.
+const WideEndpoints = 30
 
 // Fixture returns a new copy of the cluster state the cases are about.
 //
@@ -165,6 +213,15 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		{Namespace: "default", Name: "hlpub", Type: fsm.TypeClusterIP, Headless: true, PublishNotReadyAddresses: true},
 		{Namespace: "default", Name: "empty", Type: fsm.TypeClusterIP, Headless: true},
 		{Namespace: "kube-system", Name: "big", Type: fsm.TypeClusterIP, Headless: true},
+
+		// Issue 10 (branch dns-spec): an IPv6-only headless service whose
+		// endpoints have no hostname, one address ending in "::"; a headless
+		// service with a named port and no ready endpoint, alone in its
+		// namespace; a headless service whose SRV answer fits in 4096 octets,
+		// not in MaxUDPSize.
+		{Namespace: "kube-system", Name: "wide", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
+		{Namespace: "default", Name: "hl6", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
+		{Namespace: "standby", Name: "idle", Type: fsm.TypeClusterIP, Headless: true, Ports: []fsm.Port{tcp("http", 80)}},
 	}
 	slices = []*fsm.EndpointSlice{
 		{Namespace: "default", Name: "hl-ipv4", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
@@ -177,13 +234,61 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 			Endpoints: []fsm.Endpoint{{Addresses: addrs("fd00:10:244::1:1"), Hostname: "web-0", Ready: true, PodName: "web-0"}}},
 		{Namespace: "default", Name: "hlpub-ipv4", Service: "hlpub",
 			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.2.1"), PodName: "pub-0"}}}, // not ready
+
+		// Issue 10 (branch dns-spec).
+		{Namespace: "default", Name: "hl6-ipv6", Service: "hl6", Ports: []fsm.Port{tcp("http", 8080)},
+			Endpoints: []fsm.Endpoint{
+				{Addresses: addrs("fd00:10:244:6::"), Ready: true},
+				{Addresses: addrs("fd00:10:244::6:1"), Ready: true},
+			}},
+		{Namespace: "standby", Name: "idle-ipv4", Service: "idle", Ports: []fsm.Port{tcp("http", 8080)},
+			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.4.1")}}}, // not ready
 	}
 	big := &fsm.EndpointSlice{Namespace: "kube-system", Name: "big-ipv4", Service: "big"}
 	for i := range BigEndpoints {
 		big.Endpoints = append(big.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.244.3.%d", i+1)), Ready: true})
 	}
 	slices = append(slices, big)
+	wide := &fsm.EndpointSlice{Namespace: "kube-system", Name: "wide-ipv4", Service: "wide", Ports: []fsm.Port{tcp("http", 8080)}}
+	for i := range WideEndpoints {
+		wide.Endpoints = append(wide.Endpoints, fsm.Endpoint{Addresses: addrs(fmt.Sprintf("10.244.7.%d", i+1)), Ready: true})
+	}
+	slices = append(slices, wide)
 	return services, slices
+}
+
+// FixtureNamespaces returns the namespaces of the fixture: those of its
+// services and pods, and quiet, which has neither.
+func FixtureNamespaces() []string {
+	return []string{"default", "kube-system", "other", "quiet", "standby"}
+}
+
+// FixturePods returns the fixture's pods, as a leader in verified mode
+// replicates them: every endpoint of default's services is a pod that has
+// not terminated (pending or running); other/solo is behind no service; the
+// endpoints of kube-system/big have no pod. Terminated (phase Succeeded)
+// holds a pod that has terminated, which is never replicated: a test that
+// creates the fixture in an API server creates it too, and no case may
+// find its address (10.244.9.9) in verified mode.
+func FixturePods() (pods []*fsm.Pod, terminated *fsm.Pod) {
+	pods = []*fsm.Pod{
+		{Namespace: "default", Name: "web-0", IPs: addrs("10.244.1.1", "fd00:10:244::1:1")},
+		{Namespace: "default", Name: "web-x", IPs: addrs("10.244.1.2")},
+		{Namespace: "default", Name: "web-2", IPs: addrs("10.244.1.3")},
+		{Namespace: "default", Name: "pub-0", IPs: addrs("10.244.2.1")},
+		{Namespace: "other", Name: "solo", IPs: addrs("10.244.5.5")},
+	}
+	return pods, &fsm.Pod{Namespace: "default", Name: "done", IPs: addrs("10.244.9.9")}
+}
+
+// FixtureView returns the View of the whole fixture, with namespaces and
+// pods tracked, as a leader in verified mode writes it.
+func FixtureView(index uint64) *fsm.View {
+	services, slices := Fixture()
+	pods, _ := FixturePods()
+	r := fsm.Records{Services: services, Slices: slices, Namespaces: FixtureNamespaces(), Pods: pods,
+		Tracked: fsm.Tracked{Namespaces: true, Pods: true}}
+	return r.View(index)
 }
 
 // Canonical formats a record as Check compares it: its presentation form
@@ -202,9 +307,8 @@ func soaSerial(s string) string {
 	return s
 }
 
-// Check compares reply, the response to c's question asked without EDNS,
-// with c. The order of records within a section is not compared; nor is an
-// SOA's serial.
+// Check compares reply, the response to c's Request, with c. The order of
+// records within a section is not compared; nor is an SOA's serial.
 func Check(reply *dns.Msg, c Case) error {
 	if reply == nil {
 		return fmt.Errorf("%s: no reply", c.String())
@@ -217,18 +321,31 @@ func Check(reply *dns.Msg, c Case) error {
 	if reply.Authoritative == c.NotAuthoritative {
 		fail("AA %v, want %v", reply.Authoritative, !c.NotAuthoritative)
 	}
-	if !reply.Response || reply.Truncated || reply.RecursionAvailable || reply.Opcode != dns.OpcodeQuery {
+	if !reply.Response || reply.Truncated != c.Truncated || reply.RecursionAvailable || reply.Opcode != dns.OpcodeQuery {
 		fail("header %+v", reply.MsgHdr)
+	}
+	if opt := reply.IsEdns0(); (opt != nil) != (c.EDNS != 0) || opt != nil && opt.UDPSize() != MaxUDPSize {
+		fail("EDNS record %v, want one advertising %d octets: %v", opt, MaxUDPSize, c.EDNS != 0)
 	}
 	want := dns.Question{Name: c.Name, Qtype: c.Type, Qclass: dns.ClassINET}
 	if len(reply.Question) != 1 || reply.Question[0] != want {
 		fail("question %v, want %v", reply.Question, want)
 	}
+	answer := c.Answer
+	if c.Truncated {
+		// Some of the records, whichever the rotation put first.
+		got := texts(reply.Answer)
+		if len(got) == 0 || len(got) >= len(c.Answer) ||
+			slices.ContainsFunc(got, func(s string) bool { return !slices.Contains(c.Answer, s) }) {
+			fail("truncated answer of %d records, want some of the %d listed:\n  got %q", len(got), len(c.Answer), got)
+		}
+		answer = got
+	}
 	for _, s := range []struct {
 		name      string
 		got, want []string
 	}{
-		{"answer", texts(reply.Answer), c.Answer},
+		{"answer", texts(reply.Answer), answer},
 		{"authority", texts(reply.Ns), c.Authority},
 		{"additional", texts(reply.Extra), c.Additional},
 	} {

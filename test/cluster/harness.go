@@ -22,7 +22,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/kdnsd/kdnsd/raftnode"
+	adminapi "github.com/kdnsd/kdnsd/admin"
 )
 
 // Replica is one kdnsd process and everything needed to start it again the
@@ -314,6 +314,21 @@ func (r *Replica) Kill() { r.signal(syscall.SIGKILL) }
 // after 20 seconds it kills it.
 func (r *Replica) Stop() { r.signal(syscall.SIGTERM) }
 
+// Pause stops the process with SIGSTOP, as a hung node: its sockets stay
+// open and nothing is answered. Resume continues it with SIGCONT.
+func (r *Replica) Pause() error  { return r.send(syscall.SIGSTOP) }
+func (r *Replica) Resume() error { return r.send(syscall.SIGCONT) }
+
+// send signals the running process without waiting for anything.
+func (r *Replica) send(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return fmt.Errorf("%s is not running", r.ID)
+	}
+	return r.cmd.Process.Signal(sig)
+}
+
 func (r *Replica) signal(sig syscall.Signal) {
 	r.mu.Lock()
 	cmd, exited := r.cmd, r.exited
@@ -349,21 +364,19 @@ func (r *Replica) QueryPlain(name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = false
+	return r.Exchange(m)
+}
+
+// Exchange sends m over UDP and returns the reply.
+func (r *Replica) Exchange(m *dns.Msg) (*dns.Msg, error) {
 	client := &dns.Client{Timeout: time.Second}
 	reply, _, err := client.Exchange(m, r.DNSAddr)
 	return reply, err
 }
 
-// Status is what a replica reports at /status.
-type Status struct {
-	raftnode.Status
-	ServedIndex uint64 `json:"served_index"`
-	Watcher     string `json:"watcher"`
-}
-
 // Status reads the replica's /status.
-func (r *Replica) Status(ctx context.Context) (Status, error) {
-	var st Status
+func (r *Replica) Status(ctx context.Context) (adminapi.Status, error) {
+	var st adminapi.Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.HTTPAddr+"/status", nil)
 	if err != nil {
 		return st, err

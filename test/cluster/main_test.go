@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/test/testenv"
 
 	"github.com/kdnsd/kdnsd/test/wait"
@@ -114,9 +115,9 @@ func waitLeader(t *testing.T, c *Cluster) *Replica {
 
 // status reads r's /status, waiting for its HTTP listener, which comes up
 // after DNS.
-func status(t *testing.T, r *Replica) Status {
+func status(t *testing.T, r *Replica) adminapi.Status {
 	t.Helper()
-	var st Status
+	var st adminapi.Status
 	wait.For(t, r.ID+" /status", 10*time.Second, func() bool {
 		var err error
 		st, err = r.Status(context.Background())
@@ -185,20 +186,18 @@ func createHeadless(t *testing.T, cs kubernetes.Interface, ns, name string, ips 
 	}
 	var eps []discoveryv1.Endpoint
 	for _, ip := range ips {
-		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}})
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}})
 	}
 	_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: name + "-abc", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   eps,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // answersA reports whether r answers name with exactly the addresses want.
 func answersA(r *Replica, name string, want ...string) bool {

@@ -1,11 +1,14 @@
 // Command devcluster is `make run`: a local kdnsd cluster on loopback. It
 // starts a real etcd and kube-apiserver (test/testenv), loads a few sample
-// services, starts three kdnsd replicas from the given binary, prints the dig
+// services, starts three kdnsd replicas from the given binary, each on its
+// own loopback address as pods of a StatefulSet are, with the admin API on
+// (plain HTTP on loopback, a bearer token), prints the dig and kdnsd
 // commands to try, and on Ctrl-C stops everything and removes its files.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"log"
@@ -64,11 +67,19 @@ func run(bin string, replicas int, upstream string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	c, err := cluster.New(bin, env.KdnsdKubeconfig, dir, replicas)
+	// Every replica serves the admin API on the same port of its own
+	// address, so that a replica finds its peers' admin API (for `kdnsd
+	// peers list`) as it does in a StatefulSet.
+	c, err := cluster.NewOnHosts(bin, env.KdnsdKubeconfig, dir, replicas)
+	if err != nil {
+		return err
+	}
+	tokenFile, err := writeToken(dir)
 	if err != nil {
 		return err
 	}
 	c.Upstream = upstream
+	c.AdminFlags = []string{"--admin-token-file", tokenFile}
 	defer c.StopAll()
 	if err := c.StartAll(); err != nil {
 		return err
@@ -76,7 +87,7 @@ func run(bin string, replicas int, upstream string) error {
 
 	fmt.Printf("\nkdnsd: %d replicas on loopback, API server %s\n", replicas, env.Host)
 	for _, r := range c.Replicas {
-		fmt.Printf("  %s  dns %s  http http://%s/status  log %s\n", r.ID, r.DNSAddr, r.HTTPAddr, r.LogPath)
+		fmt.Printf("  %s  dns %s  http http://%s/status  admin http://%s  log %s\n", r.ID, r.DNSAddr, r.HTTPAddr, r.AdminAddr, r.LogPath)
 	}
 	host, port, _ := strings.Cut(c.Replicas[0].DNSAddr, ":")
 	fmt.Println("\nTry:")
@@ -89,7 +100,12 @@ func run(bin string, replicas int, upstream string) error {
 		fmt.Printf("  dig @%s -p %s %s\n", host, port, q)
 	}
 	fmt.Printf("  KUBECONFIG=%s kubectl create service clusterip new --tcp=80 -n demo\n", env.AdminKubeconfig)
-	fmt.Printf("  KDNSD_DATA_DIR=%s %s peers list\n", c.Replicas[0].DataDir, bin)
+	fmt.Println("\nThe admin API (any replica; a follower forwards changes to the leader):")
+	fmt.Printf("  %s peers list --server http://%s --token-file %s\n", bin, c.Replicas[0].AdminAddr, tokenFile)
+	for _, r := range c.Replicas {
+		fmt.Printf("  %s status --server http://%s --token-file %s\n", bin, r.AdminAddr, tokenFile)
+	}
+	fmt.Printf("  KDNSD_DATA_DIR=%s %s peers list   (%s's admin socket, as kubectl exec uses in a pod)\n", c.Replicas[0].DataDir, bin, c.Replicas[0].ID)
 	fmt.Println("\nCtrl-C stops everything.")
 
 	tick := time.NewTicker(time.Second)
@@ -107,6 +123,13 @@ func run(bin string, replicas int, upstream string) error {
 			}
 		}
 	}
+}
+
+// writeToken writes a random bearer token for the replicas' admin API to a
+// file in dir, and returns the file's path.
+func writeToken(dir string) (string, error) {
+	path := filepath.Join(dir, "admin-token")
+	return path, os.WriteFile(path, []byte(rand.Text()+"\n"), 0o600)
 }
 
 // loadSamples creates namespace demo with a ClusterIP service and a headless
@@ -129,7 +152,7 @@ func loadSamples(ctx context.Context, cs kubernetes.Interface) error {
 	for i := 1; i <= 3; i++ {
 		eps = append(eps, discoveryv1.Endpoint{
 			Addresses:  []string{fmt.Sprintf("10.244.0.%d", 10+i)},
-			Hostname:   ptr(fmt.Sprintf("db-%d", i-1)),
+			Hostname:   new(fmt.Sprintf("db-%d", i-1)),
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 		})
 	}
@@ -137,9 +160,7 @@ func loadSamples(ctx context.Context, cs kubernetes.Interface) error {
 		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   eps,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))}},
 	}, metav1.CreateOptions{})
 	return err
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -22,7 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kdnsd/kdnsd/raftnode"
+	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
@@ -106,11 +106,7 @@ func replicaNames(n int) []string {
 }
 
 // raftStatus is a replica's GET /status on :8080.
-type raftStatus struct {
-	raftnode.Status
-	ServedIndex uint64 `json:"served_index"`
-	Watcher     string `json:"watcher"`
-}
+type raftStatus admin.Status
 
 // voters is the sorted IDs of the voters in s's Raft configuration.
 func (s raftStatus) voters() []string {
