@@ -17,7 +17,22 @@ const (
 	OpDeleteService Op = 2
 	OpUpsertSlice   Op = 3
 	OpDeleteSlice   Op = 4
+	// Format 2 and later only.
+	OpUpsertNamespace Op = 5
+	OpDeleteNamespace Op = 6
+	OpUpsertPod       Op = 7
+	OpDeletePod       Op = 8
+	OpSetTracked      Op = 9
 )
+
+// minVersion is the oldest command format that carries o: a build that
+// knows only older formats cannot apply it.
+func (o Op) minVersion() int {
+	if o >= OpUpsertNamespace {
+		return PodsCommandVersion
+	}
+	return int(formatV1)
+}
 
 func (o Op) String() string {
 	switch o {
@@ -29,16 +44,28 @@ func (o Op) String() string {
 		return "upsert-slice"
 	case OpDeleteSlice:
 		return "delete-slice"
+	case OpUpsertNamespace:
+		return "upsert-namespace"
+	case OpDeleteNamespace:
+		return "delete-namespace"
+	case OpUpsertPod:
+		return "upsert-pod"
+	case OpDeletePod:
+		return "delete-pod"
+	case OpSetTracked:
+		return "set-tracked"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
 // Command is one change to the record set. Upserts carry the whole object;
-// deletes carry only Namespace and Name.
+// deletes carry only Namespace and Name. A namespace is its Name alone.
 type Command struct {
 	Op        Op             `json:"op"`
 	Service   *Service       `json:"svc,omitempty"`
 	Slice     *EndpointSlice `json:"slice,omitempty"`
+	Pod       *Pod           `json:"pod,omitempty"`
+	Tracked   *Tracked       `json:"tracked,omitempty"`
 	Namespace string         `json:"ns,omitempty"`
 	Name      string         `json:"name,omitempty"`
 }
@@ -59,7 +86,37 @@ func DeleteSlice(k SliceKey) Command {
 	return Command{Op: OpDeleteSlice, Namespace: k.Namespace, Name: k.Name}
 }
 
-func (c *Command) validate() error {
+// UpsertNamespace returns a command that records that namespace name
+// exists.
+func UpsertNamespace(name string) Command { return Command{Op: OpUpsertNamespace, Name: name} }
+
+// DeleteNamespace returns a command that removes a namespace.
+func DeleteNamespace(name string) Command { return Command{Op: OpDeleteNamespace, Name: name} }
+
+// UpsertPod returns a command that creates or replaces p.
+func UpsertPod(p *Pod) Command { return Command{Op: OpUpsertPod, Pod: p} }
+
+// DeletePod returns a command that removes a pod.
+func DeletePod(k PodKey) Command {
+	return Command{Op: OpDeletePod, Namespace: k.Namespace, Name: k.Name}
+}
+
+// SetTracked returns a command that sets which kinds the View holds in
+// full (see Tracked).
+func SetTracked(t Tracked) Command { return Command{Op: OpSetTracked, Tracked: &t} }
+
+// validate checks c as a command of an entry in format version.
+func (c *Command) validate(version int) error {
+	if err := c.validateFields(); err != nil {
+		return err
+	}
+	if v := c.Op.minVersion(); version < v {
+		return fmt.Errorf("%s in command format %d: it needs format %d", c.Op, version, v)
+	}
+	return nil
+}
+
+func (c *Command) validateFields() error {
 	switch c.Op {
 	case OpUpsertService:
 		if c.Service == nil || c.Service.Namespace == "" || c.Service.Name == "" {
@@ -69,9 +126,21 @@ func (c *Command) validate() error {
 		if c.Slice == nil || c.Slice.Namespace == "" || c.Slice.Name == "" || c.Slice.Service == "" {
 			return errors.New("upsert-slice without a named slice of a service")
 		}
-	case OpDeleteService, OpDeleteSlice:
+	case OpDeleteService, OpDeleteSlice, OpDeletePod:
 		if c.Namespace == "" || c.Name == "" {
 			return fmt.Errorf("%s without namespace and name", c.Op)
+		}
+	case OpUpsertNamespace, OpDeleteNamespace:
+		if c.Name == "" || c.Namespace != "" {
+			return fmt.Errorf("%s without a name alone", c.Op)
+		}
+	case OpUpsertPod:
+		if c.Pod == nil || c.Pod.Namespace == "" || c.Pod.Name == "" {
+			return errors.New("upsert-pod without a named pod")
+		}
+	case OpSetTracked:
+		if c.Tracked == nil {
+			return errors.New("set-tracked without what is tracked")
 		}
 	default:
 		return fmt.Errorf("unknown operation %d", uint8(c.Op))
@@ -82,12 +151,19 @@ func (c *Command) validate() error {
 // Command formats. The first byte of every encoded batch is its format
 // version; a JSON array of Commands follows. Version 1 is the format every
 // release decodes, and the one a leader writes until every server of the
-// cluster advertises a newer one (raftnode, membership). MaxCommandVersion,
-// the newest format this build decodes and encodes, is set per build
-// (format_v1.go; format_v2.go with the kdnsd_formatv2 build tag).
+// cluster advertises a newer one (raftnode, membership). Version 2 adds the
+// operations on namespaces, pods and Tracked (Op.minVersion); an entry of an
+// older format that holds one does not decode. MaxCommandVersion, the newest
+// format this build decodes and encodes, is set per build (format_release.go;
+// format_next.go with the kdnsd_formatnext build tag, for upgrade tests).
 const (
 	formatV1           byte = 1
+	formatV2           byte = 2
 	BaseCommandVersion      = int(formatV1)
+	// PodsCommandVersion is the oldest format that carries namespaces,
+	// pods and tracked kinds: a leader commits them only while it writes
+	// this format or a newer one.
+	PodsCommandVersion = int(formatV2)
 )
 
 // Encode turns a batch of commands into one Raft log entry in format 1.
@@ -100,7 +176,7 @@ func EncodeVersion(cmds []Command, version int) ([]byte, error) {
 		return nil, fmt.Errorf("command format %d: this build writes formats %d to %d", version, BaseCommandVersion, MaxCommandVersion)
 	}
 	for i := range cmds {
-		if err := cmds[i].validate(); err != nil {
+		if err := cmds[i].validate(version); err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
 	}
@@ -137,7 +213,8 @@ func decode(data []byte, maxVersion int) ([]Command, error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty command entry")
 	}
-	if v := int(data[0]); v < BaseCommandVersion || v > maxVersion {
+	version := int(data[0])
+	if version < BaseCommandVersion || version > maxVersion {
 		return nil, fmt.Errorf("%w: version byte %d (this build reads %d to %d)", ErrUnknownFormat, data[0], BaseCommandVersion, maxVersion)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data[1:]))
@@ -150,7 +227,7 @@ func decode(data []byte, maxVersion int) ([]Command, error) {
 		return nil, errors.New("corrupt command entry: data after the JSON array")
 	}
 	for i := range cmds {
-		if err := cmds[i].validate(); err != nil {
+		if err := cmds[i].validate(version); err != nil {
 			return nil, fmt.Errorf("corrupt command entry: command %d: %w", i, err)
 		}
 	}

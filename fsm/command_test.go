@@ -54,12 +54,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{formatV1, 'n', 'u', 'l', 'l'})
 	f.Add(append([]byte{formatV1}, `[{"op":1,"svc":{"ns":"a","name":"b","ips":["300.1.1.1"]}}]`...))
 	f.Add([]byte{2, '[', ']'})
+	v2, _ := EncodeVersion([]Command{
+		UpsertNamespace("default"), UpsertPod(&Pod{Namespace: "default", Name: "a"}),
+		DeletePod(PodKey{"default", "b"}), SetTracked(Tracked{Pods: true}),
+	}, int(formatV2))
+	f.Add(v2)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cmds, err := Decode(data)
 		if err != nil {
 			return
 		}
-		again, err := Encode(cmds)
+		again, err := EncodeVersion(cmds, int(data[0]))
 		if err != nil {
 			t.Fatalf("decoded commands do not encode: %v", err)
 		}
@@ -67,7 +72,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || len(cmds2) != len(cmds) {
 			t.Fatalf("re-decode: %v", err)
 		}
-		third, _ := Encode(cmds2)
+		third, _ := EncodeVersion(cmds2, int(data[0]))
 		if !bytes.Equal(again, third) {
 			t.Fatal("encoding is not stable")
 		}

@@ -7,7 +7,10 @@
 // The model is deliberately free of Kubernetes and DNS types: a Service and an
 // EndpointSlice here are plain values that the watcher translates into and the
 // resolver translates out of. Endpoints are keyed by their slice, so an
-// EndpointSlice change replaces exactly that slice's endpoints.
+// EndpointSlice change replaces exactly that slice's endpoints. Namespaces
+// (names) and Pods (names and addresses) exist from command format 2 on;
+// Tracked says whether a View holds all of them, since a View written while
+// the cluster could not replicate them (format 1) holds none or part.
 //
 // # Durability and monotonic reads
 //
@@ -33,7 +36,9 @@
 // # Command formats and upgrades
 //
 // Each log entry starts with its command format version. Format 1 is what
-// every release decodes and what a leader writes by default;
+// every release decodes and what a leader writes by default; format 2 adds
+// the operations on namespaces, pods and Tracked, and a format-1 entry that
+// holds one does not decode;
 // MaxCommandVersion is the newest this build decodes and can write
 // (EncodeVersion). Which format a leader writes is decided elsewhere: only
 // one that every server of the cluster advertises (raftnode, membership).

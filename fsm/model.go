@@ -95,3 +95,34 @@ func (e *Endpoint) Equal(o *Endpoint) bool {
 	return slices.Equal(e.Addresses, o.Addresses) && e.Hostname == o.Hostname &&
 		e.Ready == o.Ready && e.PodName == o.PodName && e.NodeName == o.NodeName
 }
+
+// PodKey names a pod.
+type PodKey struct {
+	Namespace string `json:"ns"`
+	Name      string `json:"name"`
+}
+
+// Pod is a pod that has not terminated, with its addresses: what DNS needs
+// to know to answer for a pod's address only while such a pod has it.
+type Pod struct {
+	Namespace string       `json:"ns"`
+	Name      string       `json:"name"`
+	IPs       []netip.Addr `json:"ips"`
+}
+
+// Key returns the pod's key.
+func (p *Pod) Key() PodKey { return PodKey{p.Namespace, p.Name} }
+
+// Equal reports whether two pods are the same.
+func (p *Pod) Equal(o *Pod) bool {
+	return p.Namespace == o.Namespace && p.Name == o.Name && slices.Equal(p.IPs, o.IPs)
+}
+
+// Tracked says which kinds of records, beyond services and endpoint slices,
+// a View holds in full: the leader that wrote them watched that kind and
+// committed all of it. Until then a View may hold none or part of them, and
+// readers must not take a missing record for a missing object.
+type Tracked struct {
+	Namespaces bool `json:"namespaces,omitempty"`
+	Pods       bool `json:"pods,omitempty"`
+}

@@ -1,15 +1,59 @@
 package fsm
 
-// NewView builds a View directly from records, for tests and tools that need
-// a state without a store or a log.
-func NewView(index uint64, services []*Service, slices []*EndpointSlice) *View {
+// Records is a whole record set, as a snapshot holds it.
+type Records struct {
+	Services   []*Service
+	Slices     []*EndpointSlice
+	Namespaces []string
+	Pods       []*Pod
+	Tracked    Tracked
+}
+
+// View builds a View of r as of index, for snapshots, tests and tools that
+// need a state without a store or a log. r must be valid: records with
+// their names (see validate).
+func (r *Records) View(index uint64) *View {
 	c := newChange(emptyView())
-	for _, s := range services {
-		c.apply(&Command{Op: OpUpsertService, Service: s})
-	}
-	for _, e := range slices {
-		c.apply(&Command{Op: OpUpsertSlice, Slice: e})
+	for _, cmd := range r.commands() {
+		c.apply(&cmd)
 	}
 	c.next.index = index
 	return c.next
+}
+
+// commands returns the commands that build r from nothing.
+func (r *Records) commands() []Command {
+	cmds := make([]Command, 0, len(r.Services)+len(r.Slices)+len(r.Namespaces)+len(r.Pods)+1)
+	for _, s := range r.Services {
+		cmds = append(cmds, UpsertService(s))
+	}
+	for _, e := range r.Slices {
+		cmds = append(cmds, UpsertSlice(e))
+	}
+	for _, ns := range r.Namespaces {
+		cmds = append(cmds, UpsertNamespace(ns))
+	}
+	for _, p := range r.Pods {
+		cmds = append(cmds, UpsertPod(p))
+	}
+	if r.Tracked != (Tracked{}) {
+		cmds = append(cmds, SetTracked(r.Tracked))
+	}
+	return cmds
+}
+
+// validate checks every record as an upsert command would be checked.
+func (r *Records) validate() error {
+	for _, cmd := range r.commands() {
+		if err := cmd.validateFields(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewView builds a View of services and endpoint slices alone (see
+// Records.View).
+func NewView(index uint64, services []*Service, slices []*EndpointSlice) *View {
+	return (&Records{Services: services, Slices: slices}).View(index)
 }

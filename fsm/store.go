@@ -17,10 +17,15 @@ import (
 )
 
 var (
-	bucketMeta     = []byte("meta")
-	bucketServices = []byte("services")
-	bucketSlices   = []byte("slices")
-	keyApplied     = []byte("applied")
+	bucketMeta       = []byte("meta")
+	bucketServices   = []byte("services")
+	bucketSlices     = []byte("slices")
+	bucketNamespaces = []byte("namespaces")
+	bucketPods       = []byte("pods")
+	keyApplied       = []byte("applied")
+	keyTracked       = []byte("tracked")
+	// recordBuckets hold the records; a restore replaces them all.
+	recordBuckets = [][]byte{bucketServices, bucketSlices, bucketNamespaces, bucketPods}
 )
 
 // Entry is one Raft log entry handed to the store.
@@ -78,40 +83,57 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 }
 
 func (s *Store) load() (*View, error) {
-	c := newChange(emptyView())
+	var r Records
+	var index uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketServices, bucketSlices} {
+		for _, b := range append([][]byte{bucketMeta}, recordBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if raw := tx.Bucket(bucketMeta).Get(keyApplied); raw != nil {
+		meta := tx.Bucket(bucketMeta)
+		if raw := meta.Get(keyApplied); raw != nil {
 			if len(raw) != 8 {
 				return fmt.Errorf("applied index has %d bytes, want 8", len(raw))
 			}
-			c.next.index = binary.BigEndian.Uint64(raw)
+			index = binary.BigEndian.Uint64(raw)
 		}
-		if err := loadRecords(tx.Bucket(bucketServices), "service", UpsertService, c); err != nil {
+		if raw := meta.Get(keyTracked); raw != nil {
+			if err := json.Unmarshal(raw, &r.Tracked); err != nil {
+				return fmt.Errorf("tracked kinds: %w", err)
+			}
+		}
+		if err := loadBucket(tx, bucketServices, "service", &r.Services); err != nil {
 			return err
 		}
-		return loadRecords(tx.Bucket(bucketSlices), "endpoint slice", UpsertSlice, c)
+		if err := loadBucket(tx, bucketSlices, "endpoint slice", &r.Slices); err != nil {
+			return err
+		}
+		if err := loadBucket(tx, bucketPods, "pod", &r.Pods); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketNamespaces).ForEach(func(k, _ []byte) error {
+			r.Namespaces = append(r.Namespaces, string(k))
+			return nil
+		})
 	})
-	return c.next, err
+	if err != nil {
+		return nil, err
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return r.View(index), nil
 }
 
-// loadRecords applies to c the upsert of each record in bucket b, a JSON
-// what ("service", "endpoint slice"), validated as that upsert command.
-func loadRecords[T any](b *bolt.Bucket, what string, upsert func(*T) Command, c *change) error {
-	return b.ForEach(func(k, raw []byte) error {
-		rec := new(T)
-		if err := json.Unmarshal(raw, rec); err != nil {
+// loadBucket appends every JSON value of bucket to out.
+func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, out *[]*T) error {
+	return tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
+		v := new(T)
+		if err := json.Unmarshal(raw, v); err != nil {
 			return fmt.Errorf("%s %q: %w", what, k, err)
 		}
-		cmd := upsert(rec)
-		if err := cmd.validate(); err != nil {
-			return fmt.Errorf("%s %q: %w", what, k, err)
-		}
-		c.apply(&cmd)
+		*out = append(*out, v)
 		return nil
 	})
 }
@@ -234,6 +256,22 @@ func (s *Store) commit(c *change) error {
 				return err
 			}
 		}
+		nss, pods := tx.Bucket(bucketNamespaces), tx.Bucket(bucketPods)
+		for name := range c.touchedNS {
+			if err := putNamespace(nss, name, next.HasNamespace(name)); err != nil {
+				return err
+			}
+		}
+		for k := range c.touchedPods {
+			if err := putOrDelete(pods, k.Namespace+"/"+k.Name, next.Pod(k)); err != nil {
+				return err
+			}
+		}
+		if c.touchedTracks {
+			if err := putTracked(tx, next.tracked); err != nil {
+				return err
+			}
+		}
 		return putIndex(tx, next.index)
 	})
 	if err != nil {
@@ -254,19 +292,46 @@ func putOrDelete[T any](b *bolt.Bucket, key string, value *T) error {
 	return b.Put([]byte(key), raw)
 }
 
+// putNamespace records whether namespace name exists: a key without value.
+func putNamespace(b *bolt.Bucket, name string, exists bool) error {
+	if !exists {
+		return b.Delete([]byte(name))
+	}
+	return b.Put([]byte(name), []byte{})
+}
+
+func putTracked(tx *bolt.Tx, t Tracked) error {
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyTracked, raw)
+}
+
 func putIndex(tx *bolt.Tx, index uint64) error {
 	var raw [8]byte
 	binary.BigEndian.PutUint64(raw[:], index)
 	return tx.Bucket(bucketMeta).Put(keyApplied, raw[:])
 }
 
-// snapshotFormatV1 leads every snapshot; a JSON snapshotBody follows.
-const snapshotFormatV1 byte = 1
+// Snapshot formats: the first byte of a snapshot; a JSON snapshotBody
+// follows. Format 1 holds services and endpoint slices only, and is what a
+// View without namespaces, pods or tracked kinds is written in, so that a
+// build that knows format 1 only can still install it; format 2 holds
+// everything. An older build refuses a format-2 snapshot rather than
+// dropping the records it does not know.
+const (
+	snapshotFormatV1 byte = 1
+	snapshotFormatV2 byte = 2
+)
 
 type snapshotBody struct {
-	Index    uint64           `json:"index"`
-	Services []*Service       `json:"services"`
-	Slices   []*EndpointSlice `json:"slices"`
+	Index      uint64           `json:"index"`
+	Services   []*Service       `json:"services"`
+	Slices     []*EndpointSlice `json:"slices"`
+	Namespaces []string         `json:"namespaces,omitempty"`
+	Pods       []*Pod           `json:"pods,omitempty"`
+	Tracked    *Tracked         `json:"tracked,omitempty"`
 }
 
 // WriteSnapshot writes the whole of v to w.
@@ -278,7 +343,20 @@ func WriteSnapshot(w io.Writer, v *View) error {
 	for sl := range v.Slices() {
 		body.Slices = append(body.Slices, sl)
 	}
-	if _, err := w.Write([]byte{snapshotFormatV1}); err != nil {
+	for ns := range v.Namespaces() {
+		body.Namespaces = append(body.Namespaces, ns)
+	}
+	for p := range v.Pods() {
+		body.Pods = append(body.Pods, p)
+	}
+	format := snapshotFormatV1
+	if v.tracked != (Tracked{}) {
+		body.Tracked = &v.tracked
+	}
+	if len(body.Namespaces) > 0 || len(body.Pods) > 0 || body.Tracked != nil {
+		format = snapshotFormatV2
+	}
+	if _, err := w.Write([]byte{format}); err != nil {
 		return err
 	}
 	return json.NewEncoder(w).Encode(&body)
@@ -290,26 +368,30 @@ func ReadSnapshot(r io.Reader) (*View, error) {
 	if _, err := io.ReadFull(r, format[:]); err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
 	}
-	if format[0] != snapshotFormatV1 {
+	if format[0] != snapshotFormatV1 && format[0] != snapshotFormatV2 {
 		return nil, fmt.Errorf("read snapshot: %w: version byte %d", ErrUnknownFormat, format[0])
 	}
+	dec := json.NewDecoder(r)
+	if format[0] == snapshotFormatV1 {
+		// Format 1 holds services and slices only: a field of format 2
+		// in it is corruption, not something to read.
+		dec.DisallowUnknownFields()
+	}
 	var body snapshotBody
-	if err := json.NewDecoder(r).Decode(&body); err != nil {
+	if err := dec.Decode(&body); err != nil {
 		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 	}
-	var cmds []Command
-	for _, svc := range body.Services {
-		cmds = append(cmds, UpsertService(svc))
+	rec := Records{Services: body.Services, Slices: body.Slices, Namespaces: body.Namespaces, Pods: body.Pods}
+	if body.Tracked != nil {
+		rec.Tracked = *body.Tracked
 	}
-	for _, sl := range body.Slices {
-		cmds = append(cmds, UpsertSlice(sl))
+	if format[0] == snapshotFormatV1 && (len(rec.Namespaces) > 0 || len(rec.Pods) > 0 || body.Tracked != nil) {
+		return nil, errors.New("read snapshot: corrupt: format 1 with namespaces, pods or tracked kinds")
 	}
-	for i := range cmds {
-		if err := cmds[i].validate(); err != nil {
-			return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
-		}
+	if err := rec.validate(); err != nil {
+		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 	}
-	return NewView(body.Index, body.Services, body.Slices), nil
+	return rec.View(body.Index), nil
 }
 
 // Restore replaces the whole state with a snapshot, durably, in one
@@ -328,7 +410,7 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 			"snapshot_index", v.index, "applied_index", cur.index)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketServices, bucketSlices} {
+		for _, name := range recordBuckets {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
@@ -346,6 +428,20 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, sl); err != nil {
 				return err
 			}
+		}
+		nss, pods := tx.Bucket(bucketNamespaces), tx.Bucket(bucketPods)
+		for ns := range v.namespaces {
+			if err := putNamespace(nss, ns, true); err != nil {
+				return err
+			}
+		}
+		for p := range v.Pods() {
+			if err := putOrDelete(pods, p.Namespace+"/"+p.Name, p); err != nil {
+				return err
+			}
+		}
+		if err := putTracked(tx, v.tracked); err != nil {
+			return err
 		}
 		return putIndex(tx, v.index)
 	})

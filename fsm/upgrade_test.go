@@ -48,8 +48,8 @@ func TestUndecodableEntryBlocks(t *testing.T) {
 		{name: "not an array", bad: func(*testing.T) Entry { return Entry{Index: 3, Data: []byte(string(formatV1) + `{"op":1}`)} }, wantErr: "corrupt"},
 		{name: "data after the array", bad: func(*testing.T) Entry { return Entry{Index: 3, Data: []byte(string(formatV1) + `[] []`)} }, wantErr: "after the JSON array"},
 		{name: "unknown operation", bad: func(*testing.T) Entry {
-			return Entry{Index: 3, Data: []byte(string(formatV1) + `[{"op":9,"ns":"default","name":"web"}]`)}
-		}, wantErr: "unknown operation 9"},
+			return Entry{Index: 3, Data: []byte(string(formatV1) + `[{"op":99,"ns":"default","name":"web"}]`)}
+		}, wantErr: "unknown operation 99"},
 		{name: "unknown field of a newer release", bad: func(*testing.T) Entry {
 			return Entry{Index: 3, Data: []byte(string(formatV1) + `[{"op":1,"svc":{"ns":"default","name":"web","type":"ClusterIP","weight":3}}]`)}
 		}, wantErr: `unknown field "weight"`},

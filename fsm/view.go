@@ -3,6 +3,7 @@ package fsm
 import (
 	"iter"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -16,14 +17,30 @@ type View struct {
 	slices   map[SliceKey]*EndpointSlice
 	// bySvc groups the slices by the service they belong to, sorted by name.
 	bySvc map[ServiceKey][]*EndpointSlice
+
+	namespaces map[string]struct{}
+	// pods groups the pods by namespace, so that a change copies the pods
+	// of one namespace, not of the cluster. It holds no empty group.
+	pods     map[string]*podGroup
+	podCount int
+	tracked  Tracked
+}
+
+// podGroup is the pods of one namespace.
+type podGroup struct {
+	byName map[string]*Pod
+	// addrs counts the pods that have each address; it holds no zero.
+	addrs map[netip.Addr]int
 }
 
 // emptyView is the state before the first entry.
 func emptyView() *View {
 	return &View{
-		services: map[ServiceKey]*Service{},
-		slices:   map[SliceKey]*EndpointSlice{},
-		bySvc:    map[ServiceKey][]*EndpointSlice{},
+		services:   map[ServiceKey]*Service{},
+		slices:     map[SliceKey]*EndpointSlice{},
+		bySvc:      map[ServiceKey][]*EndpointSlice{},
+		namespaces: map[string]struct{}{},
+		pods:       map[string]*podGroup{},
 	}
 }
 
@@ -49,11 +66,77 @@ func (v *View) SlicesOf(k ServiceKey) []*EndpointSlice { return v.bySvc[k] }
 // Counts returns how many services and endpoint slices the View holds.
 func (v *View) Counts() (services, endpointSlices int) { return len(v.services), len(v.slices) }
 
-// SameRecords reports whether v and o hold the same services and endpoint
-// slices, whatever their indexes.
+// HasNamespace reports whether the View holds namespace name.
+func (v *View) HasNamespace(name string) bool {
+	_, ok := v.namespaces[name]
+	return ok
+}
+
+// Namespaces yields every namespace in no particular order.
+func (v *View) Namespaces() iter.Seq[string] { return maps.Keys(v.namespaces) }
+
+// Pod returns a pod, or nil.
+func (v *View) Pod(k PodKey) *Pod {
+	if g := v.pods[k.Namespace]; g != nil {
+		return g.byName[k.Name]
+	}
+	return nil
+}
+
+// Pods yields every pod in no particular order.
+func (v *View) Pods() iter.Seq[*Pod] {
+	return func(yield func(*Pod) bool) {
+		for _, g := range v.pods {
+			for _, p := range g.byName {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// HasPodAddr reports whether a pod of namespace ns has address a. The
+// namespace comes as bytes, as a DNS name's label does, which the lookup
+// reads without copying (the resolver answers without allocating).
+func (v *View) HasPodAddr(ns []byte, a netip.Addr) bool {
+	g := v.pods[string(ns)]
+	return g != nil && g.addrs[a] > 0
+}
+
+// HasPodsIn reports whether a pod of namespace ns has an address.
+func (v *View) HasPodsIn(ns []byte) bool {
+	g := v.pods[string(ns)]
+	return g != nil && len(g.addrs) > 0
+}
+
+// HasPods reports whether any pod has an address.
+func (v *View) HasPods() bool {
+	for _, g := range v.pods {
+		if len(g.addrs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// PodCounts returns how many namespaces and pods the View holds.
+func (v *View) PodCounts() (namespaces, pods int) { return len(v.namespaces), v.podCount }
+
+// Tracked returns which kinds the View holds in full.
+func (v *View) Tracked() Tracked { return v.tracked }
+
+// SameRecords reports whether v and o hold the same records, whatever their
+// indexes.
 func (v *View) SameRecords(o *View) bool {
-	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) {
+	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) ||
+		v.podCount != o.podCount || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) {
 		return false
+	}
+	for p := range v.Pods() {
+		if other := o.Pod(p.Key()); other == nil || !p.Equal(other) {
+			return false
+		}
 	}
 	for k, s := range v.services {
 		if other := o.services[k]; other == nil || !s.Equal(other) {
@@ -68,18 +151,27 @@ func (v *View) SameRecords(o *View) bool {
 	return true
 }
 
-// change is a View being built from another by a batch of commands. The maps
-// are copied once, on the first write, so a batch costs one copy.
+// change is a View being built from another by a batch of commands. Each
+// group of maps (services and slices; namespaces; pods) is copied once, on
+// its first write, so a batch costs one copy of what it changes: a batch of
+// service changes does not copy ten thousand pods.
 type change struct {
-	next        *View
-	copied      bool
-	touchedSvc  map[ServiceKey]bool
-	touchedSlic map[SliceKey]bool
+	next          *View
+	copied        bool
+	copiedNS      bool
+	copiedPods    bool
+	copiedGroups  map[string]bool // pod groups already copied
+	touchedSvc    map[ServiceKey]bool
+	touchedSlic   map[SliceKey]bool
+	touchedNS     map[string]bool
+	touchedPods   map[PodKey]bool
+	touchedTracks bool
 }
 
 func newChange(from *View) *change {
 	n := *from
-	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{}}
+	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{},
+		touchedNS: map[string]bool{}, touchedPods: map[PodKey]bool{}, copiedGroups: map[string]bool{}}
 }
 
 func (c *change) ensureCopied() {
@@ -94,8 +186,48 @@ func (c *change) ensureCopied() {
 
 // apply applies one validated command.
 func (c *change) apply(cmd *Command) {
-	c.ensureCopied()
 	v := c.next
+	switch cmd.Op {
+	case OpUpsertNamespace, OpDeleteNamespace:
+		if !c.copiedNS {
+			v.namespaces = maps.Clone(v.namespaces)
+			c.copiedNS = true
+		}
+		if cmd.Op == OpUpsertNamespace {
+			v.namespaces[cmd.Name] = struct{}{}
+		} else {
+			delete(v.namespaces, cmd.Name)
+		}
+		c.touchedNS[cmd.Name] = true
+		return
+	case OpUpsertPod, OpDeletePod:
+		k := PodKey{cmd.Namespace, cmd.Name}
+		if cmd.Op == OpUpsertPod {
+			k = cmd.Pod.Key()
+		}
+		g := c.podGroup(k.Namespace)
+		if old := g.byName[k.Name]; old != nil {
+			countAddrs(g, old, -1)
+			delete(g.byName, k.Name)
+			v.podCount--
+		}
+		if cmd.Op == OpUpsertPod {
+			g.byName[k.Name] = cmd.Pod
+			countAddrs(g, cmd.Pod, 1)
+			v.podCount++
+		}
+		if len(g.byName) == 0 {
+			delete(v.pods, k.Namespace)
+			delete(c.copiedGroups, k.Namespace) // a later pod there starts afresh
+		}
+		c.touchedPods[k] = true
+		return
+	case OpSetTracked:
+		v.tracked = *cmd.Tracked
+		c.touchedTracks = true
+		return
+	}
+	c.ensureCopied()
 	switch cmd.Op {
 	case OpUpsertService:
 		v.services[cmd.Service.Key()] = cmd.Service
@@ -137,4 +269,38 @@ func (v *View) addToService(e *EndpointSlice) {
 	list := append(slices.Clone(v.bySvc[sk]), e)
 	slices.SortFunc(list, func(a, b *EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	v.bySvc[sk] = list
+}
+
+// podGroup returns the pods of namespace ns in the View being built, copied
+// on its first change in this batch.
+func (c *change) podGroup(ns string) *podGroup {
+	v := c.next
+	if !c.copiedPods {
+		v.pods = maps.Clone(v.pods)
+		c.copiedPods = true
+	}
+	if c.copiedGroups[ns] {
+		return v.pods[ns]
+	}
+	g := &podGroup{byName: map[string]*Pod{}, addrs: map[netip.Addr]int{}}
+	if old := v.pods[ns]; old != nil {
+		g = &podGroup{byName: maps.Clone(old.byName), addrs: maps.Clone(old.addrs)}
+	}
+	v.pods[ns] = g
+	c.copiedGroups[ns] = true
+	return g
+}
+
+// countAddrs adds delta to g's count of each distinct address of p.
+func countAddrs(g *podGroup, p *Pod, delta int) {
+	for i, a := range p.IPs {
+		if slices.Contains(p.IPs[:i], a) {
+			continue
+		}
+		if n := g.addrs[a] + delta; n > 0 {
+			g.addrs[a] = n
+		} else {
+			delete(g.addrs, a)
+		}
+	}
 }

@@ -90,7 +90,7 @@ type Node struct {
 	// raftStarted is set once raft is assigned: the transport takes
 	// connections (and asks mayVote) a moment before.
 	raftStarted atomic.Bool
-	// commandVersion is what SetCommandVersion decided; see writeVersion.
+	// commandVersion is what SetCommandVersion decided; see CommandVersion.
 	commandVersion atomic.Pointer[commandVersion]
 	// handingOver is set while handOverLeadership transfers leadership.
 	handingOver atomic.Bool
@@ -316,7 +316,7 @@ func (n *Node) IsLeader() bool {
 // Commit replicates cmds as one log entry and returns once the entry is
 // applied on this replica, or ctx ends.
 func (n *Node) Commit(ctx context.Context, cmds []fsm.Command) error {
-	data, err := fsm.EncodeVersion(cmds, n.writeVersion())
+	data, err := fsm.EncodeVersion(cmds, n.CommandVersion())
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (n *Node) Status() Status {
 		MaxCommandVersion: fsm.MaxCommandVersion,
 	}
 	if st.State == StateLeader {
-		st.CommandVersion = n.writeVersion()
+		st.CommandVersion = n.CommandVersion()
 	}
 	if b := n.ApplyBlocked(); b != nil {
 		st.ApplyBlocked, st.ApplyBlockedIndex = b.Error(), b.Index

@@ -149,9 +149,7 @@ func TestBlockedStoreHasNoSnapshot(t *testing.T) {
 // TestCommandVersionHoldsForOneTerm: the leader writes the command format
 // it was told for its term, and format 1 in any later term until told again.
 func TestCommandVersionHoldsForOneTerm(t *testing.T) {
-	if fsm.MaxCommandVersion < 2 {
-		t.Skip("this build knows command format 1 only; run with -tags kdnsd_formatv2")
-	}
+	newest := fsm.MaxCommandVersion
 	ms := newCluster(t, 3)
 	leader := leaderOf(t, ms)
 	if err := leader.node.SetCommandVersion(fsm.MaxCommandVersion + 1); err == nil {
@@ -160,19 +158,19 @@ func TestCommandVersionHoldsForOneTerm(t *testing.T) {
 	if v := leader.node.Status().CommandVersion; v != fsm.BaseCommandVersion {
 		t.Fatalf("a new leader writes format %d", v)
 	}
-	if err := leader.node.SetCommandVersion(2); err != nil {
+	if err := leader.node.SetCommandVersion(newest); err != nil {
 		t.Fatal(err)
 	}
-	if v := leader.node.Status().CommandVersion; v != 2 {
-		t.Fatalf("leader writes format %d after being told 2", v)
+	if v := leader.node.Status().CommandVersion; v != newest {
+		t.Fatalf("leader writes format %d after being told %d", v, newest)
 	}
 	commit(t, leader, fsm.UpsertService(service("v2", "10.96.0.2")))
 	var last raft.Log
 	idx, _ := leader.node.logStore.LastIndex()
-	if err := leader.node.logStore.GetLog(idx, &last); err != nil || last.Type != raft.LogCommand || last.Data[0] != 2 {
+	if err := leader.node.logStore.GetLog(idx, &last); err != nil || last.Type != raft.LogCommand || int(last.Data[0]) != newest {
 		t.Fatalf("last log entry %d: %v, type %v, data %q", idx, err, last.Type, last.Data)
 	}
-	wait.For(t, "every replica to apply the format 2 entry", 10*time.Second, func() bool {
+	wait.For(t, "every replica to apply the newest format's entry", 10*time.Second, func() bool {
 		for _, m := range ms {
 			if !hasService(m, "v2") {
 				return false
@@ -197,7 +195,7 @@ func TestCommandVersionHoldsForOneTerm(t *testing.T) {
 	}
 	wait.For(t, leader.id+" to lead again", 10*time.Second, func() bool { return leader.node.IsLeader() })
 	if v := leader.node.Status().CommandVersion; v != fsm.BaseCommandVersion {
-		t.Fatalf("a leader told format 2 in an earlier term writes format %d", v)
+		t.Fatalf("a leader told a newer format in an earlier term writes format %d", v)
 	}
 }
 

@@ -33,8 +33,8 @@ func (n *Node) SetCommandVersion(version int) error {
 	return nil
 }
 
-// writeVersion is the command format Commit encodes with now.
-func (n *Node) writeVersion() int {
+// CommandVersion is the command format Commit encodes with now.
+func (n *Node) CommandVersion() int {
 	if v := forcedCommandVersion(); v != 0 {
 		return v
 	}

@@ -44,11 +44,17 @@
 //   - <a-b-c-d>.<ns>.pod.Z (IPv6: hyphens for colons; parsed as CoreDNS
 //     does: three hyphens and no two in a row make IPv4), by
 //     Config.PodMode: "insecure" (default) answers A/AAAA for any well-formed
-//     address in any namespace, and pod.Z and <ns>.pod.Z, for any <ns>,
-//     exist without records (NODATA); "verified" answers only addresses
-//     that are endpoints (ready or not) of a service in <ns>, and pod.Z and
-//     <ns>.pod.Z exist only above such names; "disabled" serves nothing
-//     there: pod.Z and everything below it is NXDOMAIN.
+//     address in any namespace that exists, and pod.Z and <ns>.pod.Z exist
+//     without records (NODATA); "verified" answers only the addresses of
+//     pods of <ns> (pods that have not terminated, as CoreDNS's verified
+//     mode: a pod behind no service is found, an endpoint address that is
+//     no pod's is not), and pod.Z and <ns>.pod.Z exist only above such
+//     names; "disabled" serves nothing there: pod.Z and everything below it
+//     is NXDOMAIN. The namespaces and pods are the View's once it tracks
+//     them (fsm.Tracked); until then (a cluster that still writes command
+//     format 1, or a leader not in verified mode) any namespace exists, and
+//     "verified" answers the endpoint addresses (ready or not) of the
+//     services of <ns>, as before pods were replicated.
 //   - Z: SOA (serial from the View's index) and NS ns.dns.Z, with the name
 //     server's addresses as glue; ns.dns.Z: A/AAAA of Config.NSAddrs, or
 //     when empty of the cluster IPs of the service kube-system/kube-dns
@@ -166,8 +172,10 @@
 // Empty non-terminals (the zone apex, svc.<zone>, <ns>.svc.<zone>,
 // _<proto>.<svc>.<ns>.svc.<zone>, dns.<zone>, pod.<zone>) are in the map
 // without RRsets, which is what separates NOERROR/NODATA from NXDOMAIN.
-// PTR names are in the same map. Insecure pod names are not: they are
-// recognised and answered per query. Negative answers carry the
+// PTR names are in the same map. Pod names are not, unless answered from
+// endpoint addresses: they are recognised and answered per query, looked up
+// in the View's namespaces and pods (a map lookup each, no allocation), so
+// that ten thousand pods add nothing to an index build. Negative answers carry the
 // zone's SOA in the authority section, written per query because its owner
 // is compressed against the question.
 //

@@ -22,10 +22,7 @@ func addrs(s ...string) []netip.Addr {
 }
 
 // testView is the View of resolvertest's fixture.
-func testView(index uint64) *fsm.View {
-	svcs, eps := resolvertest.Fixture()
-	return fsm.NewView(index, svcs, eps)
-}
+func testView(index uint64) *fsm.View { return resolvertest.FixtureView(index) }
 
 func newTestResolver(t testing.TB, v *fsm.View) *Resolver {
 	t.Helper()

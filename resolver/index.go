@@ -17,6 +17,14 @@ type index struct {
 	// services keeps each service's records with the pointers they were
 	// built from, for the next build to reuse.
 	services map[fsm.ServiceKey]*svcRecords
+	// namespacesFromView: the View holds every namespace, so a pod name in
+	// another one does not exist. podsFromView: in verified mode, pod names
+	// are answered per query from the View's pods; endpointPods: in
+	// verified mode while the View holds no pods in full (a cluster still
+	// writing an older command format, or a leader not in verified mode),
+	// pod names are those of the services' endpoint addresses, as releases
+	// before pods were replicated answered.
+	namespacesFromView, podsFromView, endpointPods bool
 }
 
 // node is one owner name. A node without sets and cname is an empty
@@ -67,24 +75,28 @@ type namedNode struct {
 // pointers did not change, and how many services it rebuilt.
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	nsvc, _ := v.Counts()
+	tracked := v.Tracked()
 	ix := &index{
-		view:     v,
-		soa:      dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: r.ttl},
-		services: make(map[fsm.ServiceKey]*svcRecords, nsvc),
+		view:               v,
+		soa:                dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: r.ttl},
+		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
+		namespacesFromView: tracked.Namespaces,
+		podsFromView:       tracked.Pods && r.podMode == PodVerified,
+		endpointPods:       !tracked.Pods && r.podMode == PodVerified,
 	}
 	rebuilt, names := 0, 0
 	for s := range v.Services() {
 		k := s.Key()
 		sl := v.SlicesOf(k)
 		rec := (*svcRecords)(nil)
-		if prev != nil {
+		if prev != nil && prev.endpointPods == ix.endpointPods {
 			if old := prev.services[k]; old != nil && old.svc == s && slices.Equal(old.slices, sl) {
 				rec = old
 			}
 		}
 		if rec == nil {
 			rec = &svcRecords{svc: s, slices: sl}
-			rec.ns, rec.names = r.service(s, sl)
+			rec.ns, rec.names = r.service(s, sl, ix.endpointPods)
 			rebuilt++
 		}
 		ix.services[k] = rec
@@ -113,7 +125,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.nodes[r.svcZone] = ent
 	ix.nodes[r.nsZone] = ent
 	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
-	if r.podMode == PodInsecure {
+	if r.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		ix.nodes[r.podZone] = ent
 	}
 	b.Begin(r.version)
@@ -162,8 +174,9 @@ const schemaVersion = "1.1.0"
 func serial(index uint64) uint32 { return uint32(index) }
 
 // service returns the name of the namespace of one service, which exists
-// whatever the service's records, and the service's names and records.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) (ns string, names []namedNode) {
+// whatever the service's records, and the service's names and records, with
+// the pod names of its endpoint addresses if endpointPods.
+func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) (ns string, names []namedNode) {
 	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
@@ -179,7 +192,7 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice) (ns string, 
 	default:
 		out = r.clusterIP(base, s)
 	}
-	if r.podMode == PodVerified {
+	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
 	return ns, out

@@ -132,6 +132,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	for i, c := range qname {
 		key[i] = dnswire.Lower(c)
 	}
+	if isAppliedIndex(q, key) {
+		return r.appliedIndex(&m), actAnswer
+	}
 	ix := r.idx.Load()
 	switch r.classify(key) {
 	case zoneOther:
@@ -167,8 +170,8 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m.Flags |= dnswire.FlagAA
 	n := ix.nodes[string(key)]
 	if n == nil {
-		if r.podMode == PodInsecure {
-			switch a, kind := r.podName(key); kind {
+		if r.podMode == PodInsecure || ix.podsFromView {
+			switch a, kind := r.pod(ix, key); kind {
 			case podNamespace:
 				r.negative(&m, ix, len(qname))
 				return m.Done(), actAnswer
@@ -222,31 +225,53 @@ func (r *Resolver) negative(m *dnswire.Response, ix *index, qlen int) {
 	m.AppendNegative(&ix.soa, len(r.zone), qlen)
 }
 
-// Kinds of names below pod.<zone> in insecure mode.
+// Kinds of names below pod.<zone> answered per query.
 const (
 	podOther     = iota // anything else: NXDOMAIN
 	podNamespace        // <ns>.pod.<zone>: an empty non-terminal
 	podAddress          // <a-b-c-d>.<ns>.pod.<zone>
 )
 
-// podName says what the lower-cased wire name key is below pod.<zone>, and
-// for a pod address name, the address.
-func (r *Resolver) podName(key []byte) (netip.Addr, int) {
-	l1 := 1 + int(key[0]) // the start of the second label
-	if l1 >= len(key) || key[0] == 0 {
+// pod says what the lower-cased wire name key, not in the index, is below
+// pod.<zone>, as podName does, once the View has had its say. In a namespace
+// the View tracks and lacks there is nothing (NXDOMAIN, as CoreDNS answers).
+// With pods from the View (verified mode), a namespace exists only while one
+// of its pods has an address, and an address only while a pod of that
+// namespace has it.
+func (r *Resolver) pod(ix *index, key []byte) (netip.Addr, int) {
+	a, ns, kind := r.podName(key)
+	if kind == podOther {
+		return a, kind
+	}
+	v := ix.view
+	switch {
+	case ix.namespacesFromView && !v.HasNamespace(string(ns)),
+		ix.podsFromView && kind == podNamespace && !v.HasPodsIn(ns),
+		ix.podsFromView && kind == podAddress && !v.HasPodAddr(ns, a):
 		return netip.Addr{}, podOther
 	}
+	return a, kind
+}
+
+// podName says what the lower-cased wire name key is below pod.<zone>; for
+// a namespace or pod address name, the namespace label, and for a pod
+// address name, the address.
+func (r *Resolver) podName(key []byte) (addr netip.Addr, ns []byte, kind int) {
+	l1 := 1 + int(key[0]) // the start of the second label
+	if l1 >= len(key) || key[0] == 0 {
+		return netip.Addr{}, nil, podOther
+	}
 	if string(key[l1:]) == r.podZone {
-		return netip.Addr{}, podNamespace
+		return netip.Addr{}, key[1:l1], podNamespace
 	}
 	l2 := l1 + 1 + int(key[l1])
 	if l2 >= len(key) || key[l1] == 0 || string(key[l2:]) != r.podZone {
-		return netip.Addr{}, podOther
+		return netip.Addr{}, nil, podOther
 	}
 	if a, ok := parseDashed(key[1:l1]); ok {
-		return a, podAddress
+		return a, key[l1+1 : l2], podAddress
 	}
-	return netip.Addr{}, podOther
+	return netip.Addr{}, nil, podOther
 }
 
 // podRecord appends the A or AAAA record of a pod address, owned by the

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -27,7 +29,16 @@ type kind uint8
 const (
 	kindService kind = iota + 1
 	kindSlice
+	kindNamespace
+	kindPod
+	// kindFormat is no object: the command format Raft commits in has
+	// changed, and with it whether namespaces and pods are replicated.
+	kindFormat
 )
+
+// formatPollInterval is how often a term looks whether the command format
+// changed (membership decides it in rounds of its own).
+const formatPollInterval = 500 * time.Millisecond
 
 // key is one work queue item: a service or an endpoint slice, by name. The
 // worker looks the object up when it processes the key, so a key stands for
@@ -39,8 +50,15 @@ type key struct {
 }
 
 func (k key) String() string {
-	if k.kind == kindService {
+	switch k.kind {
+	case kindService:
 		return "service " + k.namespace + "/" + k.name
+	case kindNamespace:
+		return "namespace " + k.name
+	case kindPod:
+		return "pod " + k.namespace + "/" + k.name
+	case kindFormat:
+		return "command format"
 	}
 	return "endpointslice " + k.namespace + "/" + k.name
 }
@@ -62,8 +80,10 @@ type term struct {
 	log *slog.Logger
 	q   workqueue.TypedRateLimitingInterface[key]
 
-	services corelisters.ServiceLister
-	slices   discoverylisters.EndpointSliceLister
+	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
+	namespaces cache.SharedIndexInformer
+	pods       cache.SharedIndexInformer // nil without Config.WatchPods
 
 	mu         sync.Mutex
 	phase      string // "syncing" or "streaming"
@@ -80,6 +100,12 @@ type term struct {
 	// initial holds the keys of the initial diff not yet committed (or
 	// found equal): the term is "syncing" until it is empty.
 	initial map[key]struct{}
+	// replicating: namespaces and pods are replicated now (the command
+	// format carries them). pending holds the namespace and pod keys of the
+	// diff that started then, not yet committed (or found equal); once it
+	// is empty the View's Tracked says so.
+	replicating bool
+	pending     map[key]struct{}
 }
 
 func newTerm(w *Watcher) *term {
@@ -101,7 +127,7 @@ func (t *term) state() string {
 	if t.barrierErr != nil {
 		return "backoff: raft barrier: " + t.barrierErr.Error()
 	}
-	for _, name := range []string{"services", "endpointslices"} {
+	for _, name := range []string{"services", "endpointslices", "namespaces", "pods"} {
 		e := t.apiErrs[name]
 		if e != nil && time.Since(e.at) < apiErrorTTL && e.r.LastSyncResourceVersion() == e.rv {
 			return fmt.Sprintf("backoff: list/watch %s: %v", name, e.err)
@@ -134,6 +160,24 @@ func (t *term) run(ctx context.Context) error {
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
 	t.services = svcInformer.Lister()
 	t.slices = sliceInformer.Lister()
+	t.namespaces = factory.Core().V1().Namespaces().Informer()
+	informers := []struct {
+		name string
+		kind kind
+		inf  cache.SharedIndexInformer
+	}{
+		{"services", kindService, svcInformer.Informer()},
+		{"endpointslices", kindSlice, sliceInformer.Informer()},
+		{"namespaces", kindNamespace, t.namespaces},
+	}
+	if t.w.watchPods {
+		t.pods = factory.Core().V1().Pods().Informer()
+		informers = append(informers, struct {
+			name string
+			kind kind
+			inf  cache.SharedIndexInformer
+		}{"pods", kindPod, t.pods})
+	}
 	// Stop everything at once: cancel the informers' context, shut the queue
 	// down (which also ends the feeder's Get), then wait for the goroutines.
 	defer func() {
@@ -149,14 +193,9 @@ func (t *term) run(ctx context.Context) error {
 		}
 	}()
 
-	for _, inf := range []struct {
-		name string
-		kind kind
-		inf  cache.SharedIndexInformer
-	}{
-		{"services", kindService, svcInformer.Informer()},
-		{"endpointslices", kindSlice, sliceInformer.Informer()},
-	} {
+	synced := make([]cache.SharedIndexInformer, 0, len(informers))
+	for _, inf := range informers {
+		synced = append(synced, inf.inf)
 		if _, err := inf.inf.AddEventHandler(t.handler(inf.kind)); err != nil {
 			return fmt.Errorf("watcher: add %s event handler: %w", inf.name, err)
 		}
@@ -166,13 +205,14 @@ func (t *term) run(ctx context.Context) error {
 	}
 	factory.StartWithContext(ctx)
 
-	if !t.waitForCaches(ctx, svcInformer.Informer(), sliceInformer.Informer()) {
+	if !t.waitForCaches(ctx, synced...) {
 		return nil
 	}
 	t.enqueueAll(svcInformer.Informer().GetStore(), sliceInformer.Informer().GetStore())
 
 	items := make(chan key)
 	wg.Go(func() { t.feed(ctx, items) })
+	wg.Go(func() { t.watchFormat(ctx) })
 	for {
 		batch, ok := t.collect(ctx, items)
 		if !ok {
@@ -185,9 +225,13 @@ func (t *term) run(ctx context.Context) error {
 
 // slim drops from cached objects what translation never reads: managed
 // fields and annotations (kubectl's last-applied-configuration alone can be
-// as large as the object). Objects handed to a transform are the informer's
-// own fresh copies.
+// as large as the object), and of pods everything but their names, phase and
+// addresses. Objects handed to a transform are the informer's own fresh
+// copies.
 func slim(obj any) (any, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		return slimPod(p), nil
+	}
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
 		m.SetAnnotations(nil)
@@ -269,7 +313,7 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 	}
 }
 
-// waitForCaches waits until both informers have listed once. It reports false
+// waitForCaches waits until every informer has listed once. It reports false
 // when ctx ended first.
 func (t *term) waitForCaches(ctx context.Context, infs ...cache.SharedIndexInformer) bool {
 	tick := time.NewTicker(syncLogInterval)
@@ -320,7 +364,101 @@ func (t *term) enqueueAll(svcStore, sliceStore cache.Store) {
 		"api_services", len(svcKeys), "api_endpointslices", len(sliceKeys),
 		"view_services", vs, "view_endpointslices", ve, "view_index", v.Index(),
 		"keys", len(t.initial))
+	// Whether namespaces and pods are replicated is decided by the worker,
+	// like every later change of the command format.
+	t.q.Add(key{kind: kindFormat})
 	t.initialDone()
+}
+
+// watchFormat queues a kindFormat key whenever the command format Raft
+// commits in changes, until ctx ends.
+func (t *term) watchFormat(ctx context.Context) {
+	last := t.w.version()
+	tick := time.NewTicker(formatPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if v := t.w.version(); v != last {
+			last = v
+			t.q.Add(key{kind: kindFormat})
+		}
+	}
+}
+
+// followFormat starts or stops replicating namespaces and pods as the
+// command format now allows. When it starts, it queues every namespace and
+// pod key the API and the View know, as enqueueAll does for services: what
+// changed while they were not replicated (a term's start, or a format
+// that went back while a server of an older build joined) is repaired by
+// that diff.
+func (t *term) followFormat(view *fsm.View) {
+	allowed := t.w.version() >= fsm.PodsCommandVersion
+	if allowed == t.replicating {
+		return
+	}
+	t.replicating = allowed
+	if !allowed {
+		t.pending = nil
+		t.log.Info("command format carries no namespaces or pods; not replicating them", "version", t.w.version())
+		return
+	}
+	t.pending = map[key]struct{}{}
+	add := func(k key) {
+		t.pending[k] = struct{}{}
+		t.q.Add(k)
+	}
+	for _, name := range t.namespaces.GetStore().ListKeys() {
+		add(key{kind: kindNamespace, name: name})
+	}
+	for ns := range view.Namespaces() {
+		add(key{kind: kindNamespace, name: ns})
+	}
+	if t.pods != nil {
+		for _, s := range t.pods.GetStore().ListKeys() {
+			if ns, name, err := cache.SplitMetaNamespaceKey(s); err == nil {
+				add(key{kind: kindPod, namespace: ns, name: name})
+			}
+		}
+	}
+	for p := range view.Pods() {
+		add(key{kind: kindPod, namespace: p.Namespace, name: p.Name})
+	}
+	t.log.Info("replicating namespaces and pods", "version", t.w.version(), "watch_pods", t.pods != nil, "keys", len(t.pending))
+}
+
+// tracking returns cmds with the commands that make the View's Tracked
+// follow what this term replicates. A kind it no longer replicates (pods,
+// after a leader in verified mode) is untracked first, in the same entry as
+// the first deletions of its records, so that no replica takes a half-deleted
+// kind for a whole one; a kind it replicates is tracked with the entry that
+// completes its diff (every pending key in this batch).
+func (t *term) tracking(view *fsm.View, batch []key, cmds []fsm.Command) []fsm.Command {
+	if !t.replicating {
+		return cmds
+	}
+	want := fsm.Tracked{Namespaces: true, Pods: t.pods != nil}
+	have := view.Tracked()
+	if kept := (fsm.Tracked{Namespaces: have.Namespaces && want.Namespaces, Pods: have.Pods && want.Pods}); kept != have {
+		cmds = append([]fsm.Command{fsm.SetTracked(kept)}, cmds...)
+		have = kept
+	}
+	if have == want {
+		return cmds
+	}
+	left := len(t.pending)
+	for _, k := range batch {
+		if _, ok := t.pending[k]; ok {
+			left--
+		}
+	}
+	if left == 0 {
+		cmds = append(cmds, fsm.SetTracked(want))
+	}
+	return cmds
 }
 
 // add queues one key of the initial diff.
@@ -415,12 +553,25 @@ func (t *term) collect(ctx context.Context, items <-chan key) ([]key, bool) {
 // repairs it.
 func (t *term) process(ctx context.Context, batch []key) {
 	view := t.w.views.View()
+	// A format change first, so that it holds for every key of the batch.
+	if slices.ContainsFunc(batch, func(k key) bool { return k.kind == kindFormat }) {
+		t.followFormat(view)
+	}
 	cmds := make([]fsm.Command, 0, len(batch))
 	for _, k := range batch {
+		switch k.kind {
+		case kindFormat:
+			continue
+		case kindNamespace, kindPod:
+			if !t.replicating {
+				continue // the diff when replication starts covers it
+			}
+		}
 		if c, ok := t.diff(view, k); ok {
 			cmds = append(cmds, c)
 		}
 	}
+	cmds = t.tracking(view, batch, cmds)
 	var err error
 	if len(cmds) > 0 {
 		start := time.Now()
@@ -461,6 +612,9 @@ func (t *term) process(ctx context.Context, batch []key) {
 			delete(t.initial, k)
 		}
 		t.initialDone()
+	}
+	for _, k := range batch {
+		delete(t.pending, k)
 	}
 }
 
@@ -509,6 +663,43 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 			return fsm.Command{}, false
 		}
 		return fsm.UpsertSlice(want), true
+	case kindNamespace:
+		have := view.HasNamespace(k.name)
+		_, exists, err := t.namespaces.GetStore().GetByKey(k.name)
+		if err != nil {
+			t.log.Error("informer store failed", "key", k.String(), "err", err)
+			return fsm.Command{}, false
+		}
+		switch {
+		case exists && !have:
+			return fsm.UpsertNamespace(k.name), true
+		case !exists && have:
+			return fsm.DeleteNamespace(k.name), true
+		}
+	case kindPod:
+		pk := fsm.PodKey{Namespace: k.namespace, Name: k.name}
+		have := view.Pod(pk)
+		var want *fsm.Pod
+		if t.pods != nil { // else the View's pods go: this term does not watch them
+			obj, exists, err := t.pods.GetStore().GetByKey(k.namespace + "/" + k.name)
+			if err != nil {
+				t.log.Error("informer store failed", "key", k.String(), "err", err)
+				return fsm.Command{}, false
+			}
+			if p, ok := obj.(*corev1.Pod); exists && ok {
+				want, _ = PodFrom(p) // nil when the pod has no records
+			}
+		}
+		if want == nil {
+			if have == nil {
+				return fsm.Command{}, false
+			}
+			return fsm.DeletePod(pk), true
+		}
+		if have != nil && have.Equal(want) {
+			return fsm.Command{}, false
+		}
+		return fsm.UpsertPod(want), true
 	}
 	return fsm.Command{}, false
 }

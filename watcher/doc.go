@@ -22,6 +22,21 @@
 // at once; a batch whose commit failed for that reason is dropped, since the
 // next leader's resync diff repairs it.
 //
+// # Namespaces and pods
+//
+// Namespaces (names only), and with Config.WatchPods pods (names and
+// addresses of pods that have not terminated; the informer keeps only what
+// translation reads), are replicated too, but only while Raft commits in a
+// command format that carries them (fsm.PodsCommandVersion): a replica of
+// an older build could not apply them. The term looks at the format every
+// half second; when it becomes new enough it queues every namespace and pod
+// key of the API and the View, as at the start of a term, and commits
+// fsm.Tracked with the entry that completes that diff, so that a replica
+// never takes a half-replicated set for the whole. A kind the term does not
+// watch (pods, after a leader in verified mode) is untracked before its
+// records are deleted. While the format is too old, their changes wait: the
+// diff when it moves on repairs them.
+//
 // # Failure isolation
 //
 // An unreachable or slow API server blocks nothing but the watcher: every

@@ -2,9 +2,11 @@ package watcher
 
 import (
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kdnsd/kdnsd/fsm"
 )
@@ -121,4 +123,42 @@ func protocol(p corev1.Protocol) string {
 		return string(corev1.ProtocolTCP)
 	}
 	return string(p)
+}
+
+// PodFrom translates a Kubernetes Pod into its fsm record. It reports false
+// for a pod that has terminated (phase Succeeded or Failed) and for one
+// without an address that parses: neither has records. Addresses come from
+// status.podIPs (or status.podIP when that is empty), IPv4-mapped IPv6
+// addresses as IPv4, duplicates once.
+func PodFrom(p *corev1.Pod) (*fsm.Pod, bool) {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return nil, false
+	}
+	ips := make([]string, 0, len(p.Status.PodIPs))
+	for _, ip := range p.Status.PodIPs {
+		ips = append(ips, ip.IP)
+	}
+	if len(ips) == 0 && p.Status.PodIP != "" {
+		ips = append(ips, p.Status.PodIP)
+	}
+	out := &fsm.Pod{Namespace: p.Namespace, Name: p.Name}
+	for _, s := range ips {
+		if a, err := netip.ParseAddr(s); err == nil && !slices.Contains(out.IPs, a.Unmap()) {
+			out.IPs = append(out.IPs, a.Unmap())
+		}
+	}
+	if len(out.IPs) == 0 {
+		return nil, false
+	}
+	return out, true
+}
+
+// slimPod is what the pod informer caches of a pod: what PodFrom reads and
+// the identity the informer needs. Ten thousand full pods (specs, managed
+// fields, conditions) would cost the leader hundreds of megabytes.
+func slimPod(p *corev1.Pod) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}
 }

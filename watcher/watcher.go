@@ -33,9 +33,17 @@ type Committer interface {
 // Config configures a Watcher.
 type Config struct {
 	// Client reaches the Kubernetes API. It needs list and watch on
-	// services (core) and endpointslices (discovery.k8s.io) in all
-	// namespaces.
+	// services and namespaces (core) and endpointslices (discovery.k8s.io)
+	// in all namespaces, and on pods with WatchPods.
 	Client kubernetes.Interface
+	// WatchPods: replicate pods too (for pod records in verified mode).
+	WatchPods bool
+	// CommandVersion returns the command format Raft commits in now
+	// (raftnode.Node.CommandVersion). Namespaces and pods are replicated
+	// only while it is at least fsm.PodsCommandVersion: an older format
+	// cannot carry them (a replica of an older build could not apply
+	// them). Nil means format 1.
+	CommandVersion func() int
 	// Views gives the local replica's View, to diff against.
 	Views ViewSource
 	// Raft commits batches of commands.
@@ -102,6 +110,8 @@ type Watcher struct {
 	log         *slog.Logger
 	maxBatch    int
 	batchWindow time.Duration
+	watchPods   bool
+	version     func() int
 
 	mu      sync.Mutex
 	running bool
@@ -132,6 +142,8 @@ func New(cfg Config) (*Watcher, error) {
 		log:         cfg.Logger,
 		maxBatch:    cfg.MaxBatch,
 		batchWindow: cfg.BatchWindow,
+		watchPods:   cfg.WatchPods,
+		version:     cfg.CommandVersion,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -143,11 +155,15 @@ func New(cfg Config) (*Watcher, error) {
 	if w.batchWindow == 0 {
 		w.batchWindow = DefaultBatchWindow
 	}
+	if w.version == nil {
+		w.version = func() int { return fsm.BaseCommandVersion }
+	}
 	return w, nil
 }
 
 // Run runs one leadership term: it waits for a Raft barrier, starts shared
-// informers on Services and EndpointSlices in all namespaces, waits for their
+// informers on Services, EndpointSlices and Namespaces (and Pods with
+// Config.WatchPods) in all namespaces, waits for their
 // caches, commits the difference between the API state and the View, and then
 // streams changes until ctx is done (leadership lost or shutdown). Then it
 // stops the queue and the informers at once and returns nil.

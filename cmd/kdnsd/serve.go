@@ -377,7 +377,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log})
+	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
+		WatchPods: o.podMode == resolver.PodVerified, CommandVersion: node.CommandVersion})
 	if err != nil {
 		node.Shutdown()
 		return err

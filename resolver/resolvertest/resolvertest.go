@@ -174,6 +174,11 @@ const BigEndpoints = 100
 const WideEndpoints = 30
 
 // Fixture returns a new copy of the cluster state the cases are about.
+//
+// Its cluster IPs are all among the first 256 addresses of the service
+// ranges (10.96.0.0/16, fd00:10:96::/112), the band kube-apiserver keeps for
+// fixed IPs: test/cluster creates the fixture as Services next to other
+// tests' Services, whose IPs the API server picks from the rest.
 func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	tcp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "TCP", Port: port} }
 	udp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "UDP", Port: port} }
@@ -186,10 +191,10 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		{Namespace: "kube-system", Name: "kube-dns", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.10"),
 			Ports: []fsm.Port{udp("dns", 53), tcp("dns-tcp", 53), tcp("metrics", 9153)}},
 		// Dual-stack, with a named UDP port.
-		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.1.10", "fd00:10:96::110"),
+		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.110", "fd00:10:96::b0"),
 			Ports: []fsm.Port{tcp("http", 80), udp("dns", 53)}},
 		// Its one port is unnamed (the API allows that only for a lone port).
-		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.1.11"),
+		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.0.111"),
 			Ports: []fsm.Port{tcp("", 80)}},
 		// IPv6 only.
 		{Namespace: "other", Name: "db", Type: fsm.TypeLoadBalancer, ClusterIPs: addrs("fd00:10:96::20"),
@@ -250,6 +255,40 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	}
 	slices = append(slices, wide)
 	return services, slices
+}
+
+// FixtureNamespaces returns the namespaces of the fixture: those of its
+// services and pods, and quiet, which has neither.
+func FixtureNamespaces() []string {
+	return []string{"default", "kube-system", "other", "quiet", "standby"}
+}
+
+// FixturePods returns the fixture's pods, as a leader in verified mode
+// replicates them: every endpoint of default's services is a pod that has
+// not terminated (pending or running); other/solo is behind no service; the
+// endpoints of kube-system/big have no pod. Terminated (phase Succeeded)
+// holds a pod that has terminated, which is never replicated: a test that
+// creates the fixture in an API server creates it too, and no case may
+// find its address (10.244.9.9) in verified mode.
+func FixturePods() (pods []*fsm.Pod, terminated *fsm.Pod) {
+	pods = []*fsm.Pod{
+		{Namespace: "default", Name: "web-0", IPs: addrs("10.244.1.1", "fd00:10:244::1:1")},
+		{Namespace: "default", Name: "web-x", IPs: addrs("10.244.1.2")},
+		{Namespace: "default", Name: "web-2", IPs: addrs("10.244.1.3")},
+		{Namespace: "default", Name: "pub-0", IPs: addrs("10.244.2.1")},
+		{Namespace: "other", Name: "solo", IPs: addrs("10.244.5.5")},
+	}
+	return pods, &fsm.Pod{Namespace: "default", Name: "done", IPs: addrs("10.244.9.9")}
+}
+
+// FixtureView returns the View of the whole fixture, with namespaces and
+// pods tracked, as a leader in verified mode writes it.
+func FixtureView(index uint64) *fsm.View {
+	services, slices := Fixture()
+	pods, _ := FixturePods()
+	r := fsm.Records{Services: services, Slices: slices, Namespaces: FixtureNamespaces(), Pods: pods,
+		Tracked: fsm.Tracked{Namespaces: true, Pods: true}}
+	return r.View(index)
 }
 
 // Canonical formats a record as Check compares it: its presentation form

@@ -314,6 +314,21 @@ func (r *Replica) Kill() { r.signal(syscall.SIGKILL) }
 // after 20 seconds it kills it.
 func (r *Replica) Stop() { r.signal(syscall.SIGTERM) }
 
+// Pause stops the process with SIGSTOP, as a hung node: its sockets stay
+// open and nothing is answered. Resume continues it with SIGCONT.
+func (r *Replica) Pause() error  { return r.send(syscall.SIGSTOP) }
+func (r *Replica) Resume() error { return r.send(syscall.SIGCONT) }
+
+// send signals the running process without waiting for anything.
+func (r *Replica) send(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return fmt.Errorf("%s is not running", r.ID)
+	}
+	return r.cmd.Process.Signal(sig)
+}
+
 func (r *Replica) signal(sig syscall.Signal) {
 	r.mu.Lock()
 	cmd, exited := r.cmd, r.exited

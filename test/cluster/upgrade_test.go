@@ -21,41 +21,49 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	adminapi "github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/test/testenv"
 
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
-// formatV2Bin builds, once, kdnsd with the kdnsd_formatv2 build tag: a build
-// that decodes and writes command format 2, which the plain build does not
+// The command formats of the upgrade tests: the plain build's newest, and
+// the one after it, which only a build with the kdnsd_formatnext tag knows.
+const (
+	releaseFormat = fsm.MaxCommandVersion
+	nextFormat    = releaseFormat + 1
+)
+
+// formatNextBin builds, once, kdnsd with the kdnsd_formatnext build tag: a
+// build that decodes and writes nextFormat, which the plain build does not
 // know — a newer release, for upgrade tests.
-var formatV2Bin = sync.OnceValues(func() (string, error) {
+var formatNextBin = sync.OnceValues(func() (string, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(filepath.Dir(bin), "kdnsd-formatv2")
-	build := exec.Command("go", "build", "-tags", "kdnsd_formatv2", "-o", out, "./cmd/kdnsd")
+	out := filepath.Join(filepath.Dir(bin), "kdnsd-formatnext")
+	build := exec.Command("go", "build", "-tags", "kdnsd_formatnext", "-o", out, "./cmd/kdnsd")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build kdnsd with kdnsd_formatv2: %w", err)
+		return "", fmt.Errorf("build kdnsd with kdnsd_formatnext: %w", err)
 	}
 	return out, nil
 })
 
-func buildFormatV2(t *testing.T) string {
+func buildFormatNext(t *testing.T) string {
 	t.Helper()
-	path, err := formatV2Bin()
+	path, err := formatNextBin()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
 
-// forceFormat2 makes a format-2 build write format 2 whenever it leads,
-// whatever the cluster decodes: a buggy newer leader.
-const forceFormat2 = "KDNSD_TEST_FORCE_COMMAND_VERSION=2"
+// forceFormatNext makes a kdnsd_formatnext build write nextFormat whenever
+// it leads, whatever the cluster decodes: a buggy newer leader.
+var forceFormatNext = fmt.Sprintf("KDNSD_TEST_FORCE_COMMAND_VERSION=%d", nextFormat)
 
 // httpGet GETs path from r's HTTP listener.
 func httpGet(r *Replica, path string) (int, string, error) {
@@ -158,33 +166,33 @@ func peerFormats(t *testing.T, flags []string) map[string]int {
 }
 
 // TestMixedVersionClusterGatesCommandFormat: in a rolling upgrade under
-// Kubernetes discovery, two voters run a build that knows command format 2
-// and one the plain build. The leader writes format 1 while the plain voter
-// is there, and every replica applies everything; once it too runs the new
-// build, the leader writes format 2, and again every replica applies
-// everything.
+// Kubernetes discovery, two voters run a build that knows the next command
+// format and one the plain build. The leader writes the plain build's newest
+// format while the plain voter is there, and every replica applies
+// everything; once it too runs the new build, the leader writes the next
+// format, and again every replica applies everything.
 func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
-	v2 := buildFormatV2(t)
+	next := buildFormatNext(t)
 	c, _ := newDiscoveredCluster(t, 3, func(c *Cluster) {
 		c.AdminFlags = []string{} // loopback, open to this test
-		c.Replicas[0].Bin, c.Replicas[1].Bin = v2, v2
+		c.Replicas[0].Bin, c.Replicas[1].Bin = next, next
 	})
 	old := c.Replicas[2]
 	adminFlags := []string{"--server", "http://" + c.Replicas[0].AdminAddr}
 	cs := admin(t)
 	ns := namespace(t, cs)
 
-	if got, want := peerFormats(t, adminFlags), map[string]int{"kdnsd-0": 2, "kdnsd-1": 2, "kdnsd-2": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := peerFormats(t, adminFlags), map[string]int{"kdnsd-0": nextFormat, "kdnsd-1": nextFormat, "kdnsd-2": releaseFormat}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("peers list formats %v, want %v", got, want)
 	}
 	// The leader has worked out the format once every server answered its
-	// probe (the pods are all up): format 1, for kdnsd-2.
+	// probe (the pods are all up): the plain build's, for kdnsd-2.
 	leader := waitLeader(t, c)
-	wait.For(t, leader.ID+" to decide on format 1", 30*time.Second, func() bool {
+	wait.For(t, leader.ID+" to decide on a format", 30*time.Second, func() bool {
 		log, _ := os.ReadFile(leader.LogPath)
 		return bytes.Contains(log, []byte("command format for log entries this replica writes"))
 	})
-	if st := status(t, leader); st.CommandVersion != 1 {
+	if st := status(t, leader); st.CommandVersion != releaseFormat {
 		t.Fatalf("leader %s writes format %d with an old voter", leader.ID, st.CommandVersion)
 	}
 	beforeIP := createService(t, cs, ns, "before-upgrade")
@@ -199,28 +207,28 @@ func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
 
 	// The old replica is upgraded, in place, as a StatefulSet rolls.
 	old.Stop()
-	old.Bin = v2
+	old.Bin = next
 	if err := old.Start(); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, "the leader to write format 2", 40*time.Second, func() bool {
+	wait.For(t, "the leader to write the next format", 40*time.Second, func() bool {
 		l := c.Leader(context.Background())
 		if l == nil {
 			return false
 		}
 		st, err := l.Status(context.Background())
-		return err == nil && st.CommandVersion == 2
+		return err == nil && st.CommandVersion == nextFormat
 	})
 	afterIP := createService(t, cs, ns, "after-upgrade")
 	for _, r := range c.Replicas {
 		wait.For(t, r.ID+" to answer after-upgrade", 20*time.Second, func() bool {
 			return answersA(r, fqdn("after-upgrade", ns), afterIP.String()) && answersA(r, fqdn("before-upgrade", ns), beforeIP.String())
 		})
-		if st := status(t, r); st.ApplyBlocked != "" || st.MaxCommandVersion != 2 {
+		if st := status(t, r); st.ApplyBlocked != "" || st.MaxCommandVersion != nextFormat {
 			t.Fatalf("%s: format %d, blocked %q", r.ID, st.MaxCommandVersion, st.ApplyBlocked)
 		}
 	}
-	if got, want := peerFormats(t, adminFlags), map[string]int{"kdnsd-0": 2, "kdnsd-1": 2, "kdnsd-2": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := peerFormats(t, adminFlags), map[string]int{"kdnsd-0": nextFormat, "kdnsd-1": nextFormat, "kdnsd-2": nextFormat}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("peers list formats %v, want %v", got, want)
 	}
 
@@ -232,8 +240,8 @@ func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
 		}
 	}
 	follower.Stop()
-	onlyFormat(t, follower, ns, "before-upgrade", 1)
-	onlyFormat(t, follower, ns, "after-upgrade", 2)
+	onlyFormat(t, follower, ns, "before-upgrade", byte(releaseFormat))
+	onlyFormat(t, follower, ns, "after-upgrade", byte(nextFormat))
 	if err := follower.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,21 +250,22 @@ func TestMixedVersionClusterGatesCommandFormat(t *testing.T) {
 	})
 }
 
-// TestNewerFormatStopsOldReplica: a leader that writes command format 2
-// although a replica runs the plain build (forced, as a buggy newer leader
-// would) stops that replica at the first format-2 entry: it keeps answering
+// TestNewerFormatStopsOldReplica: a leader that writes the next command
+// format although a replica runs the plain build (forced, as a buggy newer
+// leader would) stops that replica at the first entry in that format: it keeps answering
 // from what it had applied, turns unready, says so in its metrics, status
 // and in peers list, and applies nothing after it. The others go on. Run with
-// a build that decodes format 2, the replica applies the rest of the log.
+// a build that decodes that format, the replica applies the rest of the log.
 func TestNewerFormatStopsOldReplica(t *testing.T) {
-	v2 := buildFormatV2(t)
-	// Static peers: every leader writes format 1, whatever it knows.
-	c, err := NewOnHosts(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	next := buildFormatNext(t)
+	// Static peers, probed as discovered ones are: a leader writes the
+	// plain build's newest format, whatever it knows.
+	c, err := NewOnHosts(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.AdminFlags = []string{}
-	c.Replicas[0].Bin, c.Replicas[1].Bin = v2, v2
+	c.Replicas[0].Bin, c.Replicas[1].Bin = next, next
 	stopOnCleanup(t, c)
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
@@ -269,13 +278,13 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 	for _, r := range c.Replicas {
 		wait.For(t, r.ID+" to answer before", 20*time.Second, func() bool { return answersA(r, fqdn("before", ns), beforeIP.String()) })
 	}
-	if st := status(t, waitLeader(t, c)); st.CommandVersion != 1 {
+	if st := status(t, waitLeader(t, c)); st.CommandVersion != releaseFormat {
 		t.Fatalf("with static peers, leader writes format %d", st.CommandVersion)
 	}
 
-	// kdnsd-0 comes back as a leader that writes format 2 regardless.
+	// kdnsd-0 comes back as a leader that writes the next format regardless.
 	newer.Stop()
-	newer.Env = []string{forceFormat2}
+	newer.Env = []string{forceFormatNext}
 	if err := newer.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +295,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 		}
 	}
 	wait.For(t, newer.ID+" to lead", 20*time.Second, func() bool { return c.Leader(context.Background()) == newer })
-	if st := status(t, newer); st.CommandVersion != 2 {
+	if st := status(t, newer); st.CommandVersion != nextFormat {
 		t.Fatalf("forced leader writes format %d", st.CommandVersion)
 	}
 
@@ -299,7 +308,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 		blocked = status(t, old)
 		return blocked.ApplyBlocked != ""
 	})
-	if blocked.AppliedIndex >= blocked.ApplyBlockedIndex || !strings.Contains(blocked.ApplyBlocked, "version byte 2") {
+	if blocked.AppliedIndex >= blocked.ApplyBlockedIndex || !strings.Contains(blocked.ApplyBlocked, fmt.Sprintf("version byte %d", nextFormat)) {
 		t.Fatalf("%s: applied %d, blocked at %d: %s", old.ID, blocked.AppliedIndex, blocked.ApplyBlockedIndex, blocked.ApplyBlocked)
 	}
 	laterIP := createService(t, cs, ns, "later")
@@ -347,7 +356,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 	}
 	for _, p := range peersList(t, adminFlags).Peers {
 		wantHealthy := p.ID != old.ID
-		if p.Healthy != wantHealthy || (p.ID == old.ID && (!strings.Contains(p.Problem, "cannot decode") || p.MaxCommandVersion != 1)) {
+		if p.Healthy != wantHealthy || (p.ID == old.ID && (!strings.Contains(p.Problem, "cannot decode") || p.MaxCommandVersion != releaseFormat)) {
 			t.Errorf("peers list: %+v", p)
 		}
 	}
@@ -367,10 +376,10 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 		wait.For(t, r.ID+" to answer handed-over", 20*time.Second, func() bool { return answersA(r, fqdn("handed-over", ns), handedIP.String()) })
 	}
 
-	// The same replica, run with a build that decodes format 2, applies the
-	// entry it stopped at and everything after it.
+	// The same replica, run with a build that decodes the next format,
+	// applies the entry it stopped at and everything after it.
 	old.Stop()
-	old.Bin = v2
+	old.Bin = next
 	if err := old.Start(); err != nil {
 		t.Fatal(err)
 	}

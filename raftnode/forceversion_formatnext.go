@@ -1,4 +1,4 @@
-//go:build kdnsd_formatv2
+//go:build kdnsd_formatnext
 
 package raftnode
 

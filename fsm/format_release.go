@@ -1,7 +1,7 @@
-//go:build !kdnsd_formatv2
+//go:build !kdnsd_formatnext
 
 package fsm
 
 // MaxCommandVersion is the newest command format this build decodes and
 // encodes.
-const MaxCommandVersion = BaseCommandVersion
+const MaxCommandVersion = int(formatV2)

@@ -1,0 +1,599 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/testenv"
+	"github.com/kdnsd/kdnsd/test/wait"
+)
+
+// Phases of every scenario. warmUp and settle are stretches of steady
+// workload recorded before the fault and after the heal, not waits for a
+// condition.
+const (
+	warmUp = 5 * time.Second
+	settle = 10 * time.Second
+	// rejoinTimeout bounds the wait for a restarted replica's first answer
+	// and for a lagging one to catch up; convergeTimeout the wait for every
+	// replica to match the API after the writes stop.
+	rejoinTimeout   = 60 * time.Second
+	convergeTimeout = 60 * time.Second
+)
+
+// bounds are what the time-bound properties are held to. Staleness and the
+// write after a fault both include a failover (elections of 0.5 s
+// timeouts) and the new leader's first list of the API.
+var bounds = Bounds{Staleness: 10 * time.Second, Failover: 10 * time.Second, Marker: 30 * time.Second}
+
+// scenario is one fault. inject applies it and returns what heals it;
+// hold is how long the fault lasts before the heal.
+type scenario struct {
+	name   string
+	about  string
+	short  bool // in the short profile (CI)
+	hold   func(short bool) time.Duration
+	inject func(d *driver) (heal func())
+}
+
+func holdFor(full, short time.Duration) func(bool) time.Duration {
+	return func(s bool) time.Duration {
+		if s {
+			return short
+		}
+		return full
+	}
+}
+
+var scenarios = []scenario{
+	{"kill-leader", "kill -9 of the leader; restarted at the heal", true, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() {
+			l := d.leaderFaulted()
+			d.down(l, "killed")
+			l.Kill()
+			return func() { d.restart(l, false) }
+		}},
+	{"kill-follower", "kill -9 of a follower; restarted at the heal", false, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() {
+			f := d.follower()
+			d.down(f, "killed")
+			f.Kill()
+			return func() { d.restart(f, false) }
+		}},
+	{"stop-leader", "SIGSTOP of the leader (10× the election timeout and more), then SIGCONT", true, holdFor(10*time.Second, 5*time.Second),
+		func(d *driver) func() {
+			l := d.leaderFaulted()
+			d.down(l, "stopped")
+			d.must(l.Pause())
+			return func() {
+				since := time.Now()
+				d.must(l.Resume())
+				d.rejoin(l, false, since)
+			}
+		}},
+	{"partition-leader", "the leader cut off from the majority both ways (iptables in its namespace), then healed", true, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() { return d.partition(d.leaderFaulted(), true) }},
+	{"partition-follower", "one follower cut off both ways, then healed", false, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() { return d.partition(d.follower(), true) }},
+	{"oneway-leader", "one-way partition: the leader can send to the others, not receive from them", true, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() { return d.partition(d.leaderFaulted(), false) }},
+	{"api-down", "the API server stopped for 60 s (20 s when run under the short profile)", false, holdFor(60*time.Second, 20*time.Second),
+		func(d *driver) func() {
+			d.expect(d.c.Replicas...)
+			d.stopAPIServer()
+			return d.startAPIServer
+		}},
+	{"restart-all-api-down", "the API server stopped, every replica killed and restarted while it is down, the API server back after 30 s (20 s short)", true, holdFor(30*time.Second, 20*time.Second),
+		func(d *driver) func() {
+			d.leaderFaulted()
+			d.expect(d.c.Replicas...)
+			d.stopAPIServer()
+			for _, r := range d.c.Replicas {
+				d.down(r, "restarted")
+				r.Kill()
+			}
+			since := time.Now()
+			for _, r := range d.c.Replicas {
+				d.must(r.Start())
+			}
+			for _, r := range d.c.Replicas {
+				d.back(r, false, since)
+			}
+			return d.startAPIServer
+		}},
+	{"wipe-follower", "a follower killed and its data directory wiped; restarted at the heal, empty", false, holdFor(10*time.Second, 10*time.Second),
+		func(d *driver) func() {
+			f := d.follower()
+			d.down(f, "wiped")
+			f.Kill()
+			d.must(os.RemoveAll(f.DataDir))
+			return func() { d.restart(f, true) }
+		}},
+	{"rolling-restart", "every replica stopped with SIGTERM and restarted in turn, followers first, each once the previous caught up", false, holdFor(0, 0),
+		func(d *driver) func() {
+			l := d.leader()
+			order := slices.DeleteFunc(slices.Clone(d.c.Replicas), func(r *cluster.Replica) bool { return r == l })
+			d.expect(d.c.Replicas...)
+			for _, r := range append(order, l) {
+				d.down(r, "rolled")
+				r.Stop()
+				d.restart(r, false)
+			}
+			return func() {}
+		}},
+}
+
+// driver runs one scenario and records it.
+type driver struct {
+	t     *testing.T
+	c     *cluster.Cluster
+	h     *History
+	w     *writer
+	rec   *recorder
+	short bool
+
+	mu      sync.Mutex // guards h.Down, h.Lagging, h.Events
+	faulted []*cluster.Replica
+}
+
+func (d *driver) must(err error) {
+	d.t.Helper()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *driver) event(what string) { d.eventAt(time.Now(), what) }
+
+func (d *driver) eventAt(t time.Time, what string) {
+	d.mu.Lock()
+	d.h.Events = append(d.h.Events, Event{At: t, What: what})
+	d.mu.Unlock()
+}
+
+// leader returns the current leader and its term.
+func (d *driver) leader() *cluster.Replica {
+	var l *cluster.Replica
+	wait.For(d.t, "a leader", 30*time.Second, func() bool {
+		// A stopped replica never answers: bound each round.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l = d.c.Leader(ctx)
+		return l != nil
+	})
+	return l
+}
+
+// leaderFaulted returns the leader and records that the fault hits it;
+// the other replicas must answer the write after the fault.
+func (d *driver) leaderFaulted() *cluster.Replica {
+	l := d.leader()
+	st, err := l.Status(context.Background())
+	d.must(err)
+	d.h.LeaderFaulted, d.h.FaultedLeaderTerm = true, st.Term
+	d.faulted = append(d.faulted, l)
+	d.expectAllBut(l)
+	d.event(l.ID + " (leader, term " + fmt.Sprint(st.Term) + ") faulted")
+	return l
+}
+
+// follower returns a replica that does not lead, recorded as faulted.
+func (d *driver) follower() *cluster.Replica {
+	l := d.leader()
+	for _, r := range d.c.Replicas {
+		if r != l {
+			d.faulted = append(d.faulted, r)
+			d.expectAllBut(r)
+			d.event(r.ID + " (follower) faulted")
+			return r
+		}
+	}
+	d.t.Fatal("no follower")
+	return nil
+}
+
+func (d *driver) expectAllBut(x *cluster.Replica) {
+	var rs []*cluster.Replica
+	for _, r := range d.c.Replicas {
+		if r != x {
+			rs = append(rs, r)
+		}
+	}
+	d.expect(rs...)
+}
+
+func (d *driver) expect(rs ...*cluster.Replica) {
+	d.h.MarkerExpected = nil
+	for _, r := range rs {
+		d.h.MarkerExpected = append(d.h.MarkerExpected, r.ID)
+	}
+}
+
+// down opens an interval in which r is not expected to answer.
+func (d *driver) down(r *cluster.Replica, why string) {
+	d.mu.Lock()
+	d.h.Down = append(d.h.Down, Interval{Replica: r.ID, From: time.Now(), Why: why})
+	d.mu.Unlock()
+	d.event(r.ID + " " + why)
+}
+
+// closeOpen closes r's open interval in ivs at t.
+func (d *driver) closeOpen(ivs []Interval, r *cluster.Replica, t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range ivs {
+		if ivs[i].Replica == r.ID && ivs[i].To.IsZero() {
+			ivs[i].To = t
+		}
+	}
+}
+
+// restart starts r again and waits for it to rejoin.
+func (d *driver) restart(r *cluster.Replica, wiped bool) {
+	since := time.Now()
+	d.must(r.Start())
+	d.event(r.ID + " started")
+	d.rejoin(r, wiped, since)
+}
+
+// rejoin waits for r, started or continued at since, to answer again and
+// then to catch up: it lags from its first answer on.
+func (d *driver) rejoin(r *cluster.Replica, wiped bool, since time.Time) {
+	d.catchUp(r, d.back(r, wiped, since))
+}
+
+// back waits for r's first answer since it was started or continued at
+// since, which ends its down interval: any answer, or for a wiped replica
+// (which answers SERVFAIL until it holds records, by design) the first
+// NOERROR or NXDOMAIN. The first such answer may be a reader's: a probe
+// sent while r was down can wait out its timeout (ICMP port-unreachable
+// replies are rate-limited) after r is back.
+func (d *driver) back(r *cluster.Replica, wiped bool, since time.Time) time.Time {
+	name := d.w.fqdn("never0")
+	backed := func(a Answer) bool { return a.Answered() || !wiped && a.Rcode >= 0 }
+	var at time.Time
+	wait.For(d.t, r.ID+" to answer again", rejoinTimeout, func() bool {
+		a := probe(r, name)
+		at = a.At
+		return backed(a)
+	})
+	d.rec.mu.Lock()
+	for _, a := range d.rec.answers {
+		if a.Replica == r.ID && a.Sent.After(since) && a.At.Before(at) && backed(a) {
+			at = a.At
+		}
+	}
+	d.rec.mu.Unlock()
+	d.closeOpen(d.h.Down, r, at)
+	d.eventAt(at, r.ID+" answers")
+	return at
+}
+
+// catchUp records r as lagging from `from` until its applied index reaches
+// the highest of the other replicas' at the time of the call.
+func (d *driver) catchUp(r *cluster.Replica, from time.Time) {
+	var target uint64
+	for _, o := range d.c.Replicas {
+		if o != r {
+			if i, ok := appliedIndex(o); ok {
+				target = max(target, i)
+			}
+		}
+	}
+	wait.For(d.t, fmt.Sprintf("%s to catch up to index %d", r.ID, target), rejoinTimeout, func() bool {
+		i, ok := appliedIndex(r)
+		return ok && i >= target
+	})
+	d.mu.Lock()
+	d.h.Lagging = append(d.h.Lagging, Interval{Replica: r.ID, From: from, To: time.Now(), Why: "catching up"})
+	d.mu.Unlock()
+	d.event(fmt.Sprintf("%s caught up to %d", r.ID, target))
+}
+
+// partition cuts r off from the other replicas (both ways, or only what
+// comes from them) and returns the heal.
+func (d *driver) partition(r *cluster.Replica, both bool) func() {
+	i := slices.Index(d.c.Replicas, r)
+	var peers []int
+	for j := range d.c.Replicas {
+		if j != i {
+			peers = append(peers, j)
+		}
+	}
+	from := time.Now()
+	d.must(nw.cut(i, peers, both))
+	d.event(r.ID + " partitioned")
+	return func() {
+		d.must(nw.heal(i))
+		d.event(r.ID + " healed")
+		d.catchUp(r, from)
+	}
+}
+
+func (d *driver) stopAPIServer() {
+	d.mu.Lock()
+	d.h.APIDown = append(d.h.APIDown, Interval{From: time.Now(), Why: "API server stopped"})
+	d.mu.Unlock()
+	d.must(env.StopAPIServer())
+	d.event("API server stopped")
+}
+
+// startAPIServer starts the API server and waits until it is ready, which
+// ends the outage.
+func (d *driver) startAPIServer() {
+	d.must(env.StartAPIServer(context.Background()))
+	now := time.Now()
+	d.mu.Lock()
+	d.h.APIDown[len(d.h.APIDown)-1].To = now
+	d.mu.Unlock()
+	d.event("API server ready again")
+}
+
+// runScenario runs sc on a new cluster and returns its history.
+func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftFlags []string) *History {
+	dir := t.TempDir()
+	c, err := cluster.NewOnHosts(bin, kubeconfig, dir, *voters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range c.Replicas {
+		r.Move(replicaIP(i))
+		if r.Bin, err = nw.wrapper(dir, i, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.ExtraArgs = raftFlags
+	t.Cleanup(func() {
+		c.StopAll()
+		if t.Failed() {
+			for _, r := range c.Replicas {
+				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
+			}
+		}
+	})
+	// A scenario that fails while the API server is down must not leave
+	// it down for the next (a no-op when it runs).
+	t.Cleanup(func() {
+		if err := env.StartAPIServer(context.Background()); err != nil {
+			t.Errorf("restart the API server: %v", err)
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj, err := cs.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: sc.name + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	w := &writer{cs: cs, ns: nsObj.Name, zone: c.Zone, rec: rec}
+	h := &History{Scenario: sc.name, Voters: *voters, MarkerAnswered: map[string]time.Time{}, Converged: map[string]time.Time{}}
+	for _, r := range c.Replicas {
+		h.Replicas = append(h.Replicas, r.ID)
+	}
+	d := &driver{t: t, c: c, h: h, w: w, rec: rec, short: short}
+	d.leader()
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to serve the zone", 30*time.Second, func() bool { return probe(r, w.fqdn("never0")).Rcode == dns.RcodeNameError })
+	}
+
+	readCtx, stopReads := context.WithCancel(context.Background())
+	writeCtx, stopWrites := context.WithCancel(readCtx)
+	defer stopReads()
+	var readers, writers sync.WaitGroup
+	readers.Go(func() { monitor(readCtx, c, rec) })
+	for _, r := range c.Replicas {
+		readers.Go(func() { read(readCtx, r, w, rec) })
+	}
+	writers.Go(func() { w.run(writeCtx) })
+	h.Start = time.Now()
+	phase(warmUp)
+
+	h.Fault = time.Now()
+	heal := sc.inject(d)
+	writers.Go(func() { d.followMarker(writeCtx) })
+	phase(sc.hold(short))
+	h.Heal = time.Now()
+	heal()
+	phase(settle)
+
+	stopWrites()
+	writers.Wait()
+	h.WritesStopped = time.Now()
+	d.converge()
+	stopReads()
+	readers.Wait()
+	h.End = time.Now()
+	for _, ivs := range [][]Interval{h.Down, h.Lagging, h.APIDown} {
+		for i := range ivs {
+			if ivs[i].To.IsZero() {
+				ivs[i].To = h.End
+			}
+		}
+	}
+	rec.mu.Lock()
+	h.Writes, h.Answers, h.Leaders = rec.writes, rec.answers, rec.leaders
+	rec.mu.Unlock()
+	return h
+}
+
+// phase lets the workload run for a fixed stretch.
+func phase(d time.Duration) {
+	if d > 0 {
+		<-time.After(d)
+	}
+}
+
+// followMarker makes the write after the fault and records when each
+// expected replica first answers it.
+func (d *driver) followMarker(ctx context.Context) {
+	name, accepted, err := d.w.marker(ctx, "marker")
+	if err != nil {
+		d.t.Errorf("the write after the fault: %v", err)
+		return
+	}
+	d.h.Marker = name
+	d.mu.Lock()
+	if len(d.h.APIDown) > 0 {
+		d.h.MarkerFrom = accepted
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range d.h.MarkerExpected {
+		r := d.c.Replicas[slices.IndexFunc(d.c.Replicas, func(r *cluster.Replica) bool { return r.ID == id })]
+		wg.Go(func() {
+			var at time.Time
+			if wait.Poll(rejoinTimeout, func() bool {
+				a := probe(r, name)
+				at = a.At
+				return a.Rcode == dns.RcodeSuccess && len(a.Addrs) > 0
+			}) {
+				d.mu.Lock()
+				d.h.MarkerAnswered[r.ID] = at
+				d.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// converge lists the API's final state and waits for every replica to
+// answer every name as it does.
+func (d *driver) converge() {
+	ctx := context.Background()
+	final := map[string]string{}
+	names := d.w.names()
+	svcs, err := d.w.cs.CoreV1().Services(d.w.ns).List(ctx, metav1.ListOptions{})
+	d.must(err)
+	sls, err := d.w.cs.DiscoveryV1().EndpointSlices(d.w.ns).List(ctx, metav1.ListOptions{})
+	d.must(err)
+	addr := map[string][]string{}
+	for _, s := range sls.Items {
+		for _, e := range s.Endpoints {
+			addr[s.Name] = append(addr[s.Name], e.Addresses...)
+		}
+	}
+	exists := map[string]bool{}
+	for _, s := range svcs.Items {
+		exists[s.Name] = true
+	}
+	for _, n := range names {
+		short := n[:len(n)-len("."+d.w.ns+".svc."+d.w.zone)]
+		switch as := addr[short]; {
+		case !exists[short]:
+			final[n] = ObsAbsent
+		case len(as) == 0:
+			final[n] = ObsNoData
+		default:
+			slices.Sort(as)
+			final[n] = joinAddrs(as)
+		}
+	}
+	d.h.Final = final
+	var wg sync.WaitGroup
+	for _, r := range d.c.Replicas {
+		wg.Go(func() {
+			if wait.Poll(convergeTimeout, func() bool {
+				for _, n := range names {
+					if probe(r, n).Observable() != final[n] {
+						return false
+					}
+				}
+				return true
+			}) {
+				d.mu.Lock()
+				d.h.Converged[r.ID] = time.Now()
+				d.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func joinAddrs(as []string) string { return Answer{Rcode: 0, Addrs: as}.Observable() }
+
+// TestChaos runs every scenario of the profile, checks each history, and
+// writes the report; a property that fails fails the test.
+func TestChaos(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	env = testenv.Get(t)
+	u, err := url.Parse(env.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, stopProxy, err := apiProxy(net.JoinHostPort(u.Hostname(), u.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopProxy()
+	kubeconfig := proxiedKubeconfig(t, proxy)
+	raftFlags := raftCA(t)
+	short := *profile == "short"
+	dir, md := *assetsDir, *reportMD
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if md == "" {
+		md = filepath.Join(dir, "CHAOS.md")
+	}
+	var reports []ScenarioReport
+	for _, sc := range scenarios {
+		if short && !sc.short {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			h := runScenario(t, sc, short, kubeconfig, raftFlags)
+			res := Check(h, bounds)
+			if *histories != "" {
+				raw, err := json.Marshal(h)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(*histories, sc.name+".json"), raw, 0o644)
+				}
+				if err != nil {
+					t.Errorf("history: %v", err)
+				}
+			}
+			png, err := Timeline(h, dir)
+			if err != nil {
+				t.Errorf("timeline: %v", err)
+			}
+			reports = append(reports, ScenarioReport{Result: res, About: sc.about, Hold: sc.hold(short).String(), Timeline: png, Events: relative(h)})
+			for _, v := range res.Verdicts {
+				if !v.Pass {
+					t.Errorf("%s: %s", v.Property, v.Detail)
+				} else {
+					t.Logf("%s: %s", v.Property, v.Detail)
+				}
+			}
+		})
+	}
+	if err := WriteReport(md, dir, *profile, bounds, reports); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report written to %s (timelines and chaos.json in %s)", md, dir)
+}
