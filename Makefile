@@ -62,6 +62,7 @@ image:
 	rm -f deploy/statefulset/kdnsd
 
 lint:
+	$(GO) build ./...
 	$(GO) vet ./...
 	$(GO) vet -tags kdnsd_formatnext ./fsm ./raftnode ./membership ./cmd/kdnsd
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

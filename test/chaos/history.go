@@ -17,6 +17,20 @@ import (
 	"time"
 )
 
+// Workload rates. Writes are ~20 API requests a second; every replica gets
+// readRate probes a second, each an applied-index question and a name
+// question on one socket.
+const (
+	writeInterval = 50 * time.Millisecond
+	readRate      = 100
+	queryTimeout  = time.Second
+	// liveObjects is how many objects the writer keeps in flight.
+	liveObjects = 15
+	// sliceUpdates is how many times each object's address changes.
+	sliceUpdates = 3
+	neverNames   = 10
+)
+
 // History is everything one scenario recorded. Times are wall-clock; the
 // suite and the replicas run on one machine.
 type History struct {

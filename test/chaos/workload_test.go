@@ -22,20 +22,6 @@ import (
 	"github.com/kdnsd/kdnsd/test/cluster"
 )
 
-// Workload rates. Writes are ~20 API requests a second; every replica gets
-// readRate probes a second, each an applied-index question and a name
-// question on one socket.
-const (
-	writeInterval = 50 * time.Millisecond
-	readRate      = 100
-	queryTimeout  = time.Second
-	// liveObjects is how many objects the writer keeps in flight.
-	liveObjects = 15
-	// sliceUpdates is how many times each object's address changes.
-	sliceUpdates = 3
-	neverNames   = 10
-)
-
 // lifecycle is the order of an object's writes.
 var lifecycle = func() []string {
 	ops := []string{OpCreateSlice, OpCreateService}
