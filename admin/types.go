@@ -33,6 +33,15 @@ type Status struct {
 	EndpointSlices int    `json:"endpoint_slices"`
 	// Watcher describes the Kubernetes watcher: "follower" off the leader.
 	Watcher string `json:"watcher,omitempty"`
+	// ConfigSource names the DNS configuration in force: the ConfigMap
+	// version (namespace/name@resourceVersion), or "flags" when none was
+	// committed. ConfigIndex is the Raft index it was committed at.
+	ConfigSource string `json:"config_source,omitempty"`
+	ConfigIndex  uint64 `json:"config_index,omitempty"`
+	// ConfigError is why the leader refused the last ConfigMap version
+	// (ConfigRejected) since the one in force; empty when it refused none.
+	ConfigError    string `json:"config_error,omitempty"`
+	ConfigRejected string `json:"config_rejected,omitempty"`
 }
 
 // NewStatus makes the Status of a replica whose Raft member reports st, that
@@ -41,6 +50,14 @@ type Status struct {
 func NewStatus(st raftnode.Status, v *fsm.View, served uint64, watcher string) Status {
 	out := Status{Status: st, LeaderAddress: st.LeaderAddr, ServedIndex: served, Watcher: watcher}
 	out.Services, out.EndpointSlices = v.Counts()
+	cfg := v.Config()
+	out.ConfigSource, out.ConfigIndex = "flags", cfg.Index
+	if cfg.Config != nil {
+		out.ConfigSource = cfg.Config.Source
+	}
+	if cfg.Rejected != nil {
+		out.ConfigRejected, out.ConfigError = cfg.Rejected.Source, cfg.Rejected.Error
+	}
 	if st.State != raftnode.StateLeader && !st.LastContact.IsZero() {
 		out.LastContactMS = new(time.Since(st.LastContact).Milliseconds())
 	}

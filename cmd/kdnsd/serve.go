@@ -50,6 +50,7 @@ type serveOptions struct {
 	serveStale, lameduck                        time.Duration
 	nsAddrs                                     []net.IP
 	podMode                                     string
+	configMap                                   string
 	discovery                                   discoveryOptions
 	adminAPI                                    adminOptions
 }
@@ -98,6 +99,7 @@ func newServeCommand() *cobra.Command {
 	f.Uint32Var(&o.ttl, "ttl", 30, "TTL of cluster records, in seconds")
 	f.IPSliceVar(&o.nsAddrs, "ns-addr", nil, "addresses of ns.dns.<zone>, the name server in the zone's NS record: kdnsd's own Service IPs (default: the cluster IPs of kube-system/kube-dns)")
 	f.StringVar(&o.podMode, "pod-mode", resolver.PodInsecure, "pod records <a-b-c-d>.<ns>.pod.<zone>: insecure, verified or disabled")
+	f.StringVar(&o.configMap, "config-map", "kube-system/kdnsd", "namespace/name of the ConfigMap whose DNS configuration overrides these flags on every replica (see package dnsconfig); empty: none")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
@@ -155,6 +157,9 @@ func (o *serveOptions) validate() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if _, _, err := o.configMapName(); err != nil {
+		return err
 	}
 	if _, err := o.forwarder(nil); err != nil {
 		return err
@@ -257,6 +262,18 @@ func (o *serveOptions) dnsAddrs() []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// configMapName splits --config-map; ok is false when it is empty.
+func (o *serveOptions) configMapName() (namespace, name string, err error) {
+	if o.configMap == "" {
+		return "", "", nil
+	}
+	namespace, name, ok := strings.Cut(o.configMap, "/")
+	if !ok || namespace == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--config-map %q: want namespace/name", o.configMap)
+	}
+	return namespace, name, nil
 }
 
 func kubeConfig(path string) (*rest.Config, error) {
@@ -382,6 +399,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		node.Shutdown()
 		return err
 	}
+	var cw *watcher.ConfigWatcher
+	if ns, name, _ := o.configMapName(); name != "" { // checked by validate
+		cw, err = watcher.NewConfigWatcher(watcher.ConfigWatcherConfig{Client: client, Namespace: ns, Name: name,
+			Zone: o.zone, CommandVersion: node.CommandVersion, Views: store, Raft: node, Logger: log})
+		if err != nil {
+			node.Shutdown()
+			return err
+		}
+	}
 	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, log)
 	if err != nil {
 		node.Shutdown()
@@ -404,6 +430,9 @@ func serve(ctx context.Context, o serveOptions) error {
 			if group != nil {
 				reconcile.Go(func() { group.Reconcile(term, node) })
 			}
+			if cw != nil {
+				reconcile.Go(func() { cw.Run(term) })
+			}
 			if err := w.Run(term); err != nil && term.Err() == nil {
 				log.Error("watcher stopped", "err", err)
 			}
@@ -413,7 +442,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 
 	var draining atomic.Bool
-	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, w, draining.Load), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, w, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -459,9 +488,9 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd, cw), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once answering from records (DNS is up before this server
