@@ -32,8 +32,9 @@
 //
 // Records are lines of a zone file (RFC 1035 section 5): owner, optional
 // TTL and class IN, type, data. Names are absolute whether or not they end
-// in a dot; '#' and ';' start comments; $ directives are refused. The types
-// are A, AAAA, CNAME, TXT, SRV and PTR. A record without TTL (or TTL 0)
+// in a dot, made of letters, digits, hyphens and underscores (no
+// wildcards); '#' and ';' start comments; $ directives are refused. The
+// types are A, AAAA, CNAME, TXT, SRV and PTR. A record without TTL (or TTL 0)
 // takes the cluster records' TTL in force. A CNAME is alone at its name
 // (RFC 1034 section 3.6.2).
 //
@@ -261,6 +262,10 @@ func (p *parser) records(v string) {
 			continue
 		}
 		h.Name = dns.CanonicalName(h.Name)
+		if l := badLabel(h.Name); l != "" {
+			p.fail(KeyRecords, n, "%s: label %q: want 1 to 63 letters, digits, hyphens or underscores (no wildcards)", h.Name, l)
+			continue
+		}
 		if why := p.reserved(h.Name); why != "" {
 			p.fail(KeyRecords, n, "%s: %s", h.Name, why)
 			continue
@@ -283,6 +288,21 @@ func (p *parser) records(v string) {
 	if !given {
 		p.fail(KeyRecords, 0, "no record: leave the key out for none")
 	}
+}
+
+// badLabel returns the first label of name the resolver cannot serve
+// (one needing escapes, or a wildcard), or "".
+func badLabel(name string) string {
+	for _, l := range dns.SplitDomainName(name) {
+		ok := len(l) <= 63
+		for _, c := range []byte(l) {
+			ok = ok && ('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_')
+		}
+		if !ok {
+			return l
+		}
+	}
+	return ""
 }
 
 // zoneError shortens the zone parser's error to its message.

@@ -89,6 +89,7 @@ func TestParseRefuses(t *testing.T) {
 		{"record class", map[string]string{"records": "a.example. CH A 10.0.0.1"}, []string{`class CH: want IN`}},
 		{"record twice", map[string]string{"records": "a.example. A 10.0.0.1\nA.example A 10.0.0.1"}, []string{`line 2: the same record as line 1`}},
 		{"cname and more", map[string]string{"records": "a.example. A 10.0.0.1\na.example. CNAME b.example."}, []string{`line 2: a.example. has a CNAME and other records`}},
+		{"wildcard", map[string]string{"records": "*.corp.example. A 10.0.0.1"}, []string{`label "*": want 1 to 63 letters`}},
 		{"apex", map[string]string{"records": "cluster.local. TXT hi"}, []string{`cluster.local.: the cluster zone's apex is kdnsd's`}},
 		{"pod name", map[string]string{"records": "1-2-3-4.default.pod.cluster.local. A 1.2.3.4"}, []string{`pod names are kdnsd's`}},
 		{"namespace name", map[string]string{"records": "default.svc.cluster.local. A 1.2.3.4"}, []string{`svc and namespace names are kdnsd's`}},

@@ -24,6 +24,14 @@ type index struct {
 	// pod names are those of the services' endpoint addresses, as releases
 	// before pods were replicated answered.
 	namespacesFromView, podsFromView, endpointPods bool
+	// ttl and podMode are those in force for this View: the configuration's
+	// (fsm.DNSConfig), else Config's.
+	ttl     uint32
+	podMode string
+	// custom holds the configuration's custom records; shadowed counts
+	// those not served because a Service's records hold their name.
+	custom   *custom
+	shadowed int
 }
 
 // node is one owner name. A node without sets and cname is an empty
@@ -75,20 +83,35 @@ type namedNode struct {
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	nsvc, _ := v.Counts()
 	tracked := v.Tracked()
+	ttl, podMode := r.ttl, r.podMode
+	cfg := v.Config().Config
+	if cfg != nil && cfg.TTL != 0 {
+		ttl = cfg.TTL
+	}
+	switch m := ""; {
+	case cfg == nil:
+	case cfg.PodMode == PodInsecure, cfg.PodMode == PodVerified, cfg.PodMode == PodDisabled:
+		podMode = cfg.PodMode
+	case cfg.PodMode != m:
+		r.log.Warn("configured pod mode unknown to this build; keeping --pod-mode", "pod_mode", cfg.PodMode, "source", cfg.Source)
+	}
+	r.b.ttl = ttl
 	ix := &index{
 		view:               v,
-		soa:                soaData{mname: r.mname, rname: r.rname, serial: serial(v.Index()), ttl: r.ttl},
+		soa:                soaData{mname: r.mname, rname: r.rname, serial: serial(v.Index()), ttl: ttl},
 		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
 		namespacesFromView: tracked.Namespaces,
-		podsFromView:       tracked.Pods && r.podMode == PodVerified,
-		endpointPods:       !tracked.Pods && r.podMode == PodVerified,
+		podsFromView:       tracked.Pods && podMode == PodVerified,
+		endpointPods:       !tracked.Pods && podMode == PodVerified,
+		ttl:                ttl,
+		podMode:            podMode,
 	}
 	rebuilt, names := 0, 0
 	for s := range v.Services() {
 		k := s.Key()
 		sl := v.SlicesOf(k)
 		rec := (*svcRecords)(nil)
-		if prev != nil && prev.endpointPods == ix.endpointPods {
+		if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 			if old := prev.services[k]; old != nil && old.svc == s && slices.Equal(old.slices, sl) {
 				rec = old
 			}
@@ -124,7 +147,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.nodes[r.svcZone] = ent
 	ix.nodes[r.nsZone] = ent
 	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
-	if r.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
+	if podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		ix.nodes[r.podZone] = ent
 	}
 	b.begin(r.version)
@@ -160,6 +183,13 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 		}
 	}
+	c := (*custom)(nil)
+	if prev != nil && prev.custom != nil && prev.custom.cfg == cfg && prev.custom.ttl == ttl {
+		c = prev.custom
+	} else {
+		c = r.buildCustom(cfg, ttl)
+	}
+	r.addCustom(ix, c)
 	return ix, rebuilt
 }
 

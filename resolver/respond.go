@@ -224,6 +224,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	ix := r.idx.Load()
 	switch r.classify(key) {
 	case zoneOther:
+		if n := ix.outsideNode(key); n != nil {
+			return r.answerOutside(&m, n, q, limit)
+		}
 		return r.outside(&m)
 	case zoneReverse:
 		// Authoritative only for the PTR records of cluster addresses.
@@ -256,14 +259,14 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m.flags |= flagAA
 	n := ix.nodes[string(key)]
 	if n == nil {
-		if r.podMode == PodInsecure || ix.podsFromView {
+		if ix.podMode == PodInsecure || ix.podsFromView {
 			switch a, kind := r.pod(ix, key); kind {
 			case podNamespace:
 				r.negative(&m, ix, len(qname))
 				return m.done(), actAnswer
 			case podAddress:
 				if q.qtype == typeANY || q.qtype == typeA && a.Is4() || q.qtype == typeAAAA && !a.Is4() {
-					r.podRecord(&m, a)
+					r.podRecord(&m, a, ix.ttl)
 				} else {
 					r.negative(&m, ix, len(qname))
 				}
@@ -445,7 +448,7 @@ func (r *Resolver) podName(key []byte) (addr netip.Addr, ns []byte, kind int) {
 
 // podRecord appends the A or AAAA record of a pod address, owned by the
 // question name.
-func (r *Resolver) podRecord(m *response, a netip.Addr) {
+func (r *Resolver) podRecord(m *response, a netip.Addr, ttl uint32) {
 	b := append(m.out, 0xc0, headerLen)
 	if a.Is4() {
 		b = binary.BigEndian.AppendUint16(b, typeA)
@@ -453,7 +456,7 @@ func (r *Resolver) podRecord(m *response, a netip.Addr) {
 		b = binary.BigEndian.AppendUint16(b, typeAAAA)
 	}
 	b = binary.BigEndian.AppendUint16(b, classIN)
-	b = binary.BigEndian.AppendUint32(b, r.ttl)
+	b = binary.BigEndian.AppendUint32(b, ttl)
 	if a.Is4() {
 		v := a.As4()
 		b = append(append(b, 0, 4), v[:]...)

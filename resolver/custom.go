@@ -1,0 +1,204 @@
+package resolver
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// Custom records: the static records of the cluster's DNS configuration
+// (fsm.DNSConfig.Records, validated by package dnsconfig), built into the
+// same precomputed index as the cluster's records and answered the same way.
+//
+//   - In the cluster zone a name is the custom record's unless a Service's
+//     records hold it: the Service wins (the leader refuses such a
+//     configuration while the Service exists; one created later takes the
+//     name back), and the names above a custom one exist (empty
+//     non-terminals), as above a Service's.
+//   - In the reverse zones a custom PTR answers like a cluster one; an
+//     address a Service holds keeps the Service's PTR.
+//   - Elsewhere a name with custom records is answered authoritatively from
+//     them (NODATA without SOA for other types, as the configuration holds no
+//     zone to cite); every other name there is forwarded as before.
+
+// customOrder is the order of a name's RRsets, the one ANY picks from.
+var customOrder = []uint16{typeA, typeAAAA, typeCNAME, typeTXT, typeSRV, typePTR}
+
+// custom is the built form of one configuration's records, reused by the
+// next build while the configuration and TTL stay.
+type custom struct {
+	cfg   *fsm.DNSConfig
+	ttl   uint32
+	names []namedNode // in the cluster or reverse zones
+	other map[string]*node
+}
+
+// buildCustom builds cfg's records; ttl is that of records without one.
+func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
+	c := &custom{cfg: cfg, ttl: ttl, other: map[string]*node{}}
+	if cfg == nil || len(cfg.Records) == 0 {
+		return c
+	}
+	type rrsetKey struct {
+		name string
+		typ  uint16
+	}
+	var names []string
+	sets := map[rrsetKey][][]byte{} // packed RDATA per RRset
+	ttls := map[rrsetKey]uint32{}   // an RRset's TTL: its first record's (RFC 2181 section 5.2)
+	for _, rec := range cfg.Records {
+		rr, err := dns.NewRR(rec.Name + " 0 IN " + rec.Type + " " + rec.Data)
+		name, ok := parseName(strings.ToLower(rec.Name))
+		if err != nil || rr == nil || !ok || !slices.Contains(customOrder, rr.Header().Rrtype) {
+			r.log.Warn("custom record cannot be served; skipped", "name", rec.Name, "type", rec.Type, "data", rec.Data, "err", err)
+			continue
+		}
+		rdata, ok := packRdata(rr)
+		if !ok {
+			r.log.Warn("custom record cannot be served; skipped", "name", rec.Name, "type", rec.Type, "data", rec.Data)
+			continue
+		}
+		k := rrsetKey{name, rr.Header().Rrtype}
+		if _, ok := sets[k]; !ok {
+			ttls[k] = rec.TTL
+			if rec.TTL == 0 {
+				ttls[k] = ttl
+			}
+		}
+		if !slices.ContainsFunc(names, func(n string) bool { return n == name }) {
+			names = append(names, name)
+		}
+		sets[k] = append(sets[k], rdata)
+	}
+	b := &r.b
+	defer func(saved uint32) { b.ttl = saved }(b.ttl)
+	for _, name := range names {
+		n := &node{}
+		for _, typ := range customOrder {
+			rdatas := sets[rrsetKey{name, typ}]
+			if len(rdatas) == 0 {
+				continue
+			}
+			b.ttl = ttls[rrsetKey{name, typ}]
+			b.begin(name)
+			for _, rd := range rdatas {
+				b.rawRecord(name, typ, rd)
+			}
+			switch typ {
+			case typeCNAME: // alone at its name (dnsconfig checks)
+				n.cname = b.finish()
+				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
+			case typeA, typeAAAA, typeSRV:
+				n.sets = append(n.sets, rrset{typ, b.finishRotating()})
+			default:
+				n.sets = append(n.sets, rrset{typ, b.finish()})
+			}
+		}
+		if r.classify([]byte(name)) == zoneOther {
+			c.other[name] = n
+			continue
+		}
+		c.names = append(c.names, namedNode{name: name, node: n})
+	}
+	return c
+}
+
+// packRdata returns rr's RDATA in wire form, names uncompressed and
+// lower-cased as the index's are.
+func packRdata(rr dns.RR) ([]byte, bool) {
+	buf := make([]byte, dns.Len(rr)+maxNameLen)
+	off, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return nil, false
+	}
+	// The header: the owner name, type, class, TTL and RDLENGTH.
+	_, hdr, err := dns.UnpackDomainName(buf[:off], 0)
+	if err != nil || hdr+10 > off {
+		return nil, false
+	}
+	rd := buf[hdr+10 : off]
+	switch rr.Header().Rrtype {
+	case typeCNAME, typePTR:
+		return lowerName(rd), true
+	case typeSRV:
+		return append(rd[:6:6], lowerName(rd[6:])...), true
+	}
+	return rd, true
+}
+
+// lowerName returns a copy of the wire name w in lower case.
+func lowerName(w []byte) []byte {
+	out := make([]byte, len(w))
+	for i, c := range w {
+		out[i] = lower(c)
+	}
+	return out
+}
+
+// rawRecord writes one answer record with RDATA rd.
+func (b *builder) rawRecord(owner string, typ uint16, rd []byte) {
+	b.record(false, func() {
+		at := b.rr(owner, typ)
+		b.buf = append(b.buf, rd...)
+		b.end(at)
+	})
+}
+
+// addCustom puts c's names of the cluster and reverse zones into ix, after
+// the Services', and the empty non-terminals above those in the zone.
+func (r *Resolver) addCustom(ix *index, c *custom) {
+	ix.custom = c
+	for _, nn := range c.names {
+		if old := ix.nodes[nn.name]; old != nil {
+			r.log.Warn("custom record at a name the cluster's records hold; the Service's records are served",
+				"name", presentation(nn.name))
+			ix.shadowed++
+			continue
+		}
+		ix.nodes[nn.name] = nn.node
+		if r.classify([]byte(nn.name)) != zoneCluster {
+			continue
+		}
+		for p := nn.name[1+int(nn.name[0]):]; len(p) > len(r.zone) && ix.nodes[p] == nil; p = p[1+int(p[0]):] {
+			ix.nodes[p] = ent
+		}
+	}
+}
+
+// outsideNode returns the custom node of key, a name outside the cluster
+// and reverse zones, or nil. ix may be nil (no View yet).
+func (ix *index) outsideNode(key []byte) *node {
+	if ix == nil || ix.custom == nil {
+		return nil
+	}
+	return ix.custom.other[string(key)]
+}
+
+// answerOutside answers q from n, custom records of a name outside the
+// cluster and reverse zones: as in the zone, but NODATA without SOA.
+func (r *Resolver) answerOutside(m *response, n *node, q *query, limit int) ([]byte, action) {
+	if q.qclass != classIN || q.qtype == typeAXFR || q.qtype == typeIXFR {
+		return r.outside(m)
+	}
+	m.flags |= flagAA
+	sec := n.cname
+	if sec != nil && !q.noChase && chases(q.qtype) && (n.cnameInZone || r.forward != nil) {
+		return nil, actChase
+	}
+	if sec == nil {
+		if q.qtype == typeANY {
+			if len(n.sets) > 0 {
+				sec = n.sets[0].sec
+			}
+		} else {
+			sec = n.set(q.qtype)
+		}
+	}
+	if sec != nil {
+		r.positive(m, sec, limit)
+	}
+	return m.done(), actAnswer
+}
