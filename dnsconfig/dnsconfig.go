@@ -365,3 +365,68 @@ func CheckServices(cfg *fsm.DNSConfig, zone string, v *fsm.View) error {
 	}
 	return nil
 }
+
+// Setting is one value in force and where it came from.
+type Setting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// From is "flag" (the replica's flag or its default) or the source of
+	// the committed configuration (namespace/name@resourceVersion).
+	From string `json:"from"`
+}
+
+// InForce returns the configuration in force: st's committed one where it
+// sets a value, flags elsewhere (flags.Records are ignored: custom records
+// come from the ConfigMap alone), with each value and its origin. st may be
+// nil.
+func InForce(flags *fsm.DNSConfig, st *fsm.ConfigState) (*fsm.DNSConfig, []Setting) {
+	out := *flags
+	out.Source, out.Records = "flags", nil
+	var cm *fsm.DNSConfig
+	if st != nil && st.Config != nil {
+		cm = st.Config
+		out.Source = cm.Source
+	}
+	var settings []Setting
+	pick := func(key string, set bool, take func(), show func() string) {
+		from := "flag"
+		if cm != nil && set {
+			take()
+			from = cm.Source
+		}
+		settings = append(settings, Setting{Key: key, Value: show(), From: from})
+	}
+	orZero := func(c *fsm.DNSConfig) *fsm.DNSConfig {
+		if c == nil {
+			return &fsm.DNSConfig{}
+		}
+		return c
+	}
+	c := orZero(cm)
+	pick(KeyUpstreams, len(c.Upstreams) > 0, func() { out.Upstreams = c.Upstreams }, func() string {
+		if len(out.Upstreams) == 0 {
+			return "(the nameservers of --resolv-conf)"
+		}
+		return strings.Join(out.Upstreams, " ")
+	})
+	pick(KeyStubDomains, len(c.StubDomains) > 0, func() { out.StubDomains = c.StubDomains }, func() string {
+		var parts []string
+		for _, s := range out.StubDomains {
+			parts = append(parts, s.Domain+" "+strings.Join(s.Servers, " "))
+		}
+		return strings.Join(parts, "; ")
+	})
+	pick(KeyRecords, len(c.Records) > 0, func() { out.Records = c.Records }, func() string {
+		return fmt.Sprintf("%d", len(out.Records))
+	})
+	pick(KeyTTL, c.TTL != 0, func() { out.TTL = c.TTL }, func() string { return fmt.Sprint(out.TTL) })
+	pick(KeyPodMode, c.PodMode != "", func() { out.PodMode = c.PodMode }, func() string { return out.PodMode })
+	pick(KeyNegativeTTL, c.NegativeTTL != 0, func() { out.NegativeTTL = c.NegativeTTL }, func() string {
+		if out.NegativeTTL == 0 {
+			return "(forwarder default)"
+		}
+		return fmt.Sprint(out.NegativeTTL)
+	})
+	pick(KeyCacheSize, c.CacheSize != 0, func() { out.CacheSize = c.CacheSize }, func() string { return fmt.Sprint(out.CacheSize) })
+	return &out, settings
+}

@@ -143,3 +143,29 @@ func TestCheckServices(t *testing.T) {
 		})
 	}
 }
+
+func TestInForce(t *testing.T) {
+	flags := &fsm.DNSConfig{Upstreams: []string{"10.0.0.1"}, TTL: 30, PodMode: "insecure", CacheSize: 10000}
+	cm := &fsm.DNSConfig{Source: src, TTL: 5, StubDomains: []fsm.StubDomain{{Domain: "corp.example.", Servers: []string{"10.1.0.53"}}},
+		Records: []fsm.Record{{Name: "a.example.", Type: "A", Data: "10.0.0.9"}}, NegativeTTL: 60}
+	got, settings := InForce(flags, &fsm.ConfigState{Config: cm, Index: 9})
+	want := &fsm.DNSConfig{Source: src, Upstreams: flags.Upstreams, StubDomains: cm.StubDomains, Records: cm.Records,
+		TTL: 5, PodMode: "insecure", NegativeTTL: 60, CacheSize: 10000}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("in force %+v, want %+v", got, want)
+	}
+	wantSettings := []Setting{
+		{KeyUpstreams, "10.0.0.1", "flag"}, {KeyStubDomains, "corp.example. 10.1.0.53", src}, {KeyRecords, "1", src},
+		{KeyTTL, "5", src}, {KeyPodMode, "insecure", "flag"}, {KeyNegativeTTL, "60", src}, {KeyCacheSize, "10000", "flag"},
+	}
+	if !reflect.DeepEqual(settings, wantSettings) {
+		t.Fatalf("settings %+v, want %+v", settings, wantSettings)
+	}
+	got, settings = InForce(&fsm.DNSConfig{TTL: 30, PodMode: "verified"}, &fsm.ConfigState{Index: 12})
+	if got.Source != "flags" || got.TTL != 30 || settings[0].Value != "(the nameservers of --resolv-conf)" || settings[5].Value != "(forwarder default)" {
+		t.Fatalf("flags alone: %+v %+v", got, settings)
+	}
+	if flags.Source != "" || flags.TTL != 30 {
+		t.Fatal("InForce changed the flags")
+	}
+}

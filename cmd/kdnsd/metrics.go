@@ -13,7 +13,7 @@ import (
 
 // metrics registers what /metrics exposes: the process, the replica's
 // place in the Raft group, and the forwarder's counters (read once a scrape).
-func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder, cw *watcher.ConfigWatcher) *prometheus.Registry {
+func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Switch, cw *watcher.ConfigWatcher) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -65,7 +65,7 @@ var (
 )
 
 // forwardCollector exposes forward.Stats.
-type forwardCollector struct{ fwd *forward.Forwarder }
+type forwardCollector struct{ fwd *forward.Switch }
 
 func (c forwardCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUpstreamQueries, descUpstreamFailures, descUpstreamHealthy, descCacheHits,
@@ -75,7 +75,7 @@ func (c forwardCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c forwardCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.fwd.Stats()
+	st := c.fwd.Current().Stats()
 	for _, u := range st.Upstreams {
 		ch <- prometheus.MustNewConstMetric(descUpstreamQueries, prometheus.CounterValue, float64(u.Queries), u.Addr)
 		ch <- prometheus.MustNewConstMetric(descUpstreamFailures, prometheus.CounterValue, float64(u.Failures), u.Addr)

@@ -30,6 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/dnsconfig"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/membership"
@@ -161,7 +162,11 @@ func (o *serveOptions) validate() error {
 	if _, _, err := o.configMapName(); err != nil {
 		return err
 	}
-	if _, err := o.forwarder(nil); err != nil {
+	flags, err := o.flagConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := o.forwarder(nil, flags); err != nil {
 		return err
 	}
 	if _, err := resolver.New(o.resolverConfig(nil, nil)); err != nil {
@@ -200,11 +205,8 @@ func (o *serveOptions) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func (o *serveOptions) resolverConfig(log *slog.Logger, fwd *forward.Forwarder) resolver.Config {
-	cfg := resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, PodMode: o.podMode}
-	if fwd != nil {
-		cfg.Forward = fwd
-	}
+func (o *serveOptions) resolverConfig(log *slog.Logger, fwd dns.Handler) resolver.Config {
+	cfg := resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, PodMode: o.podMode, Forward: fwd}
 	for _, ip := range o.nsAddrs {
 		if addr, ok := netip.AddrFromSlice(ip); ok {
 			cfg.NSAddrs = append(cfg.NSAddrs, addr.Unmap())
@@ -213,31 +215,91 @@ func (o *serveOptions) resolverConfig(log *slog.Logger, fwd *forward.Forwarder) 
 	return cfg
 }
 
-// forwarder builds the forwarder from the flags.
-func (o *serveOptions) forwarder(log *slog.Logger) (*forward.Forwarder, error) {
-	stubs := map[string][]string{}
+// flagConfig is the DNS configuration the flags give: what is in force
+// where the committed configuration (the ConfigMap) sets nothing.
+func (o *serveOptions) flagConfig() (*fsm.DNSConfig, error) {
+	cfg := &fsm.DNSConfig{Source: "flags", Upstreams: o.upstreams, TTL: o.ttl, PodMode: o.podMode, CacheSize: o.cacheSize}
+	seen := map[string]bool{}
 	for _, s := range o.stubDomains {
 		domain, servers, ok := strings.Cut(s, "=")
 		if !ok || domain == "" || servers == "" {
 			return nil, fmt.Errorf("--stub-domain %q: want domain=ip[:port][;ip[:port]…]", s)
 		}
 		fqdn := dns.CanonicalName(domain)
-		if _, dup := stubs[fqdn]; dup {
+		if seen[fqdn] {
 			return nil, fmt.Errorf("--stub-domain %q: %s is given twice", s, domain)
 		}
+		seen[fqdn] = true
 		if dns.IsSubDomain(dns.CanonicalName(o.zone), fqdn) {
 			return nil, fmt.Errorf("--stub-domain %q: %s is inside the cluster zone %s, which kdnsd answers itself", s, domain, o.zone)
 		}
-		stubs[fqdn] = strings.Split(servers, ";")
+		cfg.StubDomains = append(cfg.StubDomains, fsm.StubDomain{Domain: fqdn, Servers: strings.Split(servers, ";")})
+	}
+	return cfg, nil
+}
+
+// forwarder builds a forwarder for the configuration in force.
+func (o *serveOptions) forwarder(log *slog.Logger, cfg *fsm.DNSConfig) (*forward.Forwarder, error) {
+	stubs := map[string][]string{}
+	for _, s := range cfg.StubDomains {
+		stubs[s.Domain] = s.Servers
 	}
 	f, err := forward.New(forward.Config{
-		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs, LocalAddrs: o.dnsAddrs(),
-		CacheSize: o.cacheSize, MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
+		Upstreams: cfg.Upstreams, ResolvConf: o.resolvConf, StubDomains: stubs, LocalAddrs: o.dnsAddrs(),
+		CacheSize: cfg.CacheSize, MaxNegativeTTL: time.Duration(cfg.NegativeTTL) * time.Second,
+		MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
 	})
-	if err != nil {
+	switch {
+	case err != nil && cfg.Source == "flags":
 		return nil, fmt.Errorf("forwarding (--upstream, --resolv-conf, --stub-domain): %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("forwarding as %s configures it: %w", cfg.Source, err)
 	}
 	return f, nil
+}
+
+// sameForwarding reports whether a and b configure the forwarder alike.
+func sameForwarding(a, b *fsm.DNSConfig) bool {
+	x, y := *a, *b
+	x.Source, x.Records, x.TTL, x.PodMode = "", nil, 0, ""
+	y.Source, y.Records, y.TTL, y.PodMode = "", nil, 0, ""
+	return x.Equal(&y)
+}
+
+// followForwarding switches the forwarder whenever the store publishes a
+// configuration that forwards differently, until ctx ends. A configuration
+// the forwarder refuses (say, every upstream is this replica's own
+// address) leaves the one in force, with an error in the log.
+func followForwarding(ctx context.Context, store *fsm.Store, sw *forward.Switch, flags, inForce *fsm.DNSConfig,
+	build func(*fsm.DNSConfig) (*forward.Forwarder, error), log *slog.Logger) {
+	ch, cancel := store.Subscribe()
+	defer cancel()
+	seen := store.View().Config().Config
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		st := store.View().Config()
+		if st.Config == seen {
+			continue
+		}
+		seen = st.Config
+		next, _ := dnsconfig.InForce(flags, st)
+		if sameForwarding(next, inForce) {
+			continue
+		}
+		f, err := build(next)
+		if err != nil {
+			log.Error("cannot forward as the committed configuration says; forwarding stays as it was",
+				"source", next.Source, "index", st.Index, "err", err)
+			continue
+		}
+		sw.Set(f)
+		inForce = next
+		log.Info("forwarding configuration switched", "source", next.Source, "index", st.Index)
+	}
 }
 
 // dnsAddrs are the addresses --dns-addr serves on: one, or with an
@@ -317,10 +379,25 @@ func serve(ctx context.Context, o serveOptions) error {
 	services, slices := store.View().Counts()
 	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices)
 
-	fwd, err := o.forwarder(log.With("component", "forward"))
+	// Forwarding as the last committed configuration says, from the
+	// start: with the API server down too.
+	flags, err := o.flagConfig()
 	if err != nil {
 		return err
 	}
+	fwdLog := log.With("component", "forward")
+	build := func(cfg *fsm.DNSConfig) (*forward.Forwarder, error) { return o.forwarder(fwdLog, cfg) }
+	inForce, _ := dnsconfig.InForce(flags, store.View().Config())
+	first, err := build(inForce)
+	if err != nil && inForce.Source != "flags" {
+		log.Error("cannot forward as the committed configuration says; forwarding as the flags say", "source", inForce.Source, "err", err)
+		inForce, _ = dnsconfig.InForce(flags, nil)
+		first, err = build(inForce)
+	}
+	if err != nil {
+		return err
+	}
+	fwd := forward.NewSwitch(first)
 	res, err := resolver.New(o.resolverConfig(log, fwd))
 	if err != nil {
 		return err
@@ -328,6 +405,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
 	go res.Follow(serveCtx, store)
+	go followForwarding(serveCtx, store, fwd, flags, inForce, build, fwdLog)
 
 	// Every listener is up before Raft starts: a replica that cannot serve
 	// should fail before it joins (or bootstraps) a cluster.
@@ -488,7 +566,7 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Switch, w *watcher.Watcher, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd, cw), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
