@@ -10,6 +10,7 @@
 // replica that handled the request.
 //
 //	GET    /v1/status           this replica: Status
+//	GET    /v1/config           the DNS configuration this replica serves, value by value
 //	GET    /v1/peers            the Raft configuration with each peer's health: PeersResponse
 //	POST   /v1/peers            AddPeerRequest → Configuration            (leader)
 //	DELETE /v1/peers/{id}       → Configuration; 404 for an unknown ID    (leader)

@@ -41,6 +41,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.status())
 }
 
+func (s *Server) handleDNSConfig(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, NewDNSConfigResponse(s.id, s.cfg.FlagDNSConfig, s.cfg.Views.View().Config()))
+}
+
 // servers reads the configuration, answering the error itself.
 func (s *Server) servers(w http.ResponseWriter) ([]raftnode.ServerInfo, bool) {
 	servers, err := s.cfg.Node.Servers()

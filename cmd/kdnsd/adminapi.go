@@ -71,7 +71,7 @@ func (a adminOptions) validate(dataDir string) error {
 }
 
 // server returns the admin API server, or nil when it is off.
-func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, mem *membership.Membership, log *slog.Logger) (*admin.Server, error) {
+func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, mem *membership.Membership, flags *fsm.DNSConfig, log *slog.Logger) (*admin.Server, error) {
 	cfg := a.config(dataDir)
 	if cfg.Addr == "" && cfg.Socket == "" {
 		return nil, nil
@@ -79,6 +79,7 @@ func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Sto
 	cfg.Node, cfg.Views, cfg.Logger = node, store, log.With("component", "admin")
 	cfg.ServedIndex = res.AppliedIndex
 	cfg.WatcherState = func() string { return watcherState(node, w) }
+	cfg.FlagDNSConfig = flags
 	if a.addr == "" {
 		return admin.NewServer(cfg)
 	}

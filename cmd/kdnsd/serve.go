@@ -486,7 +486,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 	}
-	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, log)
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, flags, log)
 	if err != nil {
 		node.Shutdown()
 		return err
