@@ -140,6 +140,7 @@ func (c *ConfigWatcher) Run(ctx context.Context) {
 	}
 	_ = inf.Informer().SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 		if ctx.Err() == nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			c.log.Warn("Kubernetes API list/watch of the configuration ConfigMap failed; retrying with backoff", "err", err)
 			c.setState("backoff: list/watch configmap: " + err.Error())
 		}
 	})

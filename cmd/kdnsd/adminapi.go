@@ -71,14 +71,14 @@ func (a adminOptions) validate(dataDir string) error {
 }
 
 // server returns the admin API server, or nil when it is off.
-func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, mem *membership.Membership, flags *fsm.DNSConfig, log *slog.Logger) (*admin.Server, error) {
+func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, cw *watcher.ConfigWatcher, mem *membership.Membership, flags *fsm.DNSConfig, log *slog.Logger) (*admin.Server, error) {
 	cfg := a.config(dataDir)
 	if cfg.Addr == "" && cfg.Socket == "" {
 		return nil, nil
 	}
 	cfg.Node, cfg.Views, cfg.Logger = node, store, log.With("component", "admin")
 	cfg.ServedIndex = res.AppliedIndex
-	cfg.WatcherState = func() string { return watcherState(node, w) }
+	cfg.WatcherState = func() string { return watcherState(node, w, cw) }
 	cfg.FlagDNSConfig = flags
 	if a.addr == "" {
 		return admin.NewServer(cfg)

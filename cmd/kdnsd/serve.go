@@ -486,7 +486,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 	}
-	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, flags, log)
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, cw, mem, flags, log)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -592,14 +592,21 @@ func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fw
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
-		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState(node, w)))
+		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState(node, w, cw)))
 	})
 	return mux
 }
 
-func watcherState(node *raftnode.Node, w *watcher.Watcher) string {
+// watcherState describes the watchers of a leader: the Kubernetes watcher's
+// state, and the configuration watcher's unless it simply watches.
+func watcherState(node *raftnode.Node, w *watcher.Watcher, cw *watcher.ConfigWatcher) string {
 	if !node.IsLeader() {
 		return "follower"
+	}
+	if cw != nil {
+		if st := cw.State(); st != "watching" {
+			return w.State() + "; configmap: " + st
+		}
 	}
 	return w.State()
 }
