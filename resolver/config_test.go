@@ -105,3 +105,26 @@ func TestCustomRecordsReused(t *testing.T) {
 		t.Fatal("custom records rebuilt for an unchanged configuration")
 	}
 }
+
+// BenchmarkFastPathCustom compares, on the fast path, a custom record
+// outside the cluster zone, one inside it, and a Service's name of the same
+// View.
+func BenchmarkFastPathCustom(b *testing.B) {
+	r := newTestResolver(b, configView(3, customConfig))
+	out := make([]byte, 0, ednsPayload+minOut)
+	for _, name := range []string{"db.corp.example.", "registry.tools.cluster.local.", "web.default.svc.cluster.local."} {
+		b.Run(name, func(b *testing.B) {
+			q, err := new(dns.Msg).SetQuestion(name, dns.TypeA).Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := r.fastReply(out, q); !ok {
+				b.Fatal("not answered by the fast path")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.fastReply(out, q)
+			}
+		})
+	}
+}
