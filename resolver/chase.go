@@ -166,8 +166,8 @@ func (r *Resolver) lookup(name string, qtype, qclass uint16) (*dns.Msg, bool) {
 	for i, c := range nb[:end] {
 		key[i] = lower(c)
 	}
-	if r.classify(key) != zoneCluster {
-		return nil, false
+	if r.classify(key) != zoneCluster && r.idx.Load().outsideNode(key) == nil {
+		return nil, false // custom records outside the zone answer as the zone's do
 	}
 	q := query{flags: flagQR, name: nb[:end], qtype: qtype, qclass: qclass, noChase: true}
 	out, act := r.respond(make([]byte, 0, minOut), &q, true)

@@ -57,7 +57,9 @@ func TestConfigInIndex(t *testing.T) {
 		{"db.corp.example.", dns.TypeANY, dns.RcodeSuccess, true,
 			[]string{"db.corp.example. 60 IN A 10.1.2.3", "db.corp.example. 60 IN A 10.1.2.4"}, 0},
 		{"db.corp.example.", dns.TypeMX, dns.RcodeSuccess, true, nil, 0},
-		{"www.corp.example.", dns.TypeA, dns.RcodeSuccess, true, []string{"www.corp.example. 7 IN CNAME db.corp.example."}, 0},
+		{"www.corp.example.", dns.TypeA, dns.RcodeSuccess, true, []string{"db.corp.example. 60 IN A 10.1.2.3",
+			"db.corp.example. 60 IN A 10.1.2.4", "www.corp.example. 7 IN CNAME db.corp.example."}, 0}, // chased in the index
+		{"www.corp.example.", dns.TypeCNAME, dns.RcodeSuccess, true, []string{"www.corp.example. 7 IN CNAME db.corp.example."}, 0},
 		{"corp.example.", dns.TypeTXT, dns.RcodeSuccess, true, []string{`corp.example. 7 IN TXT "v=spf1 -all" "two"`}, 0},
 		{"_ldap._tcp.corp.example.", dns.TypeSRV, dns.RcodeSuccess, true,
 			[]string{"_ldap._tcp.corp.example. 7 IN SRV 0 10 389 db.corp.example."}, 0},

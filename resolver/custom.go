@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -75,6 +77,7 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	}
 	b := &r.b
 	defer func(saved uint32) { b.ttl = saved }(b.ttl)
+	cnames := map[*node]string{} // CNAME nodes and their targets
 	for _, name := range names {
 		n := &node{}
 		for _, typ := range customOrder {
@@ -85,12 +88,13 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			b.ttl = ttls[rrsetKey{name, typ}]
 			b.begin(name)
 			for _, rd := range rdatas {
-				b.rawRecord(name, typ, rd)
+				writeCustom(b, name, typ, rd)
 			}
 			switch typ {
 			case typeCNAME: // alone at its name (dnsconfig checks)
 				n.cname = b.finish()
 				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
+				cnames[n] = string(rdatas[0])
 			case typeA, typeAAAA, typeSRV:
 				n.sets = append(n.sets, rrset{typ, b.finishRotating()})
 			default:
@@ -102,6 +106,11 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			continue
 		}
 		c.names = append(c.names, namedNode{name: name, node: n})
+	}
+	// A CNAME to a custom name outside the zone is chased as one into the
+	// zone is: from the index, without Forward too.
+	for n, target := range cnames {
+		n.cnameInZone = n.cnameInZone || c.other[target] != nil
 	}
 	return c
 }
@@ -138,13 +147,26 @@ func lowerName(w []byte) []byte {
 	return out
 }
 
-// rawRecord writes one answer record with RDATA rd.
-func (b *builder) rawRecord(owner string, typ uint16, rd []byte) {
-	b.record(false, func() {
-		at := b.rr(owner, typ)
-		b.buf = append(b.buf, rd...)
-		b.end(at)
-	})
+// writeCustom writes one answer record of type typ with the RDATA rd that
+// packRdata made.
+func writeCustom(b *builder, owner string, typ uint16, rd []byte) {
+	switch typ {
+	case typeA, typeAAAA:
+		a, _ := netip.AddrFromSlice(rd)
+		b.addr(false, owner, a)
+	case typeCNAME, typePTR:
+		b.nameRecord(owner, typ, string(rd))
+	case typeSRV:
+		be := binary.BigEndian
+		b.srv(owner, be.Uint16(rd), be.Uint16(rd[2:]), be.Uint16(rd[4:]), string(rd[6:]))
+	case typeTXT:
+		var texts []string
+		for len(rd) > 0 && 1+int(rd[0]) <= len(rd) {
+			texts = append(texts, string(rd[1:1+int(rd[0])]))
+			rd = rd[1+int(rd[0]):]
+		}
+		b.txt(owner, texts...)
+	}
 }
 
 // addCustom puts c's names of the cluster and reverse zones into ix, after
