@@ -112,10 +112,7 @@ func TestTokenFileIsReadAgainWhenItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rotation: the new token first, the old one still accepted.
-	time.Sleep(10 * time.Millisecond) // a modification time the stamp can tell apart
-	if err := os.WriteFile(tokenFile, []byte("second-token\nfirst-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewrite(t, tokenFile, "second-token\nfirst-token\n", 1)
 	if _, err := cl.Status(ctxT(t)); err != nil {
 		t.Fatalf("old token during rotation: %v", err)
 	}
@@ -126,19 +123,27 @@ func TestTokenFileIsReadAgainWhenItChanges(t *testing.T) {
 	if _, err := newClient.Status(ctxT(t)); err != nil {
 		t.Fatalf("new token: %v", err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if err := os.WriteFile(tokenFile, []byte("second-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewrite(t, tokenFile, "second-token\n", 2)
 	_, err = cl.Status(ctxT(t))
 	wantAPIError(t, err, http.StatusUnauthorized, "invalid token")
 	// A file emptied by mistake keeps the last good token.
-	time.Sleep(10 * time.Millisecond)
-	if err := os.WriteFile(tokenFile, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewrite(t, tokenFile, "", 3)
 	if _, err := newClient.Status(ctxT(t)); err != nil {
 		t.Fatalf("after the file was emptied: %v", err)
+	}
+}
+
+// rewrite replaces the file's content and gives it a modification time of
+// its own (a fixed one per n): the reload then sees a change however fast the
+// rewrites follow each other, whatever the file system's time resolution.
+func rewrite(t *testing.T, path, content string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(86400+int64(n), 0)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
 	}
 }
 

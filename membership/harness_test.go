@@ -32,9 +32,9 @@ import (
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
-var env *testenv.Env
-
-func TestMain(m *testing.M) { testenv.Main(m, &env) }
+// The cluster tests share one etcd + kube-apiserver (testenv.Get); the pure
+// ones (planner, probe, versions) start none.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const (
 	stsName  = "kdnsd"
@@ -99,6 +99,7 @@ func (n *countingNode) Servers() ([]raftnode.ServerInfo, error) {
 
 func newCluster(t *testing.T, httpProbe bool) *cluster {
 	t.Helper()
+	env := testenv.Get(t)
 	admin, err := kubernetes.NewForConfig(env.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -448,16 +449,8 @@ func (c *cluster) want(ids ...string) []string {
 func (c *cluster) waitConfig(timeout time.Duration, want []string) {
 	c.t.Helper()
 	var got []string
-	deadline := time.Now().Add(timeout)
-	for {
-		got = c.config()
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("raft configuration after %s:\n got %v\nwant %v", timeout, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !wait.Poll(timeout, func() bool { got = c.config(); return slices.Equal(got, want) }) {
+		c.t.Fatalf("raft configuration after %s:\n got %v\nwant %v", timeout, got, want)
 	}
 }
 
@@ -466,17 +459,20 @@ func (c *cluster) commit(name string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
+	// A leader can step down between c.leader() and Commit: then try the
+	// next one.
+	err := wait.Until(ctx, "a leader to commit "+name, func() (bool, error) {
 		err := c.leader().node.Commit(ctx, []fsm.Command{fsm.UpsertService(&fsm.Service{
 			Namespace: "default", Name: name, Type: fsm.TypeClusterIP,
 			ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")},
 		})})
-		if err == nil {
-			return
+		if errors.Is(err, raftnode.ErrNotLeader) {
+			return false, nil
 		}
-		if !errors.Is(err, raftnode.ErrNotLeader) || ctx.Err() != nil {
-			c.t.Fatalf("commit %s: %v", name, err)
-		}
+		return err == nil, err
+	})
+	if err != nil {
+		c.t.Fatalf("commit %s: %v", name, err)
 	}
 }
 

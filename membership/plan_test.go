@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kdnsd/kdnsd/raftnode"
 )
@@ -263,10 +263,7 @@ func TestOrdinal(t *testing.T) {
 }
 
 func TestNewChecksConfig(t *testing.T) {
-	client, err := kubernetes.NewForConfig(env.KdnsdConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := fake.NewClientset()
 	base := func() Config {
 		return Config{Client: client, Namespace: "kube-system", Selector: "app=kdnsd", StatefulSet: "kdnsd",
 			RaftPort: 7000, StatusPort: 8080, Self: "kdnsd-0", Voter: true}

@@ -418,7 +418,7 @@ func TestForwardFromFastServer(t *testing.T) {
 	}{
 		{"example.com.", dns.TypeA, true},
 		{"3.1.244.10.in-addr.arpa.", dns.TypePTR, true}, // a not-ready endpoint
-		{"10.1.96.10.in-addr.arpa.", dns.TypePTR, false},
+		{"110.0.96.10.in-addr.arpa.", dns.TypePTR, false},
 		{"web.default.svc.cluster.local.", dns.TypeA, false},
 	} {
 		resp, _, err := cl.Exchange(new(dns.Msg).SetQuestion(c.name, c.qtype), addr)

@@ -72,8 +72,8 @@ func TestDig(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"web.default.svc.cluster.local", "A"}, "10.96.1.10"},
-		{[]string{"+tcp", "Web.Default.svc.cluster.local", "AAAA"}, "fd00:10:96::110"},
+		{[]string{"web.default.svc.cluster.local", "A"}, "10.96.0.110"},
+		{[]string{"+tcp", "Web.Default.svc.cluster.local", "AAAA"}, "fd00:10:96::b0"},
 		{[]string{"_http._tcp.web.default.svc.cluster.local", "SRV"}, "0 100 80 web.default.svc.cluster.local."},
 		{[]string{"-x", "10.96.0.1"}, "kubernetes.default.svc.cluster.local."},
 		{[]string{"dns-version.cluster.local", "TXT"}, `"1.1.0"`},

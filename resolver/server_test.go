@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -113,28 +112,45 @@ func TestTruncationOverSockets(t *testing.T) {
 	}
 }
 
-// rawUDP sends b and returns the response, or nil after a short wait.
+// rawUDP sends b, then a good query with an ID of its own (the probe), on
+// one socket, and returns the datagram that came before the probe's answer,
+// or nil if the probe's answer came first. The server answers the queries
+// of one client socket in order (none of these is forwarded), so an answer
+// to b comes before the probe's: nil means b got none, with no deadline a
+// slow machine could miss.
 func rawUDP(t *testing.T, addr string, b []byte) []byte {
 	t.Helper()
+	probe := new(dns.Msg).SetQuestion("web.default.svc.cluster.local.", dns.TypeA)
+	probe.Id = binary.BigEndian.Uint16(b) ^ 0xffff
+	pb, err := probe.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 65535)
-	n, err := c.Read(buf)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil
+	for _, m := range [][]byte{b, pb} {
+		if _, err := c.Write(m); err != nil {
+			t.Fatal(err)
 		}
-		t.Fatal(err)
 	}
-	return buf[:n]
+	c.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang, not slowness
+	var first []byte
+	for {
+		buf := make([]byte, 65535)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for the answer to the probe: %v", err)
+		}
+		if n >= 12 && binary.BigEndian.Uint16(buf) == probe.Id && buf[2]&0x80 != 0 {
+			return first
+		}
+		if first == nil {
+			first = buf[:n]
+		}
+	}
 }
 
 func TestMalformedOverUDP(t *testing.T) {

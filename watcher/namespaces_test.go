@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -64,7 +65,7 @@ func (r *formatRaft) encodeErrors() int {
 // identity, committing through raft into store, until the test ends.
 func podTerm(t *testing.T, store *fsm.Store, raft *formatRaft, watchPods bool) {
 	t.Helper()
-	client, err := kubernetes.NewForConfig(env.KdnsdConfig())
+	client, err := kubernetes.NewForConfig(testenv.Get(t).KdnsdConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func openPodStore(t *testing.T) *fsm.Store {
 
 func podAdmin(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	c, err := kubernetes.NewForConfig(env.AdminConfig())
+	c, err := kubernetes.NewForConfig(testenv.Get(t).AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,6 +174,11 @@ const BigEndpoints = 100
 const WideEndpoints = 30
 
 // Fixture returns a new copy of the cluster state the cases are about.
+//
+// Its cluster IPs are all among the first 256 addresses of the service
+// ranges (10.96.0.0/16, fd00:10:96::/112), the band kube-apiserver keeps for
+// fixed IPs: test/cluster creates the fixture as Services next to other
+// tests' Services, whose IPs the API server picks from the rest.
 func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	tcp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "TCP", Port: port} }
 	udp := func(name string, port uint16) fsm.Port { return fsm.Port{Name: name, Protocol: "UDP", Port: port} }
@@ -186,10 +191,10 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 		{Namespace: "kube-system", Name: "kube-dns", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.10"),
 			Ports: []fsm.Port{udp("dns", 53), tcp("dns-tcp", 53), tcp("metrics", 9153)}},
 		// Dual-stack, with a named UDP port.
-		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.1.10", "fd00:10:96::110"),
+		{Namespace: "default", Name: "web", Type: fsm.TypeClusterIP, ClusterIPs: addrs("10.96.0.110", "fd00:10:96::b0"),
 			Ports: []fsm.Port{tcp("http", 80), udp("dns", 53)}},
 		// Its one port is unnamed (the API allows that only for a lone port).
-		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.1.11"),
+		{Namespace: "default", Name: "v4only", Type: fsm.TypeNodePort, ClusterIPs: addrs("10.96.0.111"),
 			Ports: []fsm.Port{tcp("", 80)}},
 		// IPv6 only.
 		{Namespace: "other", Name: "db", Type: fsm.TypeLoadBalancer, ClusterIPs: addrs("fd00:10:96::20"),

@@ -26,7 +26,7 @@ var (
 )
 
 var (
-	env *testenv.Env
+	env *testenv.Env // TestChaos's, from testenv.Get
 	bin string
 	nw  *network
 	// skipReason, when set, is why the scenarios cannot run here.
@@ -35,8 +35,8 @@ var (
 
 // TestMain runs the checker's tests as they are; with -chaos it re-executes
 // the test binary in a private network namespace (netns_test.go), lays out
-// the replicas' namespaces there, builds kdnsd and starts the real API
-// server, then runs the scenarios.
+// the replicas' namespaces there, builds kdnsd, then runs the scenarios
+// (TestChaos starts the real API server, testenv.Get).
 func TestMain(m *testing.M) {
 	flag.Parse()
 	switch {
@@ -86,7 +86,7 @@ func inside(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return testenv.Run(m, &env)
+	return testenv.Run(m)
 }
 
 // proxiedKubeconfig writes the kdnsd identity's kubeconfig with the API

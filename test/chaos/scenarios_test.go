@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -537,6 +538,7 @@ func TestChaos(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
+	env = testenv.Get(t)
 	u, err := url.Parse(env.Host)
 	if err != nil {
 		t.Fatal(err)

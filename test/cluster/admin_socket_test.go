@@ -19,6 +19,7 @@ import (
 
 	adminapi "github.com/kdnsd/kdnsd/admin"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -192,7 +193,7 @@ func TestAdminSocketAsShipped(t *testing.T) {
 // text/plain restore, a cross-site JSON request, a rebound host name), and
 // still takes the CLI's restore.
 func TestAdminLoopbackRefusesCrossSite(t *testing.T) {
-	c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 0)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

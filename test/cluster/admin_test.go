@@ -16,6 +16,7 @@ import (
 	adminapi "github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -91,7 +92,7 @@ func peersList(t *testing.T, flags []string) adminapi.PeersResponse {
 // leader-only requests sent to followers, and refused credentials.
 func TestAdminCLI(t *testing.T) {
 	ca := admintest.NewCA(t, "admin")
-	c, flags := adminCluster(t, ca, "s3cret", 11, env.KdnsdKubeconfig)
+	c, flags := adminCluster(t, ca, "s3cret", 11, testenv.Get(t).KdnsdKubeconfig)
 
 	var peers adminapi.PeersResponse
 	wait.For(t, "three healthy peers", 20*time.Second, func() bool {
@@ -172,7 +173,7 @@ func TestAdminCLI(t *testing.T) {
 // same names there.
 func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 	ca := admintest.NewCA(t, "admin")
-	src, srcFlags := adminCluster(t, ca, "tok", 21, env.KdnsdKubeconfig)
+	src, srcFlags := adminCluster(t, ca, "tok", 21, testenv.Get(t).KdnsdKubeconfig)
 	cs := admin(t)
 	ns := namespace(t, cs)
 	ips := map[string]string{}
@@ -207,7 +208,7 @@ func TestSnapshotRestoreIntoNewCluster(t *testing.T) {
 // records with the API again, so what changed since the backup comes back.
 func TestRestoreIsReconciledWithAPI(t *testing.T) {
 	ca := admintest.NewCA(t, "admin")
-	c, flags := adminCluster(t, ca, "tok", 41, env.KdnsdKubeconfig)
+	c, flags := adminCluster(t, ca, "tok", 41, testenv.Get(t).KdnsdKubeconfig)
 	cs := admin(t)
 	ns := namespace(t, cs)
 	keep := createService(t, cs, ns, "keep").String()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -20,7 +21,7 @@ import (
 // re-read them). Instead C refuses, no leader is elected until A returns,
 // nothing committed is lost, and C becomes a voter again once caught up.
 func TestWipedVoterCannotElectLaggingLeader(t *testing.T) {
-	c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

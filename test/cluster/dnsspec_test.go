@@ -19,6 +19,7 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -27,10 +28,11 @@ import (
 // default) and once verified: the fixture is created as Kubernetes objects
 // (its pods pending or run through the status subresource, as no kubelet
 // runs here), and every case must hold on every replica. Its fixed cluster
-// IPs lie in the low band of the service range, which the API server hands
-// out dynamically only once the rest is exhausted, so other tests' services
-// do not take them whatever order the tests run in; the fixture is deleted
-// when the test ends, so it can run again (-count=2).
+// IPs all lie in the first 256 addresses of each service range, which the
+// API server keeps for fixed IPs and hands out dynamically only once the
+// rest is exhausted, so other tests' services never take them, whatever
+// order the tests run in; the fixture is deleted when the test ends, so it
+// can run again (-count=2).
 func TestDNSSpecification(t *testing.T) {
 	cs := admin(t)
 	services, slices := resolvertest.Fixture()
@@ -38,7 +40,7 @@ func TestDNSSpecification(t *testing.T) {
 
 	for _, mode := range []string{resolvertest.PodInsecure, resolvertest.PodVerified} {
 		t.Run(mode, func(t *testing.T) {
-			c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+			c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,16 +87,16 @@ func checkCases(t *testing.T, c *Cluster, mode string) {
 	// A real client's view of a reverse lookup and an SRV with additional
 	// records.
 	host, port, _ := strings.Cut(c.Replicas[0].DNSAddr, ":")
-	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "+tries=1", "+time=2", "-x", "10.96.1.10").Output()
+	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "+tries=1", "+time=2", "-x", "10.96.0.110").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "web.default.svc.cluster.local." {
-		t.Errorf("dig -x 10.96.1.10: %q %v", out, err)
+		t.Errorf("dig -x 10.96.0.110: %q %v", out, err)
 	}
 	out, err = exec.Command("dig", "@"+host, "-p", port, "+noall", "+answer", "+additional", "+tries=1", "+time=2",
 		"_http._tcp.web.default.svc.cluster.local.", "SRV").Output()
 	flat := strings.Join(strings.Fields(string(out)), " ")
 	if err != nil || !strings.Contains(flat, "IN SRV 0 100 80 web.default.svc.cluster.local.") ||
-		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN A 10.96.1.10") ||
-		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN AAAA fd00:10:96::110") {
+		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN A 10.96.0.110") ||
+		!strings.Contains(flat, "web.default.svc.cluster.local. 30 IN AAAA fd00:10:96::b0") {
 		t.Errorf("dig SRV:\n%s %v", out, err)
 	}
 

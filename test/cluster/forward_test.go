@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -58,7 +59,7 @@ func TestForwarding(t *testing.T) {
 	general := startUpstream(t, "192.0.2.1")
 	corp := startUpstream(t, "198.51.100.7")
 	dir := t.TempDir()
-	c, err := New(bin, env.KdnsdKubeconfig, dir, 3)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, dir, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,9 @@ import (
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
-var (
-	env *testenv.Env
-	bin string // the kdnsd binary under test
-)
+// bin is the kdnsd binary under test. The tests that need an API server
+// share one etcd + kube-apiserver (testenv.Get).
+var bin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kdnsd-bin-")
@@ -49,7 +48,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build kdnsd:", err)
 			return 1
 		}
-		return testenv.Run(m, &env)
+		return testenv.Run(m)
 	}()
 	os.Exit(code)
 }
@@ -59,7 +58,7 @@ func TestMain(m *testing.M) {
 func newCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := New(bin, env.KdnsdKubeconfig, dir, n)
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, dir, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,23 +82,29 @@ func stopOnCleanup(t *testing.T, c *Cluster) {
 	})
 }
 
-// waitLeader waits for a leader, and for every running voter to be admitted
-// to vote: a replica that joined after the bootstrap votes only once the
-// leader has promoted it, and a test that stops the leader before then
-// would find no majority to elect another.
+// waitLeader waits for a leader, for every running voter to be admitted
+// to vote, and for every running replica to know the leader: a replica that
+// joined after the bootstrap votes only once the leader has promoted it, and
+// a test that stops the leader before then would find no majority to elect
+// another; and a replica that has not yet heard from a new leader answers
+// admin requests with "no leader", however soon after the election.
 func waitLeader(t *testing.T, c *Cluster) *Replica {
 	t.Helper()
 	var leader *Replica
-	wait.For(t, "a leader and every voter admitted", 30*time.Second, func() bool {
+	wait.For(t, "a leader, every voter admitted and every replica following it", 30*time.Second, func() bool {
 		leader = c.Leader(context.Background())
 		if leader == nil {
 			return false
 		}
 		for _, r := range c.Replicas {
-			if !r.Running() || r.ReadReplica {
+			if !r.Running() {
 				continue
 			}
-			if st, err := r.Status(context.Background()); err != nil || (st.Admission != "admitted" && st.Admission != "") {
+			st, err := r.Status(context.Background())
+			if err != nil || st.LeaderID != leader.ID {
+				return false
+			}
+			if !r.ReadReplica && st.Admission != "admitted" && st.Admission != "" {
 				return false
 			}
 		}
@@ -123,7 +128,7 @@ func status(t *testing.T, r *Replica) adminapi.Status {
 
 func admin(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	cs, err := kubernetes.NewForConfig(testenv.Get(t).AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -120,7 +121,7 @@ func newDiscoveredCluster(t *testing.T, n int, prepare ...func(*Cluster)) (*Clus
 	t.Helper()
 	cs := admin(t)
 	sts := newStatefulSet(t, cs, int32(n))
-	c, err := NewOnHosts(bin, env.KdnsdKubeconfig, t.TempDir(), n)
+	c, err := NewOnHosts(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,20 +7,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // TestPropagation measures API write → answered by all three replicas over
 // 20 writes, with Raft in plaintext and over mutual TLS (with the per-RPC
-// identity check) in the same run. The figures are logged (run with -v); the
-// assertion is loose.
+// identity check) in the same run. The figures are logged (run with -v); what
+// is asserted is that every write reaches every replica, not how fast, which
+// depends on the machine.
 func TestPropagation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tls  bool
 	}{{"plaintext", false}, {"mutual TLS", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+			c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +50,7 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 		var wg sync.WaitGroup
 		for _, r := range c.Replicas {
 			wg.Go(func() {
-				if !wait.Poll(10*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) }) {
+				if !wait.Poll(30*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) }) {
 					t.Errorf("%s did not answer %s", r.ID, name)
 				}
 			})
@@ -60,7 +62,4 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 	median, maxTook := took[len(took)/2], took[len(took)-1]
 	t.Logf("propagation (%s) API create → answered by all 3 replicas over %d writes: median %s, max %s",
 		what, len(took), median.Round(100*time.Microsecond), maxTook.Round(100*time.Microsecond))
-	if maxTook > 5*time.Second {
-		t.Errorf("slowest write took %s", maxTook)
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftauth"
 	"github.com/kdnsd/kdnsd/test/raftwire"
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -42,7 +43,7 @@ func raftCA(t *testing.T) (flags []string, caCert, caKey string) {
 func startTLSCluster(t *testing.T) (c *Cluster, caCert, caKey string) {
 	t.Helper()
 	flags, caCert, caKey := raftCA(t)
-	c, err := NewOnHosts(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	c, err := NewOnHosts(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,7 +260,7 @@ func TestNewerFormatStopsOldReplica(t *testing.T) {
 	next := buildFormatNext(t)
 	// Static peers, probed as discovered ones are: a leader writes the
 	// plain build's newest format, whatever it knows.
-	c, err := NewOnHosts(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
+	c, err := NewOnHosts(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

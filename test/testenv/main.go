@@ -11,34 +11,40 @@ import (
 	"time"
 )
 
-// Main is a TestMain that runs the package's tests against one Env:
+// shared is the package's one Env, started by the first Get and stopped when
+// Run ends.
+var shared struct {
+	mu      sync.Mutex
+	running bool               // Run is running the tests
+	ctx     context.Context    // ends on SIGINT or SIGTERM
+	env     *Env               // nil until the first Get starts it
+	err     error              // why it could not start: later Gets fail at once
+	stopped bool               // Run has ended; Get fails
+	cancel  context.CancelFunc // of ctx
+}
+
+// Main is the TestMain of a package whose tests use Get:
 //
-//	var env *testenv.Env
+//	func TestMain(m *testing.M) { testenv.Main(m) }
 //
-//	func TestMain(m *testing.M) { testenv.Main(m, &env) }
-//
-// It starts the Env (exiting with status 1 and the reason if that fails),
-// stores it in *env, runs the tests, stops the Env and exits with the tests'
-// status. A SIGINT or SIGTERM stops the Env and exits. Should the test binary
-// die without reaching the end (a panic in a test, a -timeout), the children
-// still die with it and the Env's directory is still removed (see the
-// package comment).
-func Main(m *testing.M, env **Env) {
-	os.Exit(Run(m, env))
+// It runs the tests, stops the Env if one was started, and exits with the
+// tests' status. A SIGINT or SIGTERM stops the Env and exits. Should the test
+// binary die without reaching the end (a panic in a test, a -timeout), the
+// children still die with it and the Env's directory is still removed (see
+// the package comment).
+func Main(m *testing.M) {
+	os.Exit(Run(m))
 }
 
 // Run is Main without the os.Exit, for a TestMain with cleanup of its own:
 // it returns the exit status. (A SIGINT or SIGTERM while tests run still
 // stops the Env and exits at once.)
-func Run(m *testing.M, env **Env) int {
+func Run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	shared.mu.Lock()
+	shared.running, shared.ctx, shared.cancel = true, ctx, cancel
+	shared.mu.Unlock()
 
-	var (
-		mu          sync.Mutex
-		running     *Env
-		interrupted bool
-	)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -47,34 +53,57 @@ func Run(m *testing.M, env **Env) int {
 		if !ok {
 			return
 		}
-		cancel() // aborts a Start in progress, which then cleans up itself
-		mu.Lock()
-		interrupted = true
-		e := running
-		mu.Unlock()
-		if e != nil {
+		// Abort a Start in progress (it then cleans up after itself), wait
+		// for it to give up the lock, and stop what runs.
+		cancel()
+		shared.mu.Lock()
+		if shared.env != nil {
 			fmt.Fprintf(os.Stderr, "testenv: %v: stopping etcd and kube-apiserver\n", s)
-			e.Stop()
-			os.Exit(1)
+			shared.env.Stop()
 		}
+		os.Exit(1)
 	}()
 
-	e, err := Start(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n", err)
-		return 1
+	code := m.Run()
+
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.stopped = true
+	cancel()
+	if shared.env != nil {
+		if err := shared.env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: stop: %v\n", err)
+		}
 	}
-	defer e.Stop()
-	mu.Lock()
-	stop := interrupted
-	running = e
-	mu.Unlock()
-	if stop {
-		fmt.Fprintln(os.Stderr, "testenv: interrupted")
-		return 1
+	return code
+}
+
+// Get returns the package's Env, starting it if no test has yet: tests that
+// never call Get never start etcd and kube-apiserver. It fails the test if
+// the Env cannot start (and so does every later Get, at once), and unless
+// the package's TestMain is Main or calls Run, which stop the Env once all
+// tests are done.
+func Get(t testing.TB) *Env {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	switch {
+	case !shared.running:
+		t.Fatal("testenv.Get: the package's TestMain must call testenv.Main or testenv.Run")
+	case shared.stopped:
+		t.Fatal("testenv.Get after the package's tests ended")
+	case shared.env == nil && shared.err == nil:
+		e, err := Start(shared.ctx)
+		if err != nil {
+			shared.err = err
+			break
+		}
+		shared.env = e
+		fmt.Fprintf(os.Stderr, "testenv: kube-apiserver at %s ready in %v (dir %s)\n",
+			e.Host, e.StartupTime.Round(10*time.Millisecond), e.Dir)
 	}
-	fmt.Fprintf(os.Stderr, "testenv: kube-apiserver at %s ready in %v (dir %s)\n",
-		e.Host, e.StartupTime.Round(10*time.Millisecond), e.Dir)
-	*env = e
-	return m.Run()
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.env
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // RBACFile is kdnsd's shipped RBAC, relative to the repository root.
@@ -133,44 +134,24 @@ func (e *Env) waitKdnsdAccess(ctx context.Context) error {
 		return err
 	}
 	var last error
-	err = poll(ctx, func() (bool, error) {
+	err = wait.Until(ctx, "the kdnsd identity to be granted its ClusterRole", func() (bool, error) {
 		_, last = kdnsd.CoreV1().Services("").List(ctx, metav1.ListOptions{Limit: 1})
 		return last == nil, nil
-	}, "the kdnsd identity to be granted its ClusterRole")
+	})
 	if err != nil {
-		return fmt.Errorf("%w (last: %v)", err, last)
+		return fmt.Errorf("testenv: %w (last: %v)", err, last)
 	}
 	return nil
 }
 
 func retryNotFound(ctx context.Context, create func() error) error {
 	var err error
-	perr := poll(ctx, func() (bool, error) {
+	perr := wait.Until(ctx, "the namespace to exist", func() (bool, error) {
 		err = create()
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return true, nil
-	}, "the namespace to exist")
+		return !apierrors.IsNotFound(err), nil
+	})
 	if perr != nil {
 		return perr
 	}
 	return err
-}
-
-// poll calls cond every 50ms until it returns true or an error, or ctx ends.
-func poll(ctx context.Context, cond func() (bool, error), what string) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testenv: waiting for %s: %w", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }

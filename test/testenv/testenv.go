@@ -17,11 +17,15 @@
 // a test, a -timeout), the children die by Pdeathsig and a small helper
 // process removes the directory.
 //
-// Typical use, one Env per test package:
+// Typical use, one Env per test package, started by the first test that
+// needs it (so that the package's pure tests run without one):
 //
-//	var env *testenv.Env
+//	func TestMain(m *testing.M) { testenv.Main(m) }
 //
-//	func TestMain(m *testing.M) { testenv.Main(m, &env) }
+//	func TestSomething(t *testing.T) {
+//		env := testenv.Get(t)
+//		…
+//	}
 package testenv
 
 import (
@@ -41,6 +45,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // Identities of the static tokens.
@@ -384,30 +390,29 @@ func (e *Env) waitReady(ctx context.Context) error {
 		}
 		return nil
 	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	var last error
 	etcdOK := false
-	for {
+	err = wait.Until(ctx, "the API server to become ready", func() (bool, error) {
 		select {
 		case <-etcd.exited:
-			return e.exitFailure(etcd)
+			return false, e.exitFailure(etcd)
 		case <-kas.exited:
-			return e.exitFailure(kas)
-		case <-ctx.Done():
-			return e.failure(fmt.Errorf("testenv: waiting for the API server to become ready: %w (last probe: %v)", ctx.Err(), last))
-		case <-tick.C:
+			return false, e.exitFailure(kas)
+		default:
 		}
 		if !etcdOK {
 			if last = probe(e.EtcdURL + "/health"); last != nil {
-				continue
+				return false, nil
 			}
 			etcdOK = true
 		}
-		if last = probe(e.Host + "/readyz"); last == nil {
-			return nil
-		}
+		last = probe(e.Host + "/readyz")
+		return last == nil, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return e.failure(fmt.Errorf("testenv: %w (last probe: %v)", err, last))
 	}
+	return err
 }
 
 func (e *Env) exitFailure(p *proc) error {

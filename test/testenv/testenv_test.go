@@ -21,18 +21,18 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-)
 
-var env *Env
+	"github.com/kdnsd/kdnsd/test/wait"
+)
 
 // crashChildEnv marks the child process of TestCrashLeavesNothing.
 const crashChildEnv = "KDNSD_TESTENV_CRASH_CHILD"
 
-func TestMain(m *testing.M) { Main(m, &env) }
+func TestMain(m *testing.M) { Main(m) }
 
 func clients(t *testing.T) (admin, kdnsd kubernetes.Interface) {
 	t.Helper()
-	admin, kdnsd, err := env.newClients()
+	admin, kdnsd, err := Get(t).newClients()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestInformerSeesServiceAndEndpointSlice(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = poll(ctx, func() (bool, error) {
+	err = wait.Until(ctx, "the informers to see the Service and the EndpointSlice", func() (bool, error) {
 		s, err := services.Lister().Services(ns).Get("web")
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -132,7 +132,7 @@ func TestInformerSeesServiceAndEndpointSlice(t *testing.T) {
 			return false, fmt.Errorf("informer has endpoint addresses %v", got)
 		}
 		return true, nil
-	}, "the informers to see the Service and the EndpointSlice")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +183,7 @@ func TestKdnsdIsLeastPrivilege(t *testing.T) {
 // TestKubeconfigs checks the kubeconfig files work as written.
 func TestKubeconfigs(t *testing.T) {
 	ctx := testContext(t)
+	env := Get(t)
 	for path, wantUser := range map[string]string{env.AdminKubeconfig: AdminUser, env.KdnsdKubeconfig: KdnsdUser} {
 		cfg, err := clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
@@ -299,6 +300,7 @@ func TestAPIServerRestartAndStop(t *testing.T) {
 // processes go away all the same.
 func TestCrashLeavesNothing(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
+		env := Get(t)
 		fmt.Printf("DIR=%s\nPIDS=%s\n", env.Dir, strings.Trim(fmt.Sprint(env.Pids()), "[]"))
 		panic("testenv: deliberate panic in the crash child")
 	}
@@ -342,7 +344,7 @@ func checkGone(t *testing.T, dir string, pids []int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	err := poll(ctx, func() (bool, error) {
+	err := wait.Until(ctx, "the Env's directory and processes to go away", func() (bool, error) {
 		if _, err := os.Stat(dir); dir != "" && !os.IsNotExist(err) {
 			return false, nil
 		}
@@ -352,7 +354,7 @@ func checkGone(t *testing.T, dir string, pids []int) {
 			}
 		}
 		return true, nil
-	}, "the Env's directory and processes to go away")
+	})
 	if err != nil {
 		_, statErr := os.Stat(dir)
 		alive := []int{}

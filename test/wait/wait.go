@@ -1,8 +1,11 @@
 // Package wait is how kdnsd's tests wait: by polling a condition until it
-// holds or a deadline passes, never by sleeping a fixed time.
+// holds or a deadline passes, never by sleeping a fixed time. Every poll loop
+// of the tests and of test/testenv goes through Until.
 package wait
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -11,16 +14,32 @@ import (
 // wait for (a Raft round, an informer event), long next to a check's cost.
 const interval = 5 * time.Millisecond
 
+// Until checks cond until it reports true or an error, or ctx ends. It
+// returns cond's error, or one naming what was awaited and ctx's error.
+func Until(ctx context.Context, what string, cond func() (bool, error)) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
 // Poll checks cond until it holds, and reports whether it did within timeout.
 func Poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(interval)
-	}
-	return true
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return Until(ctx, "", func() (bool, error) { return cond(), nil }) == nil
 }
 
 // For fails the test unless cond holds within timeout, and returns how long
