@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -84,6 +85,7 @@ func TestConfigMapChangesEveryReplica(t *testing.T) {
 		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	env := testenv.Get(t)
 	c, err := New(bin, env.KdnsdKubeconfig, t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
