@@ -38,11 +38,18 @@ type custom struct {
 	other map[string]*node
 }
 
-// buildCustom builds cfg's records; ttl is that of records without one.
+// buildCustom builds cfg's records; ttl is that of records without one. It
+// runs once per configuration, so it also says what of cfg this build
+// cannot serve.
 func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	c := &custom{cfg: cfg, ttl: ttl, other: map[string]*node{}}
-	if cfg == nil || len(cfg.Records) == 0 {
+	if cfg == nil {
 		return c
+	}
+	switch cfg.PodMode {
+	case "", PodInsecure, PodVerified, PodDisabled:
+	default: // from a newer build, or corruption; dnsconfig refuses it
+		r.log.Warn("configured pod mode unknown to this build; keeping --pod-mode", "pod_mode", cfg.PodMode, "source", cfg.Source)
 	}
 	type rrsetKey struct {
 		name string

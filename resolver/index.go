@@ -83,17 +83,10 @@ type namedNode struct {
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	nsvc, _ := v.Counts()
 	tracked := v.Tracked()
-	ttl, podMode := r.ttl, r.podMode
+	ttl, podMode := r.ttl, PodModeOf(r.podMode, v)
 	cfg := v.Config().Config
 	if cfg != nil && cfg.TTL != 0 {
 		ttl = cfg.TTL
-	}
-	switch m := ""; {
-	case cfg == nil:
-	case cfg.PodMode == PodInsecure, cfg.PodMode == PodVerified, cfg.PodMode == PodDisabled:
-		podMode = cfg.PodMode
-	case cfg.PodMode != m:
-		r.log.Warn("configured pod mode unknown to this build; keeping --pod-mode", "pod_mode", cfg.PodMode, "source", cfg.Source)
 	}
 	r.b.ttl = ttl
 	ix := &index{

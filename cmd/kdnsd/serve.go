@@ -471,22 +471,31 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
-		WatchPods: o.podMode == resolver.PodVerified, CommandVersion: node.CommandVersion})
+	// The pod mode in force (the configuration's, else --pod-mode) decides
+	// whether the leader's watcher replicates pods: a term restarts its
+	// watcher when that changes.
+	podsWanted := func() bool { return resolver.PodModeOf(o.podMode, store.View()) == resolver.PodVerified }
+	newWatcher := func(pods bool) (*watcher.Watcher, error) {
+		return watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
+			WatchPods: pods, CommandVersion: node.CommandVersion})
+	}
+	watchers := &leaderWatchers{node: node}
+	w, err := newWatcher(podsWanted())
 	if err != nil {
 		node.Shutdown()
 		return err
 	}
-	var cw *watcher.ConfigWatcher
+	watchers.w.Store(w)
 	if ns, name, _ := o.configMapName(); name != "" { // checked by validate
-		cw, err = watcher.NewConfigWatcher(watcher.ConfigWatcherConfig{Client: client, Namespace: ns, Name: name,
+		watchers.cw, err = watcher.NewConfigWatcher(watcher.ConfigWatcherConfig{Client: client, Namespace: ns, Name: name,
 			Zone: o.zone, CommandVersion: node.CommandVersion, Views: store, Raft: node, Logger: log})
 		if err != nil {
 			node.Shutdown()
 			return err
 		}
 	}
-	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, cw, mem, flags, log)
+	cw := watchers.cw
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, watchers.state, mem, flags, log)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -511,8 +520,24 @@ func serve(ctx context.Context, o serveOptions) error {
 			if cw != nil {
 				reconcile.Go(func() { cw.Run(term) })
 			}
-			if err := w.Run(term); err != nil && term.Err() == nil {
-				log.Error("watcher stopped", "err", err)
+			for {
+				pods := podsWanted()
+				w, err := newWatcher(pods) // as at start, but for WatchPods
+				if err != nil {
+					log.Error("watcher", "err", err)
+					break
+				}
+				watchers.w.Store(w)
+				run, stop := context.WithCancel(term)
+				go stopWhenPodsChange(run, stop, store, pods, podsWanted)
+				if err := w.Run(run); err != nil && term.Err() == nil {
+					log.Error("watcher stopped", "err", err)
+				}
+				stop()
+				if term.Err() != nil {
+					break
+				}
+				log.Info("the pod mode in force changed: restarting the watcher", "watch_pods", !pods)
 			}
 			reconcile.Wait()
 			log.Info("no longer leading: stopped watching")
@@ -520,7 +545,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 
 	var draining atomic.Bool
-	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, w, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, watchers.state, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -566,7 +591,7 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Switch, w *watcher.Watcher, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Switch, watcherState func() string, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd, cw), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
@@ -592,21 +617,47 @@ func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fw
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
-		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState(node, w, cw)))
+		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState()))
 	})
 	return mux
 }
 
-// watcherState describes the watchers of a leader: the Kubernetes watcher's
-// state, and the configuration watcher's unless it simply watches.
-func watcherState(node *raftnode.Node, w *watcher.Watcher, cw *watcher.ConfigWatcher) string {
-	if !node.IsLeader() {
+// leaderWatchers are the watchers a leader runs, for status pages.
+type leaderWatchers struct {
+	node *raftnode.Node
+	w    atomic.Pointer[watcher.Watcher] // the current term's
+	cw   *watcher.ConfigWatcher          // nil without --config-map
+}
+
+// state describes the watchers of a leader: the Kubernetes watcher's state,
+// and the configuration watcher's unless it simply watches.
+func (l *leaderWatchers) state() string {
+	if !l.node.IsLeader() {
 		return "follower"
 	}
-	if cw != nil {
-		if st := cw.State(); st != "watching" {
-			return w.State() + "; configmap: " + st
+	st := l.w.Load().State()
+	if l.cw != nil {
+		if c := l.cw.State(); c != "watching" {
+			st += "; configmap: " + c
 		}
 	}
-	return w.State()
+	return st
+}
+
+// stopWhenPodsChange calls stop once whether pods are wanted differs from
+// pods, or when ctx ends.
+func stopWhenPodsChange(ctx context.Context, stop func(), store *fsm.Store, pods bool, wanted func() bool) {
+	ch, cancel := store.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if wanted() != pods {
+				stop()
+				return
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -172,4 +174,43 @@ func TestConfigMapChangesEveryReplica(t *testing.T) {
 	})
 	t.Logf("%s answered from the last committed configuration %v after start (API server down)", r.ID,
 		time.Since(start).Round(time.Millisecond))
+}
+
+// TestConfigMapPodModeVerified: a ConfigMap that turns on the verified pod
+// mode (the flag says insecure) makes the leader's watcher replicate pods,
+// so that every replica answers the address of a pod behind no Service and
+// no other address.
+func TestConfigMapPodModeVerified(t *testing.T) {
+	cs := admin(t)
+	ns := namespace(t, cs)
+	ctx := context.Background()
+	createPod(t, cs, &fsm.Pod{Namespace: ns, Name: "lonely", IPs: []netip.Addr{netip.MustParseAddr("10.244.7.7")}}, corev1.PodRunning)
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kdnsd"}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(bin, testenv.Get(t).KdnsdKubeconfig, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ExtraArgs = []string{"--config-map", ns + "/kdnsd"}
+	stopOnCleanup(t, c)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c)
+	other := "10-244-7-8." + ns + ".pod.cluster.local."
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to answer any pod address (insecure, the flag)", 30*time.Second, func() bool {
+			return answersA(r, other, "10.244.7.8")
+		})
+	}
+	setConfigMap(t, cs, ns, map[string]string{"podMode": "verified"})
+	for _, r := range c.Replicas {
+		wait.For(t, r.ID+" to answer the pod's address only (verified, from pods)", 30*time.Second, func() bool {
+			reply, err := r.Query(other, dns.TypeA, false)
+			return err == nil && reply.Rcode == dns.RcodeNameError &&
+				answersA(r, "10-244-7-7."+ns+".pod.cluster.local.", "10.244.7.7")
+		})
+	}
 }
