@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/test/testenv"
@@ -322,10 +323,7 @@ func (p *peer) serveStatus() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(struct {
-			raftnode.Status
-			ServedIndex uint64 `json:"served_index"`
-		}{node.Status(), 0})
+		json.NewEncoder(w).Encode(admin.Status{Status: node.Status()})
 	})
 	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: time.Second}
 	go p.http.Serve(l)

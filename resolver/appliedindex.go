@@ -3,6 +3,8 @@ package resolver
 import (
 	"encoding/binary"
 	"strconv"
+
+	"github.com/kdnsd/kdnsd/dnswire"
 )
 
 // The applied index on the DNS port. A query for TXT (or ANY) of
@@ -20,26 +22,26 @@ const AppliedIndexName = "applied-index.kdnsd."
 const classCH = 3
 
 // appliedIndexKey is AppliedIndexName in lower-case wire form.
-var appliedIndexKey, _ = parseName(AppliedIndexName)
+var appliedIndexKey, _ = dnswire.ParseName(AppliedIndexName)
 
 // isAppliedIndex reports whether q, whose lower-cased wire name is key, asks
 // for the applied index.
 func isAppliedIndex(q *query, key []byte) bool {
-	return q.qclass == classCH && (q.qtype == typeTXT || q.qtype == typeANY) && string(key) == appliedIndexKey
+	return q.Qclass == classCH && (q.Qtype == dnswire.TypeTXT || q.Qtype == dnswire.TypeANY) && string(key) == appliedIndexKey
 }
 
 // appliedIndex appends the TXT record holding the served View's index to m,
 // owned by the question name (compressed to it) with TTL 0.
-func (r *Resolver) appliedIndex(m *response) []byte {
-	m.flags |= flagAA
+func (r *Resolver) appliedIndex(m *dnswire.Response) []byte {
+	m.Flags |= dnswire.FlagAA
 	text := strconv.AppendUint(nil, r.AppliedIndex(), 10)
-	b := append(m.out, 0xc0, headerLen) // the question name
-	b = binary.BigEndian.AppendUint16(b, typeTXT)
+	b := append(m.Out, 0xc0, dnswire.HeaderLen) // the question name
+	b = binary.BigEndian.AppendUint16(b, dnswire.TypeTXT)
 	b = binary.BigEndian.AppendUint16(b, classCH)
 	b = binary.BigEndian.AppendUint32(b, 0) // never cached
 	b = binary.BigEndian.AppendUint16(b, uint16(1+len(text)))
 	b = append(b, byte(len(text)))
-	m.out = append(b, text...)
-	m.an = 1
-	return m.done()
+	m.Out = append(b, text...)
+	m.AN = 1
+	return m.Done()
 }

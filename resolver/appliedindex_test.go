@@ -39,7 +39,7 @@ func TestAppliedIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fast, ok := r.fastReply(make([]byte, 0, 4096), raw)
+			fast, ok := r.AnswerUDP(make([]byte, 0, 4096), raw)
 			if !ok {
 				t.Fatal("the fast path left the question to the general path")
 			}

@@ -7,47 +7,18 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/dnswriter"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
-
-// bigView returns a View of n services in n/50 namespaces: four in five
-// ClusterIP services with two named ports, one in five headless services with
-// a slice of five endpoints, two of them with hostnames.
-func bigView(n int, index uint64) *fsm.View {
-	svcs := make([]*fsm.Service, 0, n)
-	var eps []*fsm.EndpointSlice
-	for i := range n {
-		ns := fmt.Sprintf("ns-%d", i/50)
-		name := fmt.Sprintf("svc-%d", i)
-		s := &fsm.Service{Namespace: ns, Name: name, Type: fsm.TypeClusterIP,
-			Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}, {Name: "metrics", Protocol: "TCP", Port: 9090}}}
-		if i%5 == 4 {
-			s.Headless = true
-			sl := &fsm.EndpointSlice{Namespace: ns, Name: name + "-abcde", Service: name,
-				Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}, {Name: "metrics", Protocol: "TCP", Port: 9090}}}
-			for j := range 5 {
-				ep := fsm.Endpoint{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j + 1)})}, Ready: true}
-				if j < 2 {
-					ep.Hostname = fmt.Sprintf("%s-%d", name, j)
-				}
-				sl.Endpoints = append(sl.Endpoints, ep)
-			}
-			eps = append(eps, sl)
-		} else {
-			s.ClusterIPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})}
-		}
-		svcs = append(svcs, s)
-	}
-	return fsm.NewView(index, svcs, eps)
-}
 
 // BenchmarkFastPath is the UDP fast path without the sockets: the raw query
 // in, the response written.
 func BenchmarkFastPath(b *testing.B) {
-	r := newTestResolver(b, bigView(1000, 1))
-	out := make([]byte, 0, ednsPayload+minOut)
+	r := newTestResolver(b, resolvertest.BigView(1000, 1))
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
@@ -58,12 +29,12 @@ func BenchmarkFastPath(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, ok := r.fastReply(out, q); !ok {
+			if _, ok := r.AnswerUDP(out, q); !ok {
 				b.Fatal("not answered by the fast path")
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				r.fastReply(out, q)
+				r.AnswerUDP(out, q)
 			}
 		})
 	}
@@ -76,9 +47,9 @@ func BenchmarkFastPath(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			out := make([]byte, 0, ednsPayload+minOut)
+			out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 			for i := 0; pb.Next(); i++ {
-				r.fastReply(out, qs[i%len(qs)])
+				r.AnswerUDP(out, qs[i%len(qs)])
 			}
 		})
 	})
@@ -91,7 +62,7 @@ func discard() *dnswriter.Writer {
 }
 
 // benchCases are the queries the ServeDNS and fast path benchmarks ask of
-// bigView(1000).
+// resolvertest.BigView(1000).
 var benchCases = []struct {
 	name  string
 	qname string
@@ -111,7 +82,7 @@ var benchCases = []struct {
 }
 
 func BenchmarkServeDNS(b *testing.B) {
-	r := newTestResolver(b, bigView(1000, 1))
+	r := newTestResolver(b, resolvertest.BigView(1000, 1))
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
@@ -144,7 +115,7 @@ func BenchmarkServeDNS(b *testing.B) {
 
 func BenchmarkUpdate(b *testing.B) {
 	const n = 10000
-	v := bigView(n, 1)
+	v := resolvertest.BigView(n, 1)
 	b.Run("full-10k", func(b *testing.B) {
 		r := newTestResolver(b, nil)
 		b.ReportAllocs()

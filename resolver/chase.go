@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/internal/dnswriter"
 )
 
@@ -40,7 +41,7 @@ const (
 // answered by the CNAME RRset alone (RFC 1034 section 3.6.2: the CNAME
 // matches it; RFC 8482); meta types and other query types are not chased.
 func chases(qtype uint16) bool {
-	return qtype != typeCNAME && qtype != typeOPT && (qtype < 128 || qtype > 255)
+	return qtype != dnswire.TypeCNAME && qtype != dnswire.TypeOPT && (qtype < 128 || qtype > 255)
 }
 
 // chaseReply answers req, for a CNAME's owner (respond said actChase), with
@@ -64,7 +65,7 @@ func chases(qtype uint16) bool {
 func (r *Resolver) chaseReply(req *dns.Msg, tcp bool, local, remote net.Addr) []byte {
 	// The CNAME answer, unlimited in size: room for the rest is decided at
 	// the end.
-	first, act := r.replyTo(make([]byte, 0, minOut), req, true, true)
+	first, act := r.replyTo(make([]byte, 0, dnswire.MinOut), req, true, true)
 	resp := new(dns.Msg)
 	if act != actAnswer || resp.Unpack(first) != nil || len(resp.Question) != 1 || len(resp.Answer) != 1 ||
 		resp.Rcode != dns.RcodeSuccess || resp.Answer[0].Header().Rrtype != dns.TypeCNAME {
@@ -72,12 +73,12 @@ func (r *Resolver) chaseReply(req *dns.Msg, tcp bool, local, remote net.Addr) []
 		return r.plainReply(req, tcp)
 	}
 	qq := resp.Question[0]
-	limit := udpLimit(false, 0)
+	limit := dnswire.UDPLimit(false, 0)
 	if opt := req.IsEdns0(); opt != nil {
-		limit = udpLimit(true, opt.UDPSize())
+		limit = dnswire.UDPLimit(true, opt.UDPSize())
 	}
 	if tcp {
-		limit = maxMsgLen
+		limit = dnswire.MaxMsgLen
 	}
 
 	var opt []dns.RR // the response's OPT record, if any
@@ -145,7 +146,7 @@ func (r *Resolver) chaseReply(req *dns.Msg, tcp bool, local, remote net.Addr) []
 
 // plainReply answers req as if no CNAME were chased.
 func (r *Resolver) plainReply(req *dns.Msg, tcp bool) []byte {
-	out, act := r.replyTo(make([]byte, 0, minOut), req, tcp, true)
+	out, act := r.replyTo(make([]byte, 0, dnswire.MinOut), req, tcp, true)
 	if act != actAnswer {
 		return nil
 	}
@@ -156,21 +157,21 @@ func (r *Resolver) plainReply(req *dns.Msg, tcp bool) []byte {
 // CNAME alone, and says whether name is in the cluster zone; the answer is
 // nil for a name outside it, or one that is no valid name.
 func (r *Resolver) lookup(name string, qtype, qclass uint16) (*dns.Msg, bool) {
-	var nb [maxNameLen + 1]byte
+	var nb [dnswire.MaxNameLen + 1]byte
 	end, err := dns.PackDomainName(name, nb[:], 0, nil, false)
-	if err != nil || end == 0 || end > maxNameLen {
+	if err != nil || end == 0 || end > dnswire.MaxNameLen {
 		return nil, false
 	}
-	var kb [maxNameLen]byte
+	var kb [dnswire.MaxNameLen]byte
 	key := kb[:end]
 	for i, c := range nb[:end] {
-		key[i] = lower(c)
+		key[i] = dnswire.Lower(c)
 	}
 	if r.classify(key) != zoneCluster && r.idx.Load().outsideNode(key) == nil {
 		return nil, false // custom records outside the zone answer as the zone's do
 	}
-	q := query{flags: flagQR, name: nb[:end], qtype: qtype, qclass: qclass, noChase: true}
-	out, act := r.respond(make([]byte, 0, minOut), &q, true)
+	q := query{Query: dnswire.Query{Flags: dnswire.FlagQR, Name: nb[:end], Qtype: qtype, Qclass: qclass}, noChase: true}
+	out, act := r.respond(make([]byte, 0, dnswire.MinOut), &q, true)
 	m := new(dns.Msg)
 	if act != actAnswer || m.Unpack(out) != nil {
 		return nil, true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
@@ -448,7 +449,7 @@ func TestChaseWithoutForward(t *testing.T) {
 		{"via.default.svc.cluster.local.", false},
 	} {
 		q, _ := new(dns.Msg).SetQuestion(c.name, dns.TypeA).Pack()
-		if _, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), q); ok != c.fast {
+		if _, ok := r.AnswerUDP(make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut), q); ok != c.fast {
 			t.Errorf("%s: fast path answers %v, want %v", c.name, ok, c.fast)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -113,19 +114,19 @@ func TestCustomRecordsReused(t *testing.T) {
 // View.
 func BenchmarkFastPathCustom(b *testing.B) {
 	r := newTestResolver(b, configView(3, customConfig))
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, name := range []string{"db.corp.example.", "registry.tools.cluster.local.", "web.default.svc.cluster.local."} {
 		b.Run(name, func(b *testing.B) {
 			q, err := new(dns.Msg).SetQuestion(name, dns.TypeA).Pack()
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, ok := r.fastReply(out, q); !ok {
+			if _, ok := r.AnswerUDP(out, q); !ok {
 				b.Fatal("not answered by the fast path")
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				r.fastReply(out, q)
+				r.AnswerUDP(out, q)
 			}
 		})
 	}

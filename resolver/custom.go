@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -27,7 +28,7 @@ import (
 //     zone to cite); every other name there is forwarded as before.
 
 // customOrder is the order of a name's RRsets, the one ANY picks from.
-var customOrder = []uint16{typeA, typeAAAA, typeCNAME, typeTXT, typeSRV, typePTR}
+var customOrder = []uint16{dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeCNAME, dnswire.TypeTXT, dnswire.TypeSRV, dnswire.TypePTR}
 
 // custom is the built form of one configuration's records, reused by the
 // next build while the configuration and TTL stay.
@@ -60,7 +61,7 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	ttls := map[rrsetKey]uint32{}   // an RRset's TTL: its first record's (RFC 2181 section 5.2)
 	for _, rec := range cfg.Records {
 		rr, err := dns.NewRR(rec.Name + " 0 IN " + rec.Type + " " + rec.Data)
-		name, ok := parseName(strings.ToLower(rec.Name))
+		name, ok := dnswire.ParseName(strings.ToLower(rec.Name))
 		if err != nil || rr == nil || !ok || !slices.Contains(customOrder, rr.Header().Rrtype) {
 			r.log.Warn("custom record cannot be served; skipped", "name", rec.Name, "type", rec.Type, "data", rec.Data, "err", err)
 			continue
@@ -83,7 +84,7 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 		sets[k] = append(sets[k], rdata)
 	}
 	b := &r.b
-	defer func(saved uint32) { b.ttl = saved }(b.ttl)
+	defer func(saved uint32) { b.TTL = saved }(b.TTL)
 	cnames := map[*node]string{} // CNAME nodes and their targets
 	for _, name := range names {
 		n := &node{}
@@ -92,20 +93,20 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			if len(rdatas) == 0 {
 				continue
 			}
-			b.ttl = ttls[rrsetKey{name, typ}]
-			b.begin(name)
+			b.TTL = ttls[rrsetKey{name, typ}]
+			b.Begin(name)
 			for _, rd := range rdatas {
 				writeCustom(b, name, typ, rd)
 			}
 			switch typ {
-			case typeCNAME: // alone at its name (dnsconfig checks)
-				n.cname = b.finish()
+			case dnswire.TypeCNAME: // alone at its name (dnsconfig checks)
+				n.cname = b.Finish()
 				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
 				cnames[n] = string(rdatas[0])
-			case typeA, typeAAAA, typeSRV:
-				n.sets = append(n.sets, rrset{typ, b.finishRotating()})
+			case dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeSRV:
+				n.sets = append(n.sets, rrset{typ, b.FinishRotating()})
 			default:
-				n.sets = append(n.sets, rrset{typ, b.finish()})
+				n.sets = append(n.sets, rrset{typ, b.Finish()})
 			}
 		}
 		if r.classify([]byte(name)) == zoneOther {
@@ -125,7 +126,7 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 // packRdata returns rr's RDATA in wire form, names uncompressed and
 // lower-cased as the index's are.
 func packRdata(rr dns.RR) ([]byte, bool) {
-	buf := make([]byte, dns.Len(rr)+maxNameLen)
+	buf := make([]byte, dns.Len(rr)+dnswire.MaxNameLen)
 	off, err := dns.PackRR(rr, buf, 0, nil, false)
 	if err != nil {
 		return nil, false
@@ -137,9 +138,9 @@ func packRdata(rr dns.RR) ([]byte, bool) {
 	}
 	rd := buf[hdr+10 : off]
 	switch rr.Header().Rrtype {
-	case typeCNAME, typePTR:
+	case dnswire.TypeCNAME, dnswire.TypePTR:
 		return lowerName(rd), true
-	case typeSRV:
+	case dnswire.TypeSRV:
 		return append(rd[:6:6], lowerName(rd[6:])...), true
 	}
 	return rd, true
@@ -149,30 +150,30 @@ func packRdata(rr dns.RR) ([]byte, bool) {
 func lowerName(w []byte) []byte {
 	out := make([]byte, len(w))
 	for i, c := range w {
-		out[i] = lower(c)
+		out[i] = dnswire.Lower(c)
 	}
 	return out
 }
 
 // writeCustom writes one answer record of type typ with the RDATA rd that
 // packRdata made.
-func writeCustom(b *builder, owner string, typ uint16, rd []byte) {
+func writeCustom(b *dnswire.Builder, owner string, typ uint16, rd []byte) {
 	switch typ {
-	case typeA, typeAAAA:
+	case dnswire.TypeA, dnswire.TypeAAAA:
 		a, _ := netip.AddrFromSlice(rd)
-		b.addr(false, owner, a)
-	case typeCNAME, typePTR:
-		b.nameRecord(owner, typ, string(rd))
-	case typeSRV:
+		b.Addr(false, owner, a)
+	case dnswire.TypeCNAME, dnswire.TypePTR:
+		b.NameRecord(owner, typ, string(rd))
+	case dnswire.TypeSRV:
 		be := binary.BigEndian
-		b.srv(owner, be.Uint16(rd), be.Uint16(rd[2:]), be.Uint16(rd[4:]), string(rd[6:]))
-	case typeTXT:
+		b.SRV(owner, be.Uint16(rd), be.Uint16(rd[2:]), be.Uint16(rd[4:]), string(rd[6:]))
+	case dnswire.TypeTXT:
 		var texts []string
 		for len(rd) > 0 && 1+int(rd[0]) <= len(rd) {
 			texts = append(texts, string(rd[1:1+int(rd[0])]))
 			rd = rd[1+int(rd[0]):]
 		}
-		b.txt(owner, texts...)
+		b.TXT(owner, texts...)
 	}
 }
 
@@ -183,7 +184,7 @@ func (r *Resolver) addCustom(ix *index, c *custom) {
 	for _, nn := range c.names {
 		if old := ix.nodes[nn.name]; old != nil {
 			r.log.Warn("custom record at a name the cluster's records hold; the Service's records are served",
-				"name", presentation(nn.name))
+				"name", dnswire.Presentation(nn.name))
 			ix.shadowed++
 			continue
 		}
@@ -208,26 +209,26 @@ func (ix *index) outsideNode(key []byte) *node {
 
 // answerOutside answers q from n, custom records of a name outside the
 // cluster and reverse zones: as in the zone, but NODATA without SOA.
-func (r *Resolver) answerOutside(m *response, n *node, q *query, limit int) ([]byte, action) {
-	if q.qclass != classIN || q.qtype == typeAXFR || q.qtype == typeIXFR {
+func (r *Resolver) answerOutside(m *dnswire.Response, n *node, q *query, limit int) ([]byte, action) {
+	if q.Qclass != dnswire.ClassIN || q.Qtype == dnswire.TypeAXFR || q.Qtype == dnswire.TypeIXFR {
 		return r.outside(m)
 	}
-	m.flags |= flagAA
+	m.Flags |= dnswire.FlagAA
 	sec := n.cname
-	if sec != nil && !q.noChase && chases(q.qtype) && (n.cnameInZone || r.forward != nil) {
+	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
 		return nil, actChase
 	}
 	if sec == nil {
-		if q.qtype == typeANY {
+		if q.Qtype == dnswire.TypeANY {
 			if len(n.sets) > 0 {
 				sec = n.sets[0].sec
 			}
 		} else {
-			sec = n.set(q.qtype)
+			sec = n.set(q.Qtype)
 		}
 	}
 	if sec != nil {
-		r.positive(m, sec, limit)
+		m.AppendAnswer(sec, limit, !r.noRotate)
 	}
-	return m.done(), actAnswer
+	return m.Done(), actAnswer
 }

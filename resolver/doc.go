@@ -7,9 +7,11 @@
 //
 // # What it owns
 //
-// The resolver owns everything between an immutable fsm.View and the bytes on
-// the wire: the translation of services and endpoint slices into DNS names
-// and records, the per-View DNS index, and the UDP and TCP listeners.
+// The resolver owns the DNS rules between an immutable fsm.View and the
+// bytes on the wire: the translation of services and endpoint slices into
+// DNS names and records, the per-View DNS index, and which answer each query
+// gets. Package dnswire packs the records and writes the responses; package
+// dnsserver runs the UDP and TCP sockets, with the Resolver as its Handler.
 //
 // # Records
 //
@@ -110,8 +112,8 @@
 //
 // The fast path never chases: it hands such queries to the general path,
 // which answers chains that stay in Z at once and runs chases that may ask
-// Forward on a goroutine of their own, as forwarded queries (when
-// maxForwarding of those are under way, the CNAME comes alone). Over TCP,
+// Forward on a goroutine of their own, as forwarded queries (when too many
+// of those are under way, the CNAME comes alone: Busy). Over TCP,
 // and in ServeDNS, the chase runs on the query's goroutine.
 //
 // Answers with several A, AAAA or SRV records rotate: each response starts
@@ -134,21 +136,19 @@
 //
 // # Serving
 //
-// ListenAndServe serves TCP with miekg/dns's server, through ServeDNS, and
-// UDP through a fast path of its own: GOMAXPROCS SO_REUSEPORT sockets (on
-// Linux), each read by one goroutine that parses the header, the question
-// and an OPT record from the raw message, answers from the index into a
-// buffer of its own and writes it back, without allocating. Queries it does
-// not take (other opcodes, several questions or records, unusual labels or
-// EDNS options, malformed messages), queries to forward and CNAME chases
-// take the general path: unpacked by miekg/dns and answered by the code behind ServeDNS,
-// forwarded ones on a goroutine of their own. Both paths fill the same query
-// description and answer it with the same function, so their responses are
-// identical byte for byte (tested, and fuzzed); chased answers, which only
-// the general path gives, are built with miekg/dns from what that function
-// answers for each name of the chain. On a socket of the
-// unspecified address, each answer leaves from the address its query was
-// sent to (IP_PKTINFO, IPV6_PKTINFO).
+// Package dnsserver serves a Resolver: TCP through ServeDNS, and UDP through
+// a fast path of its own that hands the raw message to AnswerUDP, which
+// parses the header, the question and an OPT record (dnswire.ParseQuery) and
+// answers from the index into the server's buffer, without allocating.
+// Queries it does not take (other opcodes, several questions or records,
+// unusual labels or EDNS options, malformed messages), queries to forward
+// and CNAME chases take the general path: unpacked by miekg/dns and answered
+// by ReplyUDP, or, when the answer may wait on Forward, by ServeDNS on a
+// goroutine of its own. Both paths fill the same query description and
+// answer it with the same function, so their responses are identical byte
+// for byte (tested, and fuzzed); chased answers, which only the general
+// path gives, are built with miekg/dns from what that function answers for
+// each name of the chain.
 //
 // # Index
 //

@@ -2,18 +2,15 @@ package resolver
 
 import (
 	"bytes"
-	"context"
-	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
@@ -85,7 +82,7 @@ func TestFastPathMatchesServeDNS(t *testing.T) {
 			}
 			w := dnswritertest.New(false)
 			r.ServeDNS(w, req)
-			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), q)
+			fast, ok := r.AnswerUDP(make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut), q)
 			if !ok {
 				general++
 				// Escaped names, and CNAME chains, are the general path's.
@@ -136,7 +133,7 @@ func TestFastPathLeavesToGeneralPath(t *testing.T) {
 		if name == "outside zone" {
 			r.forward = dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) {})
 		}
-		if b, ok := r.fastReply(make([]byte, 0, 4096), msg); ok {
+		if b, ok := r.AnswerUDP(make([]byte, 0, 4096), msg); ok {
 			t.Errorf("%s: answered by the fast path: % x", name, b)
 		}
 		r.forward = nil
@@ -145,12 +142,12 @@ func TestFastPathLeavesToGeneralPath(t *testing.T) {
 
 func TestFastPathAllocs(t *testing.T) {
 	r := newTestResolver(t, testView(1))
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, q := range fastQueries(t) {
-		if _, ok := r.fastReply(out, q); !ok {
+		if _, ok := r.AnswerUDP(out, q); !ok {
 			continue
 		}
-		if n := testing.AllocsPerRun(20, func() { r.fastReply(out, q) }); n != 0 {
+		if n := testing.AllocsPerRun(20, func() { r.AnswerUDP(out, q) }); n != 0 {
 			req := new(dns.Msg)
 			req.Unpack(q)
 			t.Errorf("%v: %v allocations", req.Question, n)
@@ -281,162 +278,6 @@ func TestNewPodMode(t *testing.T) {
 	if _, err := New(Config{PodMode: "secure"}); err == nil || !strings.Contains(err.Error(), "pod mode") {
 		t.Errorf("pod mode secure: %v", err)
 	}
-}
-
-// TestTCPPipelining sends three queries on one TCP connection before reading
-// any answer.
-func TestTCPPipelining(t *testing.T) {
-	r := newTestResolver(t, testView(1))
-	addr := startServer(t, r)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	names := []string{"web.default.svc.cluster.local.", "kubernetes.default.svc.cluster.local.", "nope.cluster.local."}
-	var buf []byte
-	for i, name := range names {
-		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
-		m.Id = uint16(100 + i)
-		b, err := m.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(b)))
-		buf = append(buf, b...)
-	}
-	if _, err := c.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got := map[uint16]*dns.Msg{}
-	for range names {
-		var l [2]byte
-		if _, err := readFull(c, l[:]); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, binary.BigEndian.Uint16(l[:]))
-		if _, err := readFull(c, b); err != nil {
-			t.Fatal(err)
-		}
-		m := new(dns.Msg)
-		if err := m.Unpack(b); err != nil {
-			t.Fatal(err)
-		}
-		got[m.Id] = m
-	}
-	for i, name := range names {
-		m := got[uint16(100+i)]
-		if m == nil || m.Question[0].Name != name {
-			t.Errorf("query %d (%s): %v", i, name, m)
-		}
-	}
-	if len(got[100].Answer) != 1 || len(got[101].Answer) != 1 || got[102].Rcode != dns.RcodeNameError {
-		t.Errorf("answers %v", got)
-	}
-}
-
-func readFull(c net.Conn, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := c.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// TestAnswerFromQueriedAddress: on a socket of the unspecified address, the
-// answer leaves from the address the query was sent to (a client's
-// connected socket accepts nothing else).
-func TestAnswerFromQueriedAddress(t *testing.T) {
-	for _, c := range []struct {
-		listen  string
-		dst     []string
-		noBatch bool
-	}{
-		{"0.0.0.0:0", []string{"127.0.0.1", "127.0.0.2"}, false},
-		{"[::]:0", []string{"::1", "127.0.0.2", "127.0.0.1"}, false},
-		{"0.0.0.0:0", []string{"127.0.0.2"}, true},
-		{"[::]:0", []string{"::1", "127.0.0.2"}, true},
-	} {
-		t.Run(fmt.Sprintf("%s batch=%v", c.listen, !c.noBatch), func(t *testing.T) {
-			r := newTestResolver(t, testView(1))
-			r.noBatch = c.noBatch
-			ctx := t.Context()
-			pcs, ln, err := listen(ctx, c.listen, 2)
-			if err != nil {
-				t.Skipf("%s: %v", c.listen, err) // e.g. no IPv6: the other cases still run
-			}
-			port := ln.Addr().(*net.TCPAddr).Port
-			done := make(chan error, 1)
-			ready := make(chan struct{})
-			sctx, cancel := context.WithCancel(ctx)
-			go func() { done <- r.serve(sctx, pcs, ln, func() { close(ready) }) }()
-			<-ready
-			for _, dst := range c.dst {
-				for _, name := range []string{"web.default.svc.cluster.local.", "w\\.eb.cluster.local."} { // fast and general paths
-					cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
-					resp, _, err := cl.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), net.JoinHostPort(dst, fmt.Sprint(port)))
-					if err != nil {
-						t.Errorf("%s → %s %s: %v", c.listen, dst, name, err)
-					} else if resp.Rcode == dns.RcodeServerFailure {
-						t.Errorf("%s → %s: %v", c.listen, dst, resp)
-					}
-				}
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		})
-	}
-}
-
-// TestForwardFromFastServer: queries the resolver does not answer reach
-// Config.Forward through the UDP server's general path.
-func TestForwardFromFastServer(t *testing.T) {
-	fwd := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg).SetReply(req)
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 1}, Txt: []string{"forwarded"}})
-		time.Sleep(10 * time.Millisecond)
-		w.WriteMsg(m)
-	})
-	r, err := New(Config{Forward: fwd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Update(testView(1))
-	addr := startServer(t, r)
-	cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
-	for _, c := range []struct {
-		name  string
-		qtype uint16
-		fwd   bool
-	}{
-		{"example.com.", dns.TypeA, true},
-		{"3.1.244.10.in-addr.arpa.", dns.TypePTR, true}, // a not-ready endpoint
-		{"110.0.96.10.in-addr.arpa.", dns.TypePTR, false},
-		{"web.default.svc.cluster.local.", dns.TypeA, false},
-	} {
-		resp, _, err := cl.Exchange(new(dns.Msg).SetQuestion(c.name, c.qtype), addr)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		_, isTXT := firstRR(resp).(*dns.TXT)
-		if isTXT != c.fwd {
-			t.Errorf("%s: forwarded %v, want %v: %v", c.name, isTXT, c.fwd, resp)
-		}
-	}
-}
-
-func firstRR(m *dns.Msg) dns.RR {
-	if len(m.Answer) == 0 {
-		return nil
-	}
-	return m.Answer[0]
 }
 
 // TestEndpointLabel: the label of an endpoint without hostname is a valid

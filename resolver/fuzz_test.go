@@ -8,6 +8,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnsserver"
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
@@ -19,7 +21,7 @@ var (
 
 // FuzzServeDNS feeds raw messages along the paths a server takes them:
 //
-//   - header check (acceptQuery), unpacking, ServeDNS over UDP and TCP.
+//   - header check (dnsserver.AcceptQuery), unpacking, ServeDNS over UDP and TCP.
 //     ServeDNS also gets the messages the header check would have
 //     rejected, since other servers may call it. Nothing may panic, and
 //     every response must be a well-formed message that fits its
@@ -75,7 +77,7 @@ func FuzzServeDNS(f *testing.F) {
 				fuzzR[i].noRotate = true
 			}
 		})
-		if len(data) >= headerLen {
+		if len(data) >= dnswire.HeaderLen {
 			h := dns.Header{
 				Id:      binary.BigEndian.Uint16(data),
 				Bits:    binary.BigEndian.Uint16(data[2:]),
@@ -84,12 +86,12 @@ func FuzzServeDNS(f *testing.F) {
 				Nscount: binary.BigEndian.Uint16(data[8:]),
 				Arcount: binary.BigEndian.Uint16(data[10:]),
 			}
-			acceptQuery(h)
+			dnsserver.AcceptQuery(h)
 		}
 		req := new(dns.Msg)
 		unpackErr := req.Unpack(data)
 		for _, r := range fuzzR {
-			fast, ok := r.fastReply(make([]byte, 0, ednsPayload+minOut), data)
+			fast, ok := r.AnswerUDP(make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut), data)
 			if ok {
 				if unpackErr != nil {
 					t.Fatalf("fast path answered what miekg/dns cannot unpack: %v", unpackErr)
@@ -117,11 +119,11 @@ func FuzzServeDNS(f *testing.F) {
 				t.Fatalf("%d responses", len(w.Replies()))
 			}
 			b := w.Replies()[0]
-			limit := maxMsgLen
+			limit := dnswire.MaxMsgLen
 			if !tcp {
-				limit = minUDPPayload
+				limit = dnswire.MinUDPPayload
 				if opt := req.IsEdns0(); opt != nil {
-					limit = min(max(int(opt.UDPSize()), minUDPPayload), resolvertest.MaxUDPSize)
+					limit = min(max(int(opt.UDPSize()), dnswire.MinUDPPayload), resolvertest.MaxUDPSize)
 				}
 			}
 			if len(b) > limit {

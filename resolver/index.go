@@ -5,13 +5,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
 // index is the DNS form of one View. It is never modified once published.
 type index struct {
 	view  *fsm.View
-	soa   soaData
+	soa   dnswire.SOA
 	nodes map[string]*node // by lower-case wire name
 	// services keeps each service's records with the pointers they were
 	// built from, for the next build to reuse.
@@ -37,8 +38,8 @@ type index struct {
 // node is one owner name. A node without sets and cname is an empty
 // non-terminal: the name exists, but has no records.
 type node struct {
-	sets  []rrset  // at most one per type, in the order ANY picks from
-	cname *section // answers every type (ExternalName services)
+	sets  []rrset          // at most one per type, in the order ANY picks from
+	cname *dnswire.Section // answers every type (ExternalName services)
 	// cnameInZone: cname's target is in the cluster zone, where it is
 	// chased without Config.Forward.
 	cnameInZone bool
@@ -46,13 +47,13 @@ type node struct {
 
 type rrset struct {
 	typ uint16
-	sec *section
+	sec *dnswire.Section
 }
 
 // ent is every empty non-terminal's node.
 var ent = &node{}
 
-func (n *node) set(typ uint16) *section {
+func (n *node) set(typ uint16) *dnswire.Section {
 	for i := range n.sets {
 		if n.sets[i].typ == typ {
 			return n.sets[i].sec
@@ -88,10 +89,10 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	if cfg != nil && cfg.TTL != 0 {
 		ttl = cfg.TTL
 	}
-	r.b.ttl = ttl
+	r.b.TTL = ttl
 	ix := &index{
 		view:               v,
-		soa:                soaData{mname: r.mname, rname: r.rname, serial: serial(v.Index()), ttl: ttl},
+		soa:                dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: ttl},
 		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
 		namespacesFromView: tracked.Namespaces,
 		podsFromView:       tracked.Pods && podMode == PodVerified,
@@ -127,15 +128,15 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		}
 	}
 	apex := &node{}
-	b.begin(r.zone)
-	b.soa(r.zone, &ix.soa)
-	apex.sets = append(apex.sets, rrset{typeSOA, b.finish()})
-	b.begin(r.zone)
-	b.nameRecord(r.zone, typeNS, r.mname)
+	b.Begin(r.zone)
+	b.SOA(r.zone, &ix.soa)
+	apex.sets = append(apex.sets, rrset{dnswire.TypeSOA, b.Finish()})
+	b.Begin(r.zone)
+	b.NameRecord(r.zone, dnswire.TypeNS, r.mname)
 	for _, a := range nsAddrs {
-		b.addr(true, r.mname, a) // glue
+		b.Addr(true, r.mname, a) // glue
 	}
-	apex.sets = append(apex.sets, rrset{typeNS, b.finish()})
+	apex.sets = append(apex.sets, rrset{dnswire.TypeNS, b.Finish()})
 	ix.nodes[r.zone] = apex
 	ix.nodes[r.svcZone] = ent
 	ix.nodes[r.nsZone] = ent
@@ -143,9 +144,9 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	if podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		ix.nodes[r.podZone] = ent
 	}
-	b.begin(r.version)
-	b.txt(r.version, schemaVersion)
-	ix.nodes[r.version] = &node{sets: []rrset{{typeTXT, b.finish()}}}
+	b.Begin(r.version)
+	b.TXT(r.version, schemaVersion)
+	ix.nodes[r.version] = &node{sets: []rrset{{dnswire.TypeTXT, b.Finish()}}}
 
 	ranks := map[string]string{}
 	for k, rec := range ix.services {
@@ -166,7 +167,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 					continue
 				}
 			default:
-				r.log.Warn("dns name of two services; keeping one", "name", presentation(nn.name),
+				r.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
 					"namespace", k.Namespace, "service", k.Name)
 				continue
 			}
@@ -199,7 +200,7 @@ func serial(index uint64) uint32 { return uint32(index) }
 // whatever the service's records, and the service's names and records, with
 // the pod names of its endpoint addresses if endpointPods.
 func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) (ns string, names []namedNode) {
-	base, ok := wireName(r.svcZone, s.Name, s.Namespace)
+	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
 		return "", nil
@@ -223,7 +224,7 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
 // ready or not, of the service's slices, and the empty non-terminals above.
 func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
-	nsName, ok := wireName(r.podZone, s.Namespace)
+	nsName, ok := dnswire.Name(r.podZone, s.Namespace)
 	if !ok {
 		return out
 	}
@@ -237,7 +238,7 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 					continue
 				}
 				seen[a] = true
-				name, ok := wireName(nsName, dashed(a))
+				name, ok := dnswire.Name(nsName, dashed(a))
 				if !ok {
 					continue
 				}
@@ -254,23 +255,23 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 // ptr returns the PTR node of address a, naming targets (sorted, without
 // duplicates). rank orders it against another service's PTR of a.
 func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
-	name := reverseName(a)
+	name := dnswire.ReverseName(a)
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
-	r.b.begin(name)
+	r.b.Begin(name)
 	for _, t := range targets {
-		r.b.nameRecord(name, typePTR, t)
+		r.b.NameRecord(name, dnswire.TypePTR, t)
 	}
-	return namedNode{name: name, node: &node{sets: []rrset{{typePTR, r.b.finish()}}}, rank: rank + targets[0]}
+	return namedNode{name: name, node: &node{sets: []rrset{{dnswire.TypePTR, r.b.Finish()}}}, rank: rank + targets[0]}
 }
 
 func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
 	n := &node{}
-	target, ok := parseName(s.ExternalName)
+	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
-		r.b.begin(base)
-		r.b.nameRecord(base, typeCNAME, target)
-		n.cname = r.b.finish()
+		r.b.Begin(base)
+		r.b.NameRecord(base, dnswire.TypeCNAME, target)
+		n.cname = r.b.Finish()
 		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
 	} else {
 		r.log.Warn("external name is not a valid dns name; service has no records",
@@ -310,7 +311,7 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		if proto == "" {
 			proto = "tcp"
 		}
-		name, ok := wireName(base, "_"+p.Name, "_"+proto)
+		name, ok := dnswire.Name(base, "_"+p.Name, "_"+proto)
 		if !ok {
 			r.log.Warn("service port has no valid dns name; skipped", "namespace", s.Namespace,
 				"service", s.Name, "port", p.Name, "protocol", p.Protocol)
@@ -322,7 +323,7 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		ts := targets(p)
 		n := ent
 		if len(ts) > 0 {
-			n = &node{sets: []rrset{{typeSRV, r.srvSet(name, ts)}}}
+			n = &node{sets: []rrset{{dnswire.TypeSRV, r.srvSet(name, ts)}}}
 		}
 		out = append(out, namedNode{name: name, node: n})
 		if parent := name[2+len(p.Name):]; !slices.ContainsFunc(out, func(n namedNode) bool { return n.name == parent }) {
@@ -335,12 +336,12 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 // srvSet builds an SRV RRset with the targets' addresses as additional
 // records. The weights are equal, so clients spread evenly; they add up to
 // about 100.
-func (r *Resolver) srvSet(owner string, ts []srvTarget) *section {
+func (r *Resolver) srvSet(owner string, ts []srvTarget) *dnswire.Section {
 	b := &r.b
-	b.begin(owner)
+	b.Begin(owner)
 	weight := uint16(max(1, 100/len(ts)))
 	for _, t := range ts {
-		b.srv(owner, 0, weight, t.port, t.name)
+		b.SRV(owner, 0, weight, t.port, t.name)
 	}
 	seen := make(map[string]bool, len(ts))
 	for _, t := range ts {
@@ -349,26 +350,26 @@ func (r *Resolver) srvSet(owner string, ts []srvTarget) *section {
 		}
 		seen[t.name] = true
 		for _, a := range t.addrs {
-			b.addr(true, t.name, a)
+			b.Addr(true, t.name, a)
 		}
 	}
-	return b.finishRotating()
+	return b.FinishRotating()
 }
 
 // addrSets returns the A and the AAAA RRset of owner, leaving out an empty one.
 func (r *Resolver) addrSets(owner string, addrs []netip.Addr) []rrset {
 	var sets []rrset
-	for _, typ := range [2]uint16{typeA, typeAAAA} {
-		r.b.begin(owner)
+	for _, typ := range [2]uint16{dnswire.TypeA, dnswire.TypeAAAA} {
+		r.b.Begin(owner)
 		found := false
 		for _, a := range addrs {
-			if a.Is4() == (typ == typeA) {
-				r.b.addr(false, owner, a)
+			if a.Is4() == (typ == dnswire.TypeA) {
+				r.b.Addr(false, owner, a)
 				found = true
 			}
 		}
 		if found {
-			sets = append(sets, rrset{typ, r.b.finishRotating()})
+			sets = append(sets, rrset{typ, r.b.FinishRotating()})
 		}
 	}
 	return sets
@@ -430,7 +431,7 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			host := ""
 			if ep.Hostname != "" {
 				var ok bool
-				if host, ok = wireName(base, ep.Hostname); !ok {
+				if host, ok = dnswire.Name(base, ep.Hostname); !ok {
 					r.log.Warn("endpoint hostname is not a valid dns label; using its address",
 						"namespace", s.Namespace, "service", s.Name, "hostname", ep.Hostname)
 				}
@@ -444,7 +445,7 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 				name := host
 				if name == "" {
 					var ok bool
-					if name, ok = wireName(base, endpointLabel(a)); !ok {
+					if name, ok = dnswire.Name(base, endpointLabel(a)); !ok {
 						continue // base is too long for one more label
 					}
 				}

@@ -7,13 +7,15 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
 
-// podsView returns bigView's 10,000 services with 10,000 pods in 100
+// podsView returns resolvertest.BigView's 10,000 services with 10,000 pods in 100
 // namespaces, tracked as a leader in verified mode writes them.
 func podsView(index uint64) *fsm.View {
-	base := bigView(10000, index)
+	base := resolvertest.BigView(10000, index)
 	r := fsm.Records{Tracked: fsm.Tracked{Namespaces: true, Pods: true}}
 	for s := range base.Services() {
 		r.Services = append(r.Services, s)
@@ -49,7 +51,7 @@ func BenchmarkVerifiedPods10k(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(r.idx.Load().nodes)), "names")
 	})
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, c := range []struct{ name, qname string }{
 		{"pod-A", "10-244-10-1.ns-25.pod.cluster.local."},
 		{"pod-NXDOMAIN", "10-244-10-1.ns-26.pod.cluster.local."},
@@ -59,12 +61,12 @@ func BenchmarkVerifiedPods10k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, ok := r.fastReply(out, q); !ok {
+			if _, ok := r.AnswerUDP(out, q); !ok {
 				b.Fatal("not answered by the fast path")
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				r.fastReply(out, q)
+				r.AnswerUDP(out, q)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
 )
@@ -78,7 +79,7 @@ func TestPodQueriesDoNotAllocate(t *testing.T) {
 	pods = append(pods, &fsm.Pod{Namespace: long, Name: "p", IPs: addrs("10.244.7.7")})
 	v := (&fsm.Records{Services: services, Slices: slices, Namespaces: append(resolvertest.FixtureNamespaces(), long),
 		Pods: pods, Tracked: fsm.Tracked{Namespaces: true, Pods: true}}).View(1)
-	out := make([]byte, 0, ednsPayload+minOut)
+	out := make([]byte, 0, dnswire.EDNSPayload+dnswire.MinOut)
 	for _, mode := range []string{PodInsecure, PodVerified} {
 		r, err := New(Config{PodMode: mode})
 		if err != nil {
@@ -91,10 +92,10 @@ func TestPodQueriesDoNotAllocate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := r.fastReply(out, q); !ok {
+			if _, ok := r.AnswerUDP(out, q); !ok {
 				t.Fatalf("%s %s: not answered by the fast path", mode, name)
 			}
-			if n := testing.AllocsPerRun(20, func() { r.fastReply(out, q) }); n != 0 {
+			if n := testing.AllocsPerRun(20, func() { r.AnswerUDP(out, q) }); n != 0 {
 				t.Errorf("%s %s: %v allocations", mode, name, n)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -94,12 +95,6 @@ type Resolver struct {
 	// noRotate turns rotation off, for tests that compare responses byte
 	// for byte.
 	noRotate bool
-	// miekgUDP serves UDP with miekg/dns's server instead of the fast
-	// path, for comparisons.
-	miekgUDP bool
-	// noBatch reads and writes one datagram per system call (as on
-	// systems without recvmmsg), for tests and comparisons.
-	noBatch bool
 	// chaseTimeout bounds the wait for Forward's answer about a CNAME
 	// target outside the zone.
 	chaseTimeout time.Duration
@@ -116,7 +111,7 @@ type Resolver struct {
 	idx atomic.Pointer[index]
 
 	mu sync.Mutex // serializes Update, and guards b
-	b  builder
+	b  dnswire.Builder
 }
 
 // New returns a Resolver that answers SERVFAIL for the zone until the first
@@ -155,16 +150,16 @@ func New(cfg Config) (*Resolver, error) {
 		r.ttl = DefaultTTL
 	}
 	var ok [6]bool
-	r.svcZone, ok[0] = wireName(zw, "svc")
-	r.version, ok[1] = wireName(zw, "dns-version")
-	r.mname, ok[2] = wireName(zw, "ns", "dns")
-	r.rname, ok[3] = wireName(zw, "hostmaster")
-	r.nsZone, ok[4] = wireName(zw, "dns")
-	r.podZone, ok[5] = wireName(zw, "pod")
+	r.svcZone, ok[0] = dnswire.Name(zw, "svc")
+	r.version, ok[1] = dnswire.Name(zw, "dns-version")
+	r.mname, ok[2] = dnswire.Name(zw, "ns", "dns")
+	r.rname, ok[3] = dnswire.Name(zw, "hostmaster")
+	r.nsZone, ok[4] = dnswire.Name(zw, "dns")
+	r.podZone, ok[5] = dnswire.Name(zw, "pod")
 	if ok != [6]bool{true, true, true, true, true, true} {
 		return nil, fmt.Errorf("resolver: invalid zone %q: too long to hold service names", cfg.Zone)
 	}
-	r.b.ttl = r.ttl
+	r.b.TTL = r.ttl
 	return r, nil
 }
 
@@ -178,13 +173,13 @@ func zoneName(s string) (string, error) {
 		return "", errors.New("the root cannot be the cluster zone")
 	}
 	for _, l := range strings.Split(t, ".") {
-		if !validLabel(l) {
+		if !dnswire.ValidLabel(l) {
 			return "", fmt.Errorf("label %q: want 1 to 63 letters, digits, hyphens or underscores", l)
 		}
 	}
 	// Names below the zone that do not fit in 255 octets are skipped, and
 	// logged, when the index is built.
-	w, ok := parseName(t)
+	w, ok := dnswire.ParseName(t)
 	if !ok {
 		return "", errors.New("name too long")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/dnswriter/dnswritertest"
 	"github.com/kdnsd/kdnsd/resolver/resolvertest"
@@ -234,7 +235,7 @@ func TestEDNS(t *testing.T) {
 	}
 	resp = exchange(t, r, req, false)
 	opt := resp.IsEdns0()
-	if !resp.Truncated || len(resp.Answer) == 0 || opt == nil || !opt.Do() || opt.Version() != 0 || opt.UDPSize() != ednsPayload {
+	if !resp.Truncated || len(resp.Answer) == 0 || opt == nil || !opt.Do() || opt.Version() != 0 || opt.UDPSize() != dnswire.EDNSPayload {
 		t.Errorf("EDNS 4096: TC=%v, %d answers, opt %v", resp.Truncated, len(resp.Answer), opt)
 	}
 

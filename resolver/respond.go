@@ -5,39 +5,9 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
-)
 
-// Header bits.
-const (
-	flagQR = 1 << 15
-	flagAA = 1 << 10
-	flagTC = 1 << 9
-	flagRD = 1 << 8
-	flagCD = 1 << 4
+	"github.com/kdnsd/kdnsd/dnswire"
 )
-
-// EDNS limits. A UDP response honours the requester's advertised payload
-// size, at least 512 octets (RFC 6891 section 6.2.5), but is never larger
-// than ednsPayload, the size DNS flag day 2020 recommends, whatever larger
-// size the requester advertises: a larger datagram may be fragmented, and
-// fragments get lost or spoofed (RFC 8900), and a small query would get an
-// answer up to 60 times its size, which makes an amplifier for attacks on a
-// forged source address. A larger answer is truncated, and the client asks
-// again over TCP. The resolver also advertises ednsPayload as what it
-// accepts.
-const (
-	ednsPayload   = 1232
-	minUDPPayload = 512
-)
-
-// udpLimit returns the largest UDP response to a query, with an EDNS record
-// advertising size or (edns false) without one.
-func udpLimit(edns bool, size uint16) int {
-	if !edns {
-		return minUDPPayload
-	}
-	return min(max(int(size), minUDPPayload), ednsPayload)
-}
 
 // action says what ServeDNS does with a query after reply.
 type action int
@@ -53,66 +23,10 @@ const (
 // dns.Msg (ServeDNS) or from the raw message (the UDP fast path). Both
 // readers fill it alike, and respond is the one place answers come from.
 type query struct {
-	id    uint16
-	flags uint16 // of the response: QR, and the request's opcode, RD and CD
-	// name is the question name as asked, in uncompressed wire form.
-	name          []byte
-	qtype, qclass uint16
-	// The OPT record, if there was one.
-	opt     bool
-	do      bool
-	udpSize uint16
-	version uint8
+	dnswire.Query
 	// noChase answers a CNAME alone, as if no target could be chased.
 	noChase bool
 }
-
-// responseFlags returns the flags of a response to a request with bits.
-func responseFlags(bits uint16) uint16 {
-	return flagQR | bits&(0xf<<11|flagRD|flagCD)
-}
-
-// response is a reply being written into out, whose first 12 octets are the
-// header, filled in by done.
-type response struct {
-	out         []byte
-	id, flags   uint16
-	rcode       int
-	qd, an, ns  uint16
-	ar          uint16
-	edns, do    bool
-	ednsVersion uint8
-}
-
-// done fills in the header, appends the OPT record if the query had one, and
-// returns the message.
-func (m *response) done() []byte {
-	b := m.out
-	ar := m.ar
-	if m.edns {
-		ar++
-		b = append(b, 0, // root
-			0, typeOPT,
-			byte(ednsPayload>>8), byte(ednsPayload&0xff),
-			byte(m.rcode>>4), 0, // extended RCODE, version 0
-			0, 0, // flags
-			0, 0) // no options
-		if m.do {
-			b[len(b)-4] = 0x80 // echo DO (RFC 3225)
-		}
-	}
-	binary.BigEndian.PutUint16(b[0:], m.id)
-	binary.BigEndian.PutUint16(b[2:], m.flags|uint16(m.rcode&0xf))
-	binary.BigEndian.PutUint16(b[4:], m.qd)
-	binary.BigEndian.PutUint16(b[6:], m.an)
-	binary.BigEndian.PutUint16(b[8:], m.ns)
-	binary.BigEndian.PutUint16(b[10:], ar)
-	return b
-}
-
-// minOut is the capacity a response buffer needs for everything but the
-// records: header, question, the SOA of a negative answer and OPT.
-const minOut = 512
 
 // reply writes the response to req into out and says what to do with it.
 // tcp tells whether the response may be as large as a TCP message.
@@ -123,50 +37,50 @@ func (r *Resolver) reply(out []byte, req *dns.Msg, tcp bool) ([]byte, action) {
 // replyTo is reply; with noChase, a CNAME is answered alone (never
 // actChase).
 func (r *Resolver) replyTo(out []byte, req *dns.Msg, tcp, noChase bool) ([]byte, action) {
-	if cap(out) < minOut {
-		out = make([]byte, 0, minOut)
+	if cap(out) < dnswire.MinOut {
+		out = make([]byte, 0, dnswire.MinOut)
 	}
 	var bits uint16
 	bits |= uint16(req.Opcode&0xf) << 11
 	if req.RecursionDesired {
-		bits |= flagRD
+		bits |= dnswire.FlagRD
 	}
 	if req.CheckingDisabled {
-		bits |= flagCD
+		bits |= dnswire.FlagCD
 	}
-	q := query{id: req.Id, flags: responseFlags(bits), noChase: noChase}
-	m := response{out: out[:headerLen], id: q.id, flags: q.flags}
+	q := query{Query: dnswire.Query{ID: req.Id, Flags: dnswire.ResponseFlags(bits)}, noChase: noChase}
+	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.ID, Flags: q.Flags}
 
 	var opt *dns.OPT
 	for _, rr := range req.Extra {
 		if o, ok := rr.(*dns.OPT); ok {
 			if opt != nil { // RFC 6891 section 6.1.1
-				m.rcode = dns.RcodeFormatError
-				return m.done(), actAnswer
+				m.Rcode = dns.RcodeFormatError
+				return m.Done(), actAnswer
 			}
 			opt = o
 		}
 	}
 	if opt != nil {
-		q.opt, q.do, q.udpSize, q.version = true, opt.Do(), opt.UDPSize(), opt.Version()
-		m.edns, m.do = true, q.do
+		q.OPT, q.DO, q.UDPSize, q.Version = true, opt.Do(), opt.UDPSize(), opt.Version()
+		m.EDNS, m.DO = true, q.DO
 	}
 	if req.Opcode != dns.OpcodeQuery {
-		m.rcode = dns.RcodeNotImplemented
-		return m.done(), actAnswer
+		m.Rcode = dns.RcodeNotImplemented
+		return m.Done(), actAnswer
 	}
 	if len(req.Question) != 1 {
-		m.rcode = dns.RcodeFormatError
-		return m.done(), actAnswer
+		m.Rcode = dns.RcodeFormatError
+		return m.Done(), actAnswer
 	}
 	qq := &req.Question[0]
-	var nb [maxNameLen + 1]byte
+	var nb [dnswire.MaxNameLen + 1]byte
 	end, err := dns.PackDomainName(qq.Name, nb[:], 0, nil, false)
-	if err != nil || end == 0 || end > maxNameLen {
-		m.rcode = dns.RcodeFormatError
-		return m.done(), actAnswer
+	if err != nil || end == 0 || end > dnswire.MaxNameLen {
+		m.Rcode = dns.RcodeFormatError
+		return m.Done(), actAnswer
 	}
-	q.name, q.qtype, q.qclass = nb[:end], qq.Qtype, qq.Qclass
+	q.Name, q.Qtype, q.Qclass = nb[:end], qq.Qtype, qq.Qclass
 	return r.respond(out, &q, tcp)
 }
 
@@ -184,8 +98,8 @@ func (r *Resolver) classify(key []byte) int {
 		switch rest := len(key) - i; {
 		case rest == len(r.zone) && string(key[i:]) == r.zone:
 			return zoneCluster
-		case rest == len(inAddrArpa) && string(key[i:]) == inAddrArpa,
-			rest == len(ip6Arpa) && string(key[i:]) == ip6Arpa:
+		case rest == len(dnswire.InAddrArpa) && string(key[i:]) == dnswire.InAddrArpa,
+			rest == len(dnswire.IP6Arpa) && string(key[i:]) == dnswire.IP6Arpa:
 			return zoneReverse
 		case key[i] == 0:
 			return zoneOther
@@ -195,28 +109,28 @@ func (r *Resolver) classify(key []byte) int {
 }
 
 // respond writes the response to q into out (whose capacity must be at
-// least minOut) and says what to do with it.
+// least dnswire.MinOut) and says what to do with it.
 func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
-	m := response{out: out[:headerLen], id: q.id, flags: q.flags, edns: q.opt, do: q.do}
-	limit := udpLimit(q.opt, q.udpSize)
+	m := dnswire.Response{Out: out[:dnswire.HeaderLen], ID: q.ID, Flags: q.Flags, EDNS: q.OPT, DO: q.DO}
+	limit := dnswire.UDPLimit(q.OPT, q.UDPSize)
 	if tcp {
-		limit = maxMsgLen
+		limit = dnswire.MaxMsgLen
 	}
-	qname := q.name
-	m.out = append(m.out, qname...)
-	m.out = binary.BigEndian.AppendUint16(m.out, q.qtype)
-	m.out = binary.BigEndian.AppendUint16(m.out, q.qclass)
-	m.qd = 1
+	qname := q.Name
+	m.Out = append(m.Out, qname...)
+	m.Out = binary.BigEndian.AppendUint16(m.Out, q.Qtype)
+	m.Out = binary.BigEndian.AppendUint16(m.Out, q.Qclass)
+	m.QD = 1
 
-	if q.opt && q.version != 0 {
-		m.rcode = dns.RcodeBadVers
-		return m.done(), actAnswer
+	if q.OPT && q.Version != 0 {
+		m.Rcode = dns.RcodeBadVers
+		return m.Done(), actAnswer
 	}
 
-	var lbuf [maxNameLen]byte
+	var lbuf [dnswire.MaxNameLen]byte
 	key := lbuf[:len(qname)]
 	for i, c := range qname {
-		key[i] = lower(c)
+		key[i] = dnswire.Lower(c)
 	}
 	if isAppliedIndex(q, key) {
 		return r.appliedIndex(&m), actAnswer
@@ -231,170 +145,87 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	case zoneReverse:
 		// Authoritative only for the PTR records of cluster addresses.
 		if ix == nil {
-			m.rcode = dns.RcodeServerFailure // no View yet
-			return m.done(), actAnswer
+			m.Rcode = dns.RcodeServerFailure // no View yet
+			return m.Done(), actAnswer
 		}
 		n := ix.nodes[string(key)]
-		if n == nil || q.qclass != classIN || q.qtype != typePTR && q.qtype != typeANY {
+		if n == nil || q.Qclass != dnswire.ClassIN || q.Qtype != dnswire.TypePTR && q.Qtype != dnswire.TypeANY {
 			return r.outside(&m)
 		}
-		m.flags |= flagAA
-		r.positive(&m, n.set(typePTR), limit)
-		return m.done(), actAnswer
+		m.Flags |= dnswire.FlagAA
+		m.AppendAnswer(n.set(dnswire.TypePTR), limit, !r.noRotate)
+		return m.Done(), actAnswer
 	}
 
-	if q.qclass != dns.ClassINET {
-		m.rcode = dns.RcodeRefused
-		return m.done(), actAnswer
+	if q.Qclass != dns.ClassINET {
+		m.Rcode = dns.RcodeRefused
+		return m.Done(), actAnswer
 	}
-	if q.qtype == typeAXFR || q.qtype == typeIXFR {
-		m.rcode = dns.RcodeRefused // no zone transfers (RFC 5936 section 4.2)
-		return m.done(), actAnswer
+	if q.Qtype == dnswire.TypeAXFR || q.Qtype == dnswire.TypeIXFR {
+		m.Rcode = dns.RcodeRefused // no zone transfers (RFC 5936 section 4.2)
+		return m.Done(), actAnswer
 	}
 	if ix == nil {
-		m.rcode = dns.RcodeServerFailure // no View yet
-		return m.done(), actAnswer
+		m.Rcode = dns.RcodeServerFailure // no View yet
+		return m.Done(), actAnswer
 	}
 
-	m.flags |= flagAA
+	m.Flags |= dnswire.FlagAA
 	n := ix.nodes[string(key)]
 	if n == nil {
 		if ix.podMode == PodInsecure || ix.podsFromView {
 			switch a, kind := r.pod(ix, key); kind {
 			case podNamespace:
 				r.negative(&m, ix, len(qname))
-				return m.done(), actAnswer
+				return m.Done(), actAnswer
 			case podAddress:
-				if q.qtype == typeANY || q.qtype == typeA && a.Is4() || q.qtype == typeAAAA && !a.Is4() {
+				if q.Qtype == dnswire.TypeANY || q.Qtype == dnswire.TypeA && a.Is4() || q.Qtype == dnswire.TypeAAAA && !a.Is4() {
 					r.podRecord(&m, a, ix.ttl)
 				} else {
 					r.negative(&m, ix, len(qname))
 				}
-				return m.done(), actAnswer
+				return m.Done(), actAnswer
 			}
 		}
-		m.rcode = dns.RcodeNameError
+		m.Rcode = dns.RcodeNameError
 		r.negative(&m, ix, len(qname))
-		return m.done(), actAnswer
+		return m.Done(), actAnswer
 	}
 	sec := n.cname
-	if sec != nil && !q.noChase && chases(q.qtype) && (n.cnameInZone || r.forward != nil) {
+	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
 		return nil, actChase // the general path answers with the chain
 	}
 	if sec == nil {
-		if q.qtype == typeANY {
+		if q.Qtype == dnswire.TypeANY {
 			// RFC 8482: answer ANY with one RRset.
 			if len(n.sets) > 0 {
 				sec = n.sets[0].sec
 			}
 		} else {
-			sec = n.set(q.qtype)
+			sec = n.set(q.Qtype)
 		}
 	}
 	if sec == nil {
 		r.negative(&m, ix, len(qname))
-		return m.done(), actAnswer
+		return m.Done(), actAnswer
 	}
-	r.positive(&m, sec, limit)
-	return m.done(), actAnswer
+	m.AppendAnswer(sec, limit, !r.noRotate)
+	return m.Done(), actAnswer
 }
 
 // outside answers a query for a name the resolver is not authoritative for.
-func (r *Resolver) outside(m *response) ([]byte, action) {
+func (r *Resolver) outside(m *dnswire.Response) ([]byte, action) {
 	if r.forward != nil {
 		return nil, actForward
 	}
-	m.rcode = dns.RcodeRefused
-	return m.done(), actAnswer
-}
-
-// positive appends the records of sec: everything if it fits in limit; else
-// without the additional section, which needs no TC (RFC 2181 section 9);
-// else the answer records that fit, with TC. A rotating RRset starts one
-// record further than the previous response did.
-func (r *Resolver) positive(m *response, sec *section, limit int) {
-	space := limit - len(m.out)
-	if m.edns {
-		space -= optLen
-	}
-	n := len(sec.anEnd)
-	an := sec.anLen()
-	start := 0 // offset in sec.wire of the first answer record sent
-	if sec.rotate && !r.noRotate {
-		if k := int(sec.next.Add(1) % uint32(n)); k > 0 {
-			start = int(sec.anEnd[k-1])
-		}
-	}
-	switch {
-	case an <= space:
-		m.out = append(m.out, sec.wire[start:an]...)
-		m.out = append(m.out, sec.wire[:start]...)
-		m.an = uint16(n)
-		if len(sec.wire) <= space {
-			m.out = append(m.out, sec.wire[an:]...)
-			m.ar = sec.ar
-		}
-	default:
-		// Whole records from start on, wrapping around, while they fit.
-		k, end := 0, start
-		for k < n {
-			if end == an {
-				end = 0
-			}
-			next := int(sec.anEnd[recordIndex(sec, end)])
-			if next-end > space {
-				break
-			}
-			m.out = append(m.out, sec.wire[end:next]...)
-			space -= next - end
-			end = next
-			k++
-		}
-		m.an = uint16(k)
-		m.flags |= flagTC
-	}
-}
-
-// recordIndex returns the index of the answer record of sec that starts at
-// offset off.
-func recordIndex(sec *section, off int) int {
-	if off == 0 {
-		return 0
-	}
-	lo, hi := 0, len(sec.anEnd)
-	for lo < hi { // the first end > off
-		mid := (lo + hi) / 2
-		if int(sec.anEnd[mid]) <= off {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
+	m.Rcode = dns.RcodeRefused
+	return m.Done(), actAnswer
 }
 
 // negative appends the zone's SOA as the authority of a negative answer
-// (RFC 2308 section 3), with the TTL a resolver may cache the answer for:
-// the smaller of the SOA's TTL and its minimum field, which are equal here.
-// Its owner, and the suffix of its two names, point at the zone in the
-// question.
-func (r *Resolver) negative(m *response, ix *index, qlen int) {
-	zoneOff := headerLen + qlen - len(r.zone)
-	ptr := [2]byte{0xc0 | byte(zoneOff>>8), byte(zoneOff)}
-	b := append(m.out, ptr[0], ptr[1])
-	b = binary.BigEndian.AppendUint16(b, typeSOA)
-	b = binary.BigEndian.AppendUint16(b, classIN)
-	b = binary.BigEndian.AppendUint32(b, min(ix.soa.ttl, ix.soa.minimum()))
-	rd := len(b) + 2
-	b = append(b, 0, 0)
-	b = append(b, r.mname[:len(r.mname)-len(r.zone)]...)
-	b = append(b, ptr[0], ptr[1])
-	b = append(b, r.rname[:len(r.rname)-len(r.zone)]...)
-	b = append(b, ptr[0], ptr[1])
-	b = ix.soa.appendNumbers(b)
-	binary.BigEndian.PutUint16(b[rd-2:], uint16(len(b)-rd))
-	m.out = b
-	m.ns = 1
+// (RFC 2308 section 3).
+func (r *Resolver) negative(m *dnswire.Response, ix *index, qlen int) {
+	m.AppendNegative(&ix.soa, len(r.zone), qlen)
 }
 
 // Kinds of names below pod.<zone> answered per query.
@@ -448,14 +279,14 @@ func (r *Resolver) podName(key []byte) (addr netip.Addr, ns []byte, kind int) {
 
 // podRecord appends the A or AAAA record of a pod address, owned by the
 // question name.
-func (r *Resolver) podRecord(m *response, a netip.Addr, ttl uint32) {
-	b := append(m.out, 0xc0, headerLen)
+func (r *Resolver) podRecord(m *dnswire.Response, a netip.Addr, ttl uint32) {
+	b := append(m.Out, 0xc0, dnswire.HeaderLen)
 	if a.Is4() {
-		b = binary.BigEndian.AppendUint16(b, typeA)
+		b = binary.BigEndian.AppendUint16(b, dnswire.TypeA)
 	} else {
-		b = binary.BigEndian.AppendUint16(b, typeAAAA)
+		b = binary.BigEndian.AppendUint16(b, dnswire.TypeAAAA)
 	}
-	b = binary.BigEndian.AppendUint16(b, classIN)
+	b = binary.BigEndian.AppendUint16(b, dnswire.ClassIN)
 	b = binary.BigEndian.AppendUint32(b, ttl)
 	if a.Is4() {
 		v := a.As4()
@@ -464,8 +295,8 @@ func (r *Resolver) podRecord(m *response, a netip.Addr, ttl uint32) {
 		v := a.As16()
 		b = append(append(b, 0, 16), v[:]...)
 	}
-	m.out = b
-	m.an = 1
+	m.Out = b
+	m.AN = 1
 }
 
 // parseDashed parses a pod address label (lower case) as CoreDNS does: with

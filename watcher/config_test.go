@@ -67,7 +67,7 @@ func events(t *testing.T, c kubernetes.Interface, ns, reason string) []corev1.Ev
 // change clears the refusal; deleting the ConfigMap puts the flags back.
 // The configuration waits for command format 2.
 func TestConfigMapThroughRealAPIServer(t *testing.T) {
-	admin := podAdmin(t)
+	admin := adminClient(t)
 	store := openPodStore(t)
 	raft := &formatRaft{store: store}
 	raft.version.Store(1)

@@ -101,15 +101,6 @@ func openPodStore(t *testing.T) *fsm.Store {
 	return store
 }
 
-func podAdmin(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(testenv.Get(t).AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // newPodNamespace creates a namespace named prefix-<random>.
 func newPodNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
 	t.Helper()
@@ -158,7 +149,7 @@ func setPodStatus(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, phase c
 // marks them tracked only in the entry that completes them. Then it streams
 // their changes: a new pod, a pod that terminates, a deleted pod.
 func TestNamespacesAndPodsFollowCommandFormat(t *testing.T) {
-	admin := podAdmin(t)
+	admin := adminClient(t)
 	ns := newPodNamespace(t, admin, "pods")
 	const pending = 10
 	for i := range pending {
@@ -249,7 +240,7 @@ func TestNamespacesAndPodsFollowCommandFormat(t *testing.T) {
 // leader is not in verified mode) untracks pods in the same entry as the
 // first of their deletions, and deletes every pod; namespaces stay tracked.
 func TestResyncDeletesNamespacesAndUntracksPods(t *testing.T) {
-	admin := podAdmin(t)
+	admin := adminClient(t)
 	ns := newPodNamespace(t, admin, "resync")
 	runPod(t, admin, ns, "kept", corev1.PodRunning, "10.251.0.1")
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/dnsconfig"
+	"github.com/kdnsd/kdnsd/dnsserver"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/membership"
@@ -411,7 +412,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// should fail before it joins (or bootstraps) a cluster.
 	dnsErr, dnsReady := make(chan error, 1), make(chan struct{})
 	go func() {
-		dnsErr <- res.ListenAndServe(serveCtx, o.dnsAddr, func() {
+		dnsErr <- dnsserver.ListenAndServe(serveCtx, o.dnsAddr, dnsserver.Config{Handler: res, Logger: log}, func() {
 			log.Info("serving DNS", "addr", o.dnsAddr, "zone", o.zone)
 			// Loop detection sends a probe upstream that must find us
 			// listening if the upstream is us.

@@ -180,8 +180,8 @@ func (w *writer) apply(ctx context.Context, name, op, addr string) error {
 		return &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}},
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
+			Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Protocol: new(corev1.ProtocolTCP), Port: new(int32(8080))}},
 		}
 	}
 	var err error
@@ -205,8 +205,6 @@ func (w *writer) apply(ctx context.Context, name, op, addr string) error {
 	}
 	return err
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // marker drives a fresh object named after base until its service
 // exists, retrying until ctx is done, and returns its name and when the API

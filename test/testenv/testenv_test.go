@@ -80,7 +80,7 @@ func TestInformerSeesServiceAndEndpointSlice(t *testing.T) {
 	svc, err := admin.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: corev1.ServiceSpec{
-			IPFamilyPolicy: ptr(corev1.IPFamilyPolicyRequireDualStack),
+			IPFamilyPolicy: new(corev1.IPFamilyPolicyRequireDualStack),
 			Selector:       map[string]string{"app": "web"},
 			Ports: []corev1.ServicePort{{
 				Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080),
@@ -101,10 +101,10 @@ func TestInformerSeesServiceAndEndpointSlice(t *testing.T) {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{
 			Addresses:  []string{"10.244.0.7"},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
-			Hostname:   ptr("web-0"),
+			Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+			Hostname:   new("web-0"),
 		}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(8080)), Protocol: ptr(corev1.ProtocolTCP)}},
+		Ports: []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080)), Protocol: new(corev1.ProtocolTCP)}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -366,5 +366,3 @@ func checkGone(t *testing.T, dir string, pids []int) {
 		t.Fatalf("%v: dir %s: %v; pids still alive: %v", err, dir, statErr, alive)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

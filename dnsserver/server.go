@@ -1,9 +1,10 @@
-package resolver
+package dnsserver
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
@@ -11,10 +12,50 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/kdnsd/kdnsd/dnswire"
 )
 
-// shutdownGrace bounds how long ListenAndServe waits for TCP connections to
-// finish after ctx is done.
+// Handler answers the queries a server reads. *resolver.Resolver is one.
+type Handler interface {
+	// ServeDNS answers a query unpacked by miekg/dns, writing to w: every
+	// TCP query, and the UDP queries ReplyUDP leaves to it, each on a
+	// goroutine of its own, since their answers may wait on an upstream.
+	dns.Handler
+	// AnswerUDP writes into out, of capacity ResponseBufSize, the response
+	// to the raw UDP query msg and returns it, without allocating; or
+	// returns false, having written nothing, for a query it leaves to the
+	// general path.
+	AnswerUDP(out, msg []byte) ([]byte, bool)
+	// ReplyUDP answers req, a UDP query unpacked by miekg/dns, into out if
+	// that takes no wait: it returns the response (nil for none) and true.
+	// It returns false for a query whose answer may wait on an upstream,
+	// which ServeDNS then answers.
+	ReplyUDP(out []byte, req *dns.Msg) ([]byte, bool)
+	// Busy returns the response to req, a query ReplyUDP left to ServeDNS,
+	// when too many of those are being answered already; nil for none.
+	Busy(out []byte, req *dns.Msg) []byte
+}
+
+// ResponseBufSize is the capacity of the buffers UDP responses are written
+// into: the largest UDP response, and room for the general path.
+const ResponseBufSize = dnswire.EDNSPayload + dnswire.MinOut
+
+// Config is what a server needs besides its sockets.
+type Config struct {
+	Handler Handler
+	// Logger receives the server's logs; none when nil.
+	Logger *slog.Logger
+	// NoBatch reads and writes one datagram per system call, as on
+	// systems without recvmmsg: for tests and comparisons.
+	NoBatch bool
+	// MiekgUDP serves UDP with miekg/dns's server, through ServeDNS,
+	// instead of the fast path: for comparisons.
+	MiekgUDP bool
+}
+
+// shutdownGrace bounds how long Serve waits for TCP connections, and for
+// queries ServeDNS is answering, to finish after ctx is done.
 const shutdownGrace = 5 * time.Second
 
 // ListenAndServe serves DNS over UDP and TCP on addr (host:port; port 0
@@ -23,34 +64,41 @@ const shutdownGrace = 5 * time.Second
 // a server fails. ready, if not nil, is called once both servers accept
 // queries.
 //
-// UDP queries are read by GOMAXPROCS sockets sharing addr (SO_REUSEPORT; one
-// socket where that is not supported), and answered through the fast path
-// (see fast.go); TCP is served by miekg/dns's server, through ServeDNS.
-func (r *Resolver) ListenAndServe(ctx context.Context, addr string, ready func()) error {
-	pcs, ln, err := listen(ctx, addr, udpSockets())
+// UDP queries are read by UDPSockets() sockets sharing addr, and answered
+// through the fast path (see udp.go); TCP is served by miekg/dns's server,
+// through ServeDNS.
+func ListenAndServe(ctx context.Context, addr string, cfg Config, ready func()) error {
+	socks, err := Listen(ctx, addr, UDPSockets())
 	if err != nil {
-		return fmt.Errorf("resolver: cannot serve DNS on %s: %w", addr, err)
+		return fmt.Errorf("dnsserver: cannot serve DNS on %s: %w", addr, err)
 	}
-	r.log.Info("serving dns", "udp", pcs[0].LocalAddr(), "udp_sockets", len(pcs), "tcp", ln.Addr())
-	if err := r.serve(ctx, pcs, ln, ready); err != nil {
-		return fmt.Errorf("resolver: serving DNS on %s: %w", addr, err)
+	if err := Serve(ctx, socks, cfg, ready); err != nil {
+		return fmt.Errorf("dnsserver: serving DNS on %s: %w", addr, err)
 	}
 	return nil
 }
 
-// udpSockets is how many UDP sockets ListenAndServe reads from.
-func udpSockets() int {
+// UDPSockets is how many UDP sockets ListenAndServe reads from: GOMAXPROCS
+// where SO_REUSEPORT lets them share an address (Linux), else one.
+func UDPSockets() int {
 	if !reusePort {
 		return 1
 	}
 	return max(1, runtime.GOMAXPROCS(0))
 }
 
-// listen opens the TCP socket and n UDP sockets of addr.
-func listen(ctx context.Context, addr string, n int) ([]*net.UDPConn, net.Listener, error) {
+// Sockets are the listening sockets of one address.
+type Sockets struct {
+	UDP []*net.UDPConn
+	TCP net.Listener
+}
+
+// Listen opens the TCP socket and n UDP sockets of addr (host:port; port 0
+// picks a port free for both).
+func Listen(ctx context.Context, addr string, n int) (Sockets, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, err
+		return Sockets{}, err
 	}
 	var lc net.ListenConfig
 	if port != "0" {
@@ -58,32 +106,32 @@ func listen(ctx context.Context, addr string, n int) ([]*net.UDPConn, net.Listen
 		// SO_REUSEPORT could let the UDP sockets share it.
 		ln, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
-			return nil, nil, err
+			return Sockets{}, err
 		}
 		pcs, err := listenUDP(ctx, host, port, n)
 		if err != nil {
 			ln.Close()
-			return nil, nil, err
+			return Sockets{}, err
 		}
-		return pcs, ln, nil
+		return Sockets{UDP: pcs, TCP: ln}, nil
 	}
 	// Port 0: let TCP pick a port, and take the same for UDP if it is free.
 	for range 20 {
 		ln, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
-			return nil, nil, err
+			return Sockets{}, err
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
 		pcs, err := listenUDP(ctx, host, strconv.Itoa(p), n)
 		if err == nil {
-			return pcs, ln, nil
+			return Sockets{UDP: pcs, TCP: ln}, nil
 		}
 		ln.Close()
 		if !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, err
+			return Sockets{}, err
 		}
 	}
-	return nil, nil, errors.New("no port free for both UDP and TCP")
+	return Sockets{}, errors.New("no port free for both UDP and TCP")
 }
 
 // listenUDP opens n UDP sockets of host:port.
@@ -107,13 +155,13 @@ func listenUDP(ctx context.Context, host, port string, n int) ([]*net.UDPConn, e
 	return pcs, nil
 }
 
-// acceptQuery is the servers' first check of a message, on its header only:
+// AcceptQuery is the servers' first check of a message, on its header only:
 // responses are dropped; opcodes other than QUERY (NOTIFY included: kdnsd
 // has no secondaries) get NOTIMP; the rest as dns.DefaultMsgAcceptFunc
 // (FORMERR unless exactly one question and at most one answer, one authority
 // and two additional records).
-func acceptQuery(h dns.Header) dns.MsgAcceptAction {
-	if h.Bits&flagQR != 0 {
+func AcceptQuery(h dns.Header) dns.MsgAcceptAction {
+	if h.Bits&dnswire.FlagQR != 0 {
 		return dns.MsgIgnore
 	}
 	if int(h.Bits>>11)&0xf != dns.OpcodeQuery {
@@ -122,30 +170,41 @@ func acceptQuery(h dns.Header) dns.MsgAcceptAction {
 	return dns.DefaultMsgAcceptFunc(h)
 }
 
-// runner is one of the servers serve runs.
+// runner is one of the servers Serve runs.
 type runner struct {
 	net  string
 	run  func() error
 	stop func(context.Context) error
 }
 
-// serve runs a TCP server on ln and the UDP fast path on pcs until ctx is
-// done or one of them fails. It closes pcs and ln.
-func (r *Resolver) serve(ctx context.Context, pcs []*net.UDPConn, ln net.Listener, ready func()) error {
+// Serve runs a TCP server and the UDP fast path on socks until ctx is done,
+// then shuts them down and returns nil, or until one of them fails. It
+// closes socks. ready, if not nil, is called once both servers accept
+// queries.
+func Serve(ctx context.Context, socks Sockets, cfg Config, ready func()) error {
+	pcs, ln := socks.UDP, socks.TCP
+	if len(pcs) == 0 || ln == nil || cfg.Handler == nil {
+		return errors.New("no UDP socket, TCP listener or handler to serve")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Info("serving dns", "udp", pcs[0].LocalAddr(), "udp_sockets", len(pcs), "tcp", ln.Addr())
 	started := make(chan struct{}, len(pcs)+1)
 	notify := func() { started <- struct{}{} }
-	tcp := &dns.Server{Listener: ln, Handler: r, MsgAcceptFunc: acceptQuery, NotifyStartedFunc: notify}
+	tcp := &dns.Server{Listener: ln, Handler: cfg.Handler, MsgAcceptFunc: AcceptQuery, NotifyStartedFunc: notify}
 	runners := []runner{{"tcp", tcp.ActivateAndServe, tcp.ShutdownContext}}
 	var us *udpServer
-	if r.miekgUDP {
+	if cfg.MiekgUDP {
 		for _, pc := range pcs {
-			s := &dns.Server{PacketConn: pc, Handler: r, UDPSize: dns.DefaultMsgSize, MsgAcceptFunc: acceptQuery, NotifyStartedFunc: notify}
+			s := &dns.Server{PacketConn: pc, Handler: cfg.Handler, UDPSize: dns.DefaultMsgSize, MsgAcceptFunc: AcceptQuery, NotifyStartedFunc: notify}
 			runners = append(runners, runner{"udp", s.ActivateAndServe, s.ShutdownContext})
 		}
 	} else {
-		us = r.newUDPServer(pcs)
+		us = newUDPServer(cfg.Handler, log, pcs)
 		serveUDP := us.serveBatched
-		if r.noBatch {
+		if cfg.NoBatch {
 			serveUDP = us.serve
 		}
 		for _, pc := range pcs {
@@ -205,14 +264,14 @@ func (r *Resolver) serve(ctx context.Context, pcs []*net.UDPConn, ln net.Listene
 	case res := <-done:
 		running[res.i] = false
 		failed = fmt.Errorf("%s: %w", runners[res.i].net, orClosed(res.err))
-		r.log.Error("dns server failed; stopping", "err", failed)
+		log.Error("dns server failed; stopping", "err", failed)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for i, s := range runners {
 		if running[i] {
 			if err := s.stop(sctx); err != nil {
-				r.log.Warn("dns server shutdown", "net", s.net, "err", err)
+				log.Warn("dns server shutdown", "net", s.net, "err", err)
 			}
 		}
 	}

@@ -1,5 +1,5 @@
 //go:build race
 
-package resolver
+package dnsserver_test
 
 const raceEnabled = true

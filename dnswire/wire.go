@@ -1,4 +1,4 @@
-package resolver
+package dnswire
 
 import (
 	"encoding/binary"
@@ -8,43 +8,43 @@ import (
 	"sync/atomic"
 )
 
-// Names inside this package are lower-case, uncompressed wire-format strings
-// ("\x03web\x07default\x03svc\x07cluster\x05local\x00"): the index's map keys,
-// directly comparable with a lower-cased question name, and cheap to take
-// suffixes of for compression.
+// Names made by this package are lower-case, uncompressed wire-format
+// strings ("\x03web\x07default\x03svc\x07cluster\x05local\x00"): the
+// resolver's index keys, directly comparable with a lower-cased question
+// name, and cheap to take suffixes of for compression.
 
 const (
-	classIN = 1
+	ClassIN = 1
 
-	typeA     = 1
-	typeNS    = 2
-	typeCNAME = 5
-	typeSOA   = 6
-	typePTR   = 12
-	typeTXT   = 16
-	typeAAAA  = 28
-	typeSRV   = 33
-	typeOPT   = 41
-	typeIXFR  = 251
-	typeAXFR  = 252
-	typeANY   = 255
+	TypeA     = 1
+	TypeNS    = 2
+	TypeCNAME = 5
+	TypeSOA   = 6
+	TypePTR   = 12
+	TypeTXT   = 16
+	TypeAAAA  = 28
+	TypeSRV   = 33
+	TypeOPT   = 41
+	TypeIXFR  = 251
+	TypeAXFR  = 252
+	TypeANY   = 255
 
-	headerLen   = 12
-	maxNameLen  = 255 // wire length of a name, including the root label
-	maxLabelLen = 63
-	maxMsgLen   = 65535
+	HeaderLen   = 12
+	MaxNameLen  = 255 // wire length of a name, including the root label
+	MaxLabelLen = 63
+	MaxMsgLen   = 65535
 	// maxSection bounds the precomputed sections of one RRset so that a
 	// response with any question and an OPT record still fits in a TCP message.
-	maxSection = maxMsgLen - headerLen - maxNameLen - 4 - optLen
-	optLen     = 11 // an OPT record without options
+	maxSection = MaxMsgLen - HeaderLen - MaxNameLen - 4 - OptLen
+	OptLen     = 11 // an OPT record without options
 )
 
-// validLabel reports whether s can be a label of a name the resolver
+// ValidLabel reports whether s can be a label of a name the resolver
 // publishes: 1 to 63 ASCII letters, digits, hyphens or underscores. Such a
 // label needs no escaping, so its presentation and wire forms agree byte for
 // byte. Kubernetes validates the names it lets us see far more strictly.
-func validLabel(s string) bool {
-	if len(s) == 0 || len(s) > maxLabelLen {
+func ValidLabel(s string) bool {
+	if len(s) == 0 || len(s) > MaxLabelLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -60,29 +60,30 @@ func validLabel(s string) bool {
 func appendLabel(b []byte, s string) []byte {
 	b = append(b, byte(len(s)))
 	for i := 0; i < len(s); i++ {
-		b = append(b, lower(s[i]))
+		b = append(b, Lower(s[i]))
 	}
 	return b
 }
 
-func lower(c byte) byte {
+// Lower returns c lower-cased if it is an ASCII letter.
+func Lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
 	}
 	return c
 }
 
-// wireName returns the wire name of the given labels followed by suffix (a
+// Name returns the wire name of the given labels followed by suffix (a
 // wire name), or false when a label is not valid or the name is too long.
-func wireName(suffix string, labels ...string) (string, bool) {
+func Name(suffix string, labels ...string) (string, bool) {
 	n := len(suffix)
 	for _, l := range labels {
-		if !validLabel(l) {
+		if !ValidLabel(l) {
 			return "", false
 		}
 		n += 1 + len(l)
 	}
-	if n > maxNameLen {
+	if n > MaxNameLen {
 		return "", false
 	}
 	b := make([]byte, 0, n)
@@ -92,18 +93,18 @@ func wireName(suffix string, labels ...string) (string, bool) {
 	return string(append(b, suffix...)), true
 }
 
-// parseName turns a presentation name ("a.b.", trailing dot optional) made
+// ParseName turns a presentation name ("a.b.", trailing dot optional) made
 // of valid labels into a wire name. The root is "." .
-func parseName(s string) (string, bool) {
+func ParseName(s string) (string, bool) {
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
 		return "\x00", true
 	}
-	return wireName("\x00", strings.Split(s, ".")...)
+	return Name("\x00", strings.Split(s, ".")...)
 }
 
-// presentation returns the dotted form of a wire name made by this package.
-func presentation(w string) string {
+// Presentation returns the dotted form of a wire name made by this package.
+func Presentation(w string) string {
 	if w == "\x00" {
 		return "."
 	}
@@ -115,39 +116,15 @@ func presentation(w string) string {
 	return sb.String()
 }
 
-// dashed returns an address with hyphens for its dots or colons: 10-1-2-3
-// for 10.1.2.3, fd00--1 for fd00::1.
-func dashed(a netip.Addr) string {
-	return strings.ReplaceAll(strings.ReplaceAll(a.String(), ".", "-"), ":", "-")
-}
-
-// endpointLabel returns the label that names an endpoint address without
-// hostname: its dashed form, which must be a valid host name label (RFC 1123
-// section 2.1: no hyphen first or last; Go's resolver drops SRV records whose
-// targets are not). An IPv6 address ending in "::" gets a final 0
-// (fd00-244-6--0 for fd00:244:6::), the name CoreDNS gives it; one starting
-// with "::" a first 0 (0--a01-203 for ::a01:203), where CoreDNS keeps the
-// invalid --a01-203. Either still reads as the address.
-func endpointLabel(a netip.Addr) string {
-	l := dashed(a)
-	if strings.HasSuffix(l, "-") {
-		l += "0"
-	}
-	if strings.HasPrefix(l, "-") {
-		l = "0" + l
-	}
-	return l
-}
-
-// Reverse zones, whose PTR records of cluster addresses the resolver serves.
+// The reverse zones, in wire form.
 const (
-	inAddrArpa = "\x07in-addr\x04arpa\x00"
-	ip6Arpa    = "\x03ip6\x04arpa\x00"
+	InAddrArpa = "\x07in-addr\x04arpa\x00"
+	IP6Arpa    = "\x03ip6\x04arpa\x00"
 )
 
-// reverseName returns the wire name of a's PTR record:
+// ReverseName returns the wire name of a's PTR record:
 // 4.3.2.10.in-addr.arpa. for 10.2.3.4, nibbles under ip6.arpa. for IPv6.
-func reverseName(a netip.Addr) string {
+func ReverseName(a netip.Addr) string {
 	var b []byte
 	if a.Is4() {
 		v := a.As4()
@@ -155,19 +132,19 @@ func reverseName(a netip.Addr) string {
 			d := strconv.Itoa(int(v[i]))
 			b = append(append(b, byte(len(d))), d...)
 		}
-		return string(append(b, inAddrArpa...))
+		return string(append(b, InAddrArpa...))
 	}
 	const hex = "0123456789abcdef"
 	v := a.As16()
 	for i := 15; i >= 0; i-- {
 		b = append(b, 1, hex[v[i]&0xf], 1, hex[v[i]>>4])
 	}
-	return string(append(b, ip6Arpa...))
+	return string(append(b, IP6Arpa...))
 }
 
-// section is the precomputed wire form of the answer and additional sections
+// Section is the precomputed wire form of the answer and additional sections
 // of a positive response for one owner name and type.
-type section struct {
+type Section struct {
 	wire  []byte   // answer records, then additional records
 	anEnd []uint16 // end offset in wire of each answer record
 	ar    uint16   // additional records
@@ -179,18 +156,18 @@ type section struct {
 	next   atomic.Uint32
 }
 
-func (s *section) anLen() int {
+func (s *Section) anLen() int {
 	if len(s.anEnd) == 0 {
 		return 0
 	}
 	return int(s.anEnd[len(s.anEnd)-1])
 }
 
-// builder writes resource records into a pretend message whose header and
+// Builder writes resource records into a pretend message whose header and
 // question are in place, so that compression pointers are right for any real
 // response whose question name has the owner's length.
-type builder struct {
-	ttl   uint32
+type Builder struct {
+	TTL   uint32 // of every record
 	buf   []byte
 	start int // where the answer section starts
 	names []compName
@@ -205,9 +182,9 @@ type compName struct {
 	off  int
 }
 
-// begin starts the sections of a response to a question for owner.
-func (b *builder) begin(owner string) {
-	b.buf = append(b.buf[:0], make([]byte, headerLen)...)
+// Begin starts the sections of a response to a question for owner.
+func (b *Builder) Begin(owner string) {
+	b.buf = append(b.buf[:0], make([]byte, HeaderLen)...)
 	b.names = b.names[:0]
 	b.m = nil
 	b.anEnd = b.anEnd[:0]
@@ -218,22 +195,22 @@ func (b *builder) begin(owner string) {
 	b.start = len(b.buf)
 }
 
-// finish returns the sections written since begin.
-func (b *builder) finish() *section {
+// Finish returns the sections written since Begin.
+func (b *Builder) Finish() *Section {
 	wire := make([]byte, len(b.buf)-b.start)
 	copy(wire, b.buf[b.start:])
-	return &section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
+	return &Section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
 }
 
-// finishRotating is finish for an RRset that may be rotated: one whose
+// FinishRotating is Finish for an RRset that may be rotated: one whose
 // answer records are A, AAAA or SRV records of the question's owner.
-func (b *builder) finishRotating() *section {
-	s := b.finish()
+func (b *Builder) FinishRotating() *Section {
+	s := b.Finish()
 	s.rotate = len(s.anEnd) > 1
 	return s
 }
 
-func (b *builder) lookup(suffix string) (int, bool) {
+func (b *Builder) lookup(suffix string) (int, bool) {
 	if b.m != nil {
 		off, ok := b.m[suffix]
 		return off, ok
@@ -252,7 +229,7 @@ func (b *builder) lookup(suffix string) (int, bool) {
 	return 0, false
 }
 
-func (b *builder) remember(suffix string, off int) {
+func (b *Builder) remember(suffix string, off int) {
 	if off > 0x3fff {
 		return
 	}
@@ -266,7 +243,7 @@ func (b *builder) remember(suffix string, off int) {
 // compress is set (RFC 1035 types only; RFC 3597 section 4 forbids it in
 // newer types such as SRV). Only compressed-form names are remembered as
 // targets, so pointers only ever lead into the question or RFC 1035 names.
-func (b *builder) writeName(n string, compress bool) {
+func (b *Builder) writeName(n string, compress bool) {
 	for i := 0; ; {
 		if n[i] == 0 {
 			b.buf = append(b.buf, 0)
@@ -287,23 +264,23 @@ func (b *builder) writeName(n string, compress bool) {
 
 // rr writes a record's owner, type, class and TTL and returns where its
 // RDLENGTH goes; end fills that in.
-func (b *builder) rr(owner string, typ uint16) int {
+func (b *Builder) rr(owner string, typ uint16) int {
 	b.writeName(owner, true)
 	b.buf = binary.BigEndian.AppendUint16(b.buf, typ)
-	b.buf = binary.BigEndian.AppendUint16(b.buf, classIN)
-	b.buf = binary.BigEndian.AppendUint32(b.buf, b.ttl)
+	b.buf = binary.BigEndian.AppendUint16(b.buf, ClassIN)
+	b.buf = binary.BigEndian.AppendUint32(b.buf, b.TTL)
 	b.buf = append(b.buf, 0, 0)
 	return len(b.buf)
 }
 
-func (b *builder) end(rdata int) {
+func (b *Builder) end(rdata int) {
 	binary.BigEndian.PutUint16(b.buf[rdata-2:], uint16(len(b.buf)-rdata))
 }
 
 // record writes one record with write and counts it in the answer section,
 // or in the additional section if additional. A record that would make the
 // sections longer than maxSection is undone, and so are all later ones.
-func (b *builder) record(additional bool, write func()) {
+func (b *Builder) record(additional bool, write func()) {
 	if b.full {
 		return
 	}
@@ -320,25 +297,28 @@ func (b *builder) record(additional bool, write func()) {
 	}
 }
 
-func (b *builder) addr(additional bool, owner string, a netip.Addr) {
+// Addr writes an A or AAAA record of owner, in the additional section if
+// additional.
+func (b *Builder) Addr(additional bool, owner string, a netip.Addr) {
 	b.record(additional, func() {
 		if a.Is4() {
-			rd := b.rr(owner, typeA)
+			rd := b.rr(owner, TypeA)
 			v4 := a.As4()
 			b.buf = append(b.buf, v4[:]...)
 			b.end(rd)
 			return
 		}
-		rd := b.rr(owner, typeAAAA)
+		rd := b.rr(owner, TypeAAAA)
 		v6 := a.As16()
 		b.buf = append(b.buf, v6[:]...)
 		b.end(rd)
 	})
 }
 
-func (b *builder) srv(owner string, priority, weight, port uint16, target string) {
+// SRV writes an SRV record; its target is not compressed (RFC 3597).
+func (b *Builder) SRV(owner string, priority, weight, port uint16, target string) {
 	b.record(false, func() {
-		rd := b.rr(owner, typeSRV)
+		rd := b.rr(owner, TypeSRV)
 		b.buf = binary.BigEndian.AppendUint16(b.buf, priority)
 		b.buf = binary.BigEndian.AppendUint16(b.buf, weight)
 		b.buf = binary.BigEndian.AppendUint16(b.buf, port)
@@ -348,7 +328,7 @@ func (b *builder) srv(owner string, priority, weight, port uint16, target string
 }
 
 // nameRecord writes a record whose RDATA is one compressible name (CNAME, NS).
-func (b *builder) nameRecord(owner string, typ uint16, target string) {
+func (b *Builder) NameRecord(owner string, typ uint16, target string) {
 	b.record(false, func() {
 		rd := b.rr(owner, typ)
 		b.writeName(target, true)
@@ -356,9 +336,10 @@ func (b *builder) nameRecord(owner string, typ uint16, target string) {
 	})
 }
 
-func (b *builder) txt(owner string, texts ...string) {
+// TXT writes a TXT record of the given strings (each under 256 octets).
+func (b *Builder) TXT(owner string, texts ...string) {
 	b.record(false, func() {
-		rd := b.rr(owner, typeTXT)
+		rd := b.rr(owner, TypeTXT)
 		for _, t := range texts {
 			b.buf = append(b.buf, byte(len(t)))
 			b.buf = append(b.buf, t...)
@@ -367,21 +348,22 @@ func (b *builder) txt(owner string, texts ...string) {
 	})
 }
 
-func (b *builder) soa(owner string, s *soaData) {
+// SOA writes the SOA record s of owner.
+func (b *Builder) SOA(owner string, s *SOA) {
 	b.record(false, func() {
-		rd := b.rr(owner, typeSOA)
-		b.writeName(s.mname, true)
-		b.writeName(s.rname, true)
-		b.buf = s.appendNumbers(b.buf)
+		rd := b.rr(owner, TypeSOA)
+		b.writeName(s.MName, true)
+		b.writeName(s.RName, true)
+		b.buf = s.AppendNumbers(b.buf)
 		b.end(rd)
 	})
 }
 
-// soaData is the zone's SOA.
-type soaData struct {
-	mname, rname string // wire names
-	serial       uint32
-	ttl          uint32 // also the minimum (negative caching) TTL
+// SOA is the data of a zone's SOA record.
+type SOA struct {
+	MName, RName string // wire names
+	Serial       uint32
+	TTL          uint32 // also the minimum (negative caching) TTL
 }
 
 // SOA timers. kdnsd has no secondaries, so they only need to be sane.
@@ -391,13 +373,14 @@ const (
 	soaExpire  = 86400
 )
 
-// minimum is the SOA's minimum field, the negative caching TTL (RFC 2308).
-func (s *soaData) minimum() uint32 { return s.ttl }
+// Minimum is the SOA's minimum field, the negative caching TTL (RFC 2308).
+func (s *SOA) Minimum() uint32 { return s.TTL }
 
-func (s *soaData) appendNumbers(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, s.serial)
+// AppendNumbers appends the SOA's serial, timers and minimum to b.
+func (s *SOA) AppendNumbers(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, s.Serial)
 	b = binary.BigEndian.AppendUint32(b, soaRefresh)
 	b = binary.BigEndian.AppendUint32(b, soaRetry)
 	b = binary.BigEndian.AppendUint32(b, soaExpire)
-	return binary.BigEndian.AppendUint32(b, s.minimum())
+	return binary.BigEndian.AppendUint32(b, s.Minimum())
 }

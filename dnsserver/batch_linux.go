@@ -1,4 +1,4 @@
-package resolver
+package dnsserver
 
 import (
 	"encoding/binary"
@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kdnsd/kdnsd/dnswire"
 )
 
 // On Linux the fast path moves datagrams in batches: one recvmmsg reads
@@ -35,7 +37,7 @@ type mmsghdr struct {
 // reads from or writes to, allocated once.
 type batch struct {
 	rbuf  [batchSize][readBufSize]byte
-	wbuf  [batchSize][ednsPayload + minOut]byte
+	wbuf  [batchSize][ResponseBufSize]byte
 	names [batchSize]unix.RawSockaddrInet6 // large enough for IPv4 too
 	riov  [batchSize]unix.Iovec
 	roob  [batchSize][128]byte
@@ -100,7 +102,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			default:
 				// The first message could not be sent (the client's
 				// address, say): skip it.
-				s.r.log.Debug("writing dns response", "err", errno)
+				s.log.Debug("writing dns response", "err", errno)
 				b.sent++
 			}
 		}
@@ -115,7 +117,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			return err
 		}
 		if b.errno != 0 {
-			s.r.log.Debug("reading dns queries", "err", b.errno)
+			s.log.Debug("reading dns queries", "err", b.errno)
 			time.Sleep(time.Millisecond) // do not spin on a lasting error
 			continue
 		}
@@ -123,7 +125,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 		for i := range b.nread {
 			rh := &b.rhdr[i]
 			msg := b.rbuf[i][:rh.n]
-			if rh.hdr.Flags&unix.MSG_TRUNC != 0 || len(msg) < headerLen || msg[2]&0x80 != 0 {
+			if rh.hdr.Flags&unix.MSG_TRUNC != 0 || len(msg) < dnswire.HeaderLen || msg[2]&0x80 != 0 {
 				continue // too long, no header, or a response: never answered
 			}
 			k := b.nwrite
@@ -131,7 +133,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			if s.pktinfo {
 				wo = replyOOB(b.woob[k][:], b.roob[i][:rh.hdr.Controllen])
 			}
-			resp, ok := s.r.fastReply(b.wbuf[k][:0], msg)
+			resp, ok := s.h.AnswerUDP(b.wbuf[k][:0], msg)
 			if !ok {
 				from, ok := sockaddrAddrPort(&b.names[i])
 				if !ok {

@@ -1,4 +1,4 @@
-package resolver
+package dnsserver_test
 
 import (
 	"context"
@@ -15,29 +15,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-)
 
-// serveOn serves r on a loopback port with n UDP sockets until the test
-// ends and returns the address.
-func serveOn(t *testing.T, r *Resolver, n int) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pcs, ln, err := listen(ctx, "127.0.0.1:0", n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- r.serve(ctx, pcs, ln, func() { close(ready) }) }()
-	<-ready
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
+	"github.com/kdnsd/kdnsd/dnsserver"
+	"github.com/kdnsd/kdnsd/dnsserver/dnsservertest"
+	"github.com/kdnsd/kdnsd/resolver"
+	"github.com/kdnsd/kdnsd/resolver/resolvertest"
+)
 
 // TestDig asks dig, over UDP and TCP, a server started by ListenAndServe.
 func TestDig(t *testing.T) {
@@ -45,18 +28,20 @@ func TestDig(t *testing.T) {
 	if err != nil {
 		t.Skip("dig not installed")
 	}
-	pcs, ln, err := listen(context.Background(), "127.0.0.1:0", 1)
+	socks, err := dnsserver.Listen(context.Background(), "127.0.0.1:0", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().(*net.TCPAddr)
-	pcs[0].Close()
-	ln.Close()
-	r := newTestResolver(t, testView(1))
+	addr := socks.TCP.Addr().(*net.TCPAddr)
+	socks.UDP[0].Close()
+	socks.TCP.Close()
+	r := newTestResolver(t, resolver.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- r.ListenAndServe(ctx, addr.String(), func() { close(ready) }) }()
+	go func() {
+		done <- dnsserver.ListenAndServe(ctx, addr.String(), dnsserver.Config{Handler: r}, func() { close(ready) })
+	}()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -108,7 +93,7 @@ func TestDig(t *testing.T) {
 // every datagram back with QR set: the least a Go read-write loop costs, as
 // a bound for the fast path.
 func echoServer(t *testing.T, n int) string {
-	lc := net.ListenConfig{Control: udpControl(false)}
+	lc := net.ListenConfig{Control: dnsserver.UDPControl(false)}
 	addr := "127.0.0.1:0"
 	for range n {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -160,8 +145,8 @@ func TestServerAllocs(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts need a quiet, race-free run")
 	}
-	r := newTestResolver(t, testView(1))
-	addr := serveOn(t, r, 1)
+	r := newTestResolver(t, resolver.Config{})
+	addr := dnsservertest.Start(t, dnsserver.Config{Handler: r}, 1)
 	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +184,7 @@ func TestServerAllocs(t *testing.T) {
 // the fast path and through miekg/dns's server. It runs only with
 // KDNSD_DNSPERF=1:
 //
-//	KDNSD_DNSPERF=1 go test -run DNSPerf -v ./resolver
+//	KDNSD_DNSPERF=1 go test -run DNSPerf -v ./dnsserver
 func TestDNSPerf(t *testing.T) {
 	if os.Getenv("KDNSD_DNSPERF") == "" {
 		t.Skip("set KDNSD_DNSPERF=1 to run dnsperf")
@@ -246,11 +231,14 @@ func TestDNSPerf(t *testing.T) {
 	} {
 		var addr string
 		if c.echo {
-			addr = echoServer(t, udpSockets())
+			addr = echoServer(t, dnsserver.UDPSockets())
 		} else {
-			r := newTestResolver(t, bigView(1000, 1))
-			r.miekgUDP, r.noBatch = c.miekg, c.noBatch
-			addr = serveOn(t, r, udpSockets())
+			r, err := resolver.New(resolver.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Update(resolvertest.BigView(1000, 1))
+			addr = dnsservertest.Start(t, dnsserver.Config{Handler: r, MiekgUDP: c.miekg, NoBatch: c.noBatch}, dnsserver.UDPSockets())
 		}
 		host, port, _ := net.SplitHostPort(addr)
 		args := []string{"-s", host, "-p", port, "-d", data, "-l", "5", "-c", "8", "-T", "1", "-q", "500"}
@@ -266,7 +254,7 @@ func TestDNSPerf(t *testing.T) {
 			t.Fatalf("dnsperf output:\n%s", out)
 		}
 		t.Logf("%s (%d UDP sockets, GOMAXPROCS %d): dnsperf %s: %s queries per second, %s lost; CPU seconds: server %.2f, dnsperf %.2f",
-			c.name, udpSockets(), runtime.GOMAXPROCS(0), strings.Join(args, " "), m[1], l[1],
+			c.name, dnsserver.UDPSockets(), runtime.GOMAXPROCS(0), strings.Join(args, " "), m[1], l[1],
 			server.Seconds(), (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 	}
 }

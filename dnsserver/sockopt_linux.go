@@ -1,4 +1,4 @@
-package resolver
+package dnsserver
 
 import (
 	"encoding/binary"
