@@ -382,27 +382,22 @@ type Setting struct {
 func InForce(flags *fsm.DNSConfig, st *fsm.ConfigState) (*fsm.DNSConfig, []Setting) {
 	out := *flags
 	out.Source, out.Records = "flags", nil
-	var cm *fsm.DNSConfig
+	c := &fsm.DNSConfig{} // the committed configuration, sets nothing if none
 	if st != nil && st.Config != nil {
-		cm = st.Config
-		out.Source = cm.Source
+		c = st.Config
+		out.Source = c.Source
 	}
 	var settings []Setting
+	// pick takes the committed value if set is true, and records the value
+	// in force as show prints it.
 	pick := func(key string, set bool, take func(), show func() string) {
 		from := "flag"
-		if cm != nil && set {
+		if set {
 			take()
-			from = cm.Source
+			from = c.Source
 		}
 		settings = append(settings, Setting{Key: key, Value: show(), From: from})
 	}
-	orZero := func(c *fsm.DNSConfig) *fsm.DNSConfig {
-		if c == nil {
-			return &fsm.DNSConfig{}
-		}
-		return c
-	}
-	c := orZero(cm)
 	pick(KeyUpstreams, len(c.Upstreams) > 0, func() { out.Upstreams = c.Upstreams }, func() string {
 		if len(out.Upstreams) == 0 {
 			return "(the nameservers of --resolv-conf)"
