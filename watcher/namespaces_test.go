@@ -101,17 +101,6 @@ func openPodStore(t *testing.T) *fsm.Store {
 	return store
 }
 
-// newPodNamespace creates a namespace named prefix-<random>.
-func newPodNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
-	t.Helper()
-	ns, err := c.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
 // runPod creates a pod and gives it phase and ips through the status
 // subresource (no kubelet runs here).
 func runPod(t *testing.T, c kubernetes.Interface, ns, name string, phase corev1.PodPhase, ips ...string) {
@@ -150,7 +139,7 @@ func setPodStatus(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, phase c
 // their changes: a new pod, a pod that terminates, a deleted pod.
 func TestNamespacesAndPodsFollowCommandFormat(t *testing.T) {
 	admin := adminClient(t)
-	ns := newPodNamespace(t, admin, "pods")
+	ns := createNamespace(t, admin, "pods")
 	const pending = 10
 	for i := range pending {
 		runPod(t, admin, ns, fmt.Sprintf("p%d", i), corev1.PodPending, fmt.Sprintf("10.250.0.%d", i+1))
@@ -241,7 +230,7 @@ func TestNamespacesAndPodsFollowCommandFormat(t *testing.T) {
 // first of their deletions, and deletes every pod; namespaces stay tracked.
 func TestResyncDeletesNamespacesAndUntracksPods(t *testing.T) {
 	admin := adminClient(t)
-	ns := newPodNamespace(t, admin, "resync")
+	ns := createNamespace(t, admin, "resync")
 	runPod(t, admin, ns, "kept", corev1.PodRunning, "10.251.0.1")
 
 	store := openPodStore(t)
