@@ -71,7 +71,7 @@ func TestConfigMapThroughRealAPIServer(t *testing.T) {
 	store := openPodStore(t)
 	raft := &formatRaft{store: store}
 	raft.version.Store(1)
-	ns := newPodNamespace(t, admin, "config")
+	ns := createNamespace(t, admin, "config")
 	ctx := context.Background()
 	cms := admin.CoreV1().ConfigMaps(ns)
 	cm, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kdnsd"},
