@@ -212,6 +212,12 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &st, c.call(ctx, http.MethodGet, "/v1/status", nil, &st)
 }
 
+// DNSConfig returns the DNS configuration the replica serves.
+func (c *Client) DNSConfig(ctx context.Context) (*DNSConfigResponse, error) {
+	var d DNSConfigResponse
+	return &d, c.call(ctx, http.MethodGet, "/v1/config", nil, &d)
+}
+
 // Peers returns the Raft configuration with each peer's health.
 func (c *Client) Peers(ctx context.Context) (*PeersResponse, error) {
 	var p PeersResponse

@@ -64,6 +64,10 @@ type Config struct {
 	Views Views
 	// WatcherState describes the Kubernetes watcher; optional.
 	WatcherState func() string
+	// FlagDNSConfig is the DNS configuration the replica's flags give,
+	// in force where the committed one sets nothing (GET /v1/config);
+	// optional.
+	FlagDNSConfig *fsm.DNSConfig
 	// ServedIndex is the Raft index of the records DNS answers from; the
 	// View's index when nil.
 	ServedIndex func() uint64

@@ -9,7 +9,9 @@
 // meaningful status code. Every response carries X-Kdnsd-Peer, the ID of the
 // replica that handled the request.
 //
+//	GET    /                    an HTML status page: this replica, its peers, the DNS configuration
 //	GET    /v1/status           this replica: Status
+//	GET    /v1/config           the DNS configuration this replica serves, value by value
 //	GET    /v1/peers            the Raft configuration with each peer's health: PeersResponse
 //	POST   /v1/peers            AddPeerRequest → Configuration            (leader)
 //	DELETE /v1/peers/{id}       → Configuration; 404 for an unknown ID    (leader)

@@ -41,6 +41,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.status())
 }
 
+func (s *Server) handleDNSConfig(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, NewDNSConfigResponse(s.id, s.cfg.FlagDNSConfig, s.cfg.Views.View().Config()))
+}
+
 // servers reads the configuration, answering the error itself.
 func (s *Server) servers(w http.ResponseWriter) ([]raftnode.ServerInfo, bool) {
 	servers, err := s.cfg.Node.Servers()
@@ -52,9 +56,20 @@ func (s *Server) servers(w http.ResponseWriter) ([]raftnode.ServerInfo, bool) {
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
-	servers, ok := s.servers(w)
-	if !ok {
+	resp, err := s.gatherPeers(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), "read the raft configuration: %v", err)
 		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// gatherPeers returns the Raft configuration with each peer's health, asking the
+// others for their status.
+func (s *Server) gatherPeers(ctx context.Context) (PeersResponse, error) {
+	servers, err := s.cfg.Node.Servers()
+	if err != nil {
+		return PeersResponse{}, err
 	}
 	leaderID, _ := s.cfg.Node.Leader()
 	resp := PeersResponse{ReportedBy: s.id, LeaderID: leaderID, CommitIndex: s.cfg.Node.Status().CommitIndex, Peers: make([]Peer, len(servers))}
@@ -71,7 +86,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wg.Go(func() {
-			st, err := s.peerStatus(r.Context(), p.AdminAddress)
+			st, err := s.peerStatus(ctx, p.AdminAddress)
 			if err != nil {
 				p.Problem = "unreachable: " + err.Error()
 				return
@@ -80,7 +95,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 // fill records a peer's own status and judges its health.

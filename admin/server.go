@@ -249,6 +249,8 @@ func tokenMatches(given string, tokens []string) bool {
 func (s *Server) routes() (tcp, socket http.Handler) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/config", s.handleDNSConfig)
+	mux.HandleFunc("GET /{$}", s.handlePage)
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
 	mux.HandleFunc("POST /v1/peers", s.leaderOnly(s.handleAddPeer))
 	mux.HandleFunc("DELETE /v1/peers/{id}", s.leaderOnly(s.handleRemovePeer))

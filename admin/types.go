@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/kdnsd/kdnsd/dnsconfig"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
@@ -33,6 +35,15 @@ type Status struct {
 	EndpointSlices int    `json:"endpoint_slices"`
 	// Watcher describes the Kubernetes watcher: "follower" off the leader.
 	Watcher string `json:"watcher,omitempty"`
+	// ConfigSource names the DNS configuration in force: the ConfigMap
+	// version (namespace/name@resourceVersion), or "flags" when none was
+	// committed. ConfigIndex is the Raft index it was committed at.
+	ConfigSource string `json:"config_source,omitempty"`
+	ConfigIndex  uint64 `json:"config_index,omitempty"`
+	// ConfigError is why the leader refused the last ConfigMap version
+	// (ConfigRejected) since the one in force; empty when it refused none.
+	ConfigError    string `json:"config_error,omitempty"`
+	ConfigRejected string `json:"config_rejected,omitempty"`
 }
 
 // NewStatus makes the Status of a replica whose Raft member reports st, that
@@ -41,6 +52,14 @@ type Status struct {
 func NewStatus(st raftnode.Status, v *fsm.View, served uint64, watcher string) Status {
 	out := Status{Status: st, LeaderAddress: st.LeaderAddr, ServedIndex: served, Watcher: watcher}
 	out.Services, out.EndpointSlices = v.Counts()
+	cfg := v.Config()
+	out.ConfigSource, out.ConfigIndex = "flags", cfg.Index
+	if cfg.Config != nil {
+		out.ConfigSource = cfg.Config.Source
+	}
+	if cfg.Rejected != nil {
+		out.ConfigRejected, out.ConfigError = cfg.Rejected.Source, cfg.Rejected.Error
+	}
 	if st.State != raftnode.StateLeader && !st.LastContact.IsZero() {
 		out.LastContactMS = new(time.Since(st.LastContact).Milliseconds())
 	}
@@ -48,6 +67,39 @@ func NewStatus(st raftnode.Status, v *fsm.View, served uint64, watcher string) S
 		if srv.ID == st.ID {
 			out.Voter = srv.Voter
 		}
+	}
+	return out
+}
+
+// DNSConfigResponse is GET /v1/config: the DNS configuration one replica
+// serves, value by value with where each came from.
+type DNSConfigResponse struct {
+	ReportedBy string `json:"reported_by"`
+	// Source names the committed configuration ("flags" for none) and
+	// Index the Raft index it was committed at.
+	Source   string              `json:"source"`
+	Index    uint64              `json:"index"`
+	Settings []dnsconfig.Setting `json:"settings"`
+	// Records are the custom records, in zone-file form.
+	Records []string `json:"records,omitempty"`
+	// Rejected and Error: the ConfigMap version refused since, and why.
+	Rejected string `json:"rejected,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// NewDNSConfigResponse describes what a replica with flags flags serves
+// from st.
+func NewDNSConfigResponse(id string, flags *fsm.DNSConfig, st *fsm.ConfigState) DNSConfigResponse {
+	if flags == nil {
+		flags = &fsm.DNSConfig{}
+	}
+	inForce, settings := dnsconfig.InForce(flags, st)
+	out := DNSConfigResponse{ReportedBy: id, Source: inForce.Source, Index: st.Index, Settings: settings}
+	for _, r := range inForce.Records {
+		out.Records = append(out.Records, fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Data))
+	}
+	if st.Rejected != nil {
+		out.Rejected, out.Error = st.Rejected.Source, st.Rejected.Error
 	}
 	return out
 }

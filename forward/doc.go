@@ -28,6 +28,12 @@
 // address is one of Config.LocalAddrs is dropped with an error log, since it
 // would be kdnsd asking itself; New fails if that leaves a set empty.
 //
+// A Forwarder's settings are fixed at New. A Switch (a dns.Handler) holds
+// the Forwarder in force and replaces it atomically, which is how kdnsd
+// serve applies a DNS configuration committed through Raft (upstreams, stub
+// domains, cache size, negative-cache TTL): the replaced Forwarder stops
+// its health checks and loop detection, and its cache goes with it.
+//
 // Each client query tries the upstreams of its set in turn until one gives
 // an answer: healthy upstreams first, from a random one on in configured
 // order, then those marked down, so that a query is never failed without

@@ -23,12 +23,17 @@ const (
 	OpUpsertPod       Op = 7
 	OpDeletePod       Op = 8
 	OpSetTracked      Op = 9
+	OpSetConfig       Op = 10
+	OpRejectConfig    Op = 11
 )
 
 // minVersion is the oldest command format that carries o: a build that
 // knows only older formats cannot apply it.
 func (o Op) minVersion() int {
-	if o >= OpUpsertNamespace {
+	switch {
+	case o >= OpSetConfig:
+		return ConfigCommandVersion
+	case o >= OpUpsertNamespace:
 		return PodsCommandVersion
 	}
 	return int(formatV1)
@@ -54,20 +59,27 @@ func (o Op) String() string {
 		return "delete-pod"
 	case OpSetTracked:
 		return "set-tracked"
+	case OpSetConfig:
+		return "set-config"
+	case OpRejectConfig:
+		return "reject-config"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-// Command is one change to the record set. Upserts carry the whole object;
-// deletes carry only Namespace and Name. A namespace is its Name alone.
+// Command is one change to the record set or the configuration. Upserts
+// carry the whole object; deletes carry only Namespace and Name. A namespace
+// is its Name alone.
 type Command struct {
-	Op        Op             `json:"op"`
-	Service   *Service       `json:"svc,omitempty"`
-	Slice     *EndpointSlice `json:"slice,omitempty"`
-	Pod       *Pod           `json:"pod,omitempty"`
-	Tracked   *Tracked       `json:"tracked,omitempty"`
-	Namespace string         `json:"ns,omitempty"`
-	Name      string         `json:"name,omitempty"`
+	Op        Op               `json:"op"`
+	Service   *Service         `json:"svc,omitempty"`
+	Slice     *EndpointSlice   `json:"slice,omitempty"`
+	Pod       *Pod             `json:"pod,omitempty"`
+	Tracked   *Tracked         `json:"tracked,omitempty"`
+	Config    *DNSConfig       `json:"config,omitempty"`
+	Rejection *ConfigRejection `json:"rejection,omitempty"`
+	Namespace string           `json:"ns,omitempty"`
+	Name      string           `json:"name,omitempty"`
 }
 
 // UpsertService returns a command that creates or replaces s.
@@ -142,6 +154,8 @@ func (c *Command) validateFields() error {
 		if c.Tracked == nil {
 			return errors.New("set-tracked without what is tracked")
 		}
+	case OpSetConfig, OpRejectConfig:
+		return c.validateConfig()
 	default:
 		return fmt.Errorf("unknown operation %d", uint8(c.Op))
 	}
@@ -152,7 +166,8 @@ func (c *Command) validateFields() error {
 // version; a JSON array of Commands follows. Version 1 is the format every
 // release decodes, and the one a leader writes until every server of the
 // cluster advertises a newer one (raftnode, membership). Version 2 adds the
-// operations on namespaces, pods and Tracked (Op.minVersion); an entry of an
+// operations on namespaces, pods and Tracked, and set-config and
+// reject-config (Op.minVersion); an entry of an
 // older format that holds one does not decode. MaxCommandVersion, the newest
 // format this build decodes and encodes, is set per build (format_release.go;
 // format_next.go with the kdnsd_formatnext build tag, for upgrade tests).
@@ -164,6 +179,9 @@ const (
 	// pods and tracked kinds: a leader commits them only while it writes
 	// this format or a newer one.
 	PodsCommandVersion = int(formatV2)
+	// ConfigCommandVersion is the oldest format that carries the DNS
+	// configuration (set-config, reject-config).
+	ConfigCommandVersion = int(formatV2)
 )
 
 // Encode turns a batch of commands into one Raft log entry in format 1.

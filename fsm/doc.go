@@ -12,6 +12,14 @@
 // Tracked says whether a View holds all of them, since a View written while
 // the cluster could not replicate them (format 1) holds none or part.
 //
+// The cluster's DNS configuration (DNSConfig: upstreams, stub domains,
+// custom records, TTL, pod mode, negative-cache TTL, cache size; from
+// format 2 on) is part of the View too (View.Config), with the log index it
+// was committed at, so that every replica switches at the same entry and a
+// restarted replica serves the last one committed. A configuration the
+// leader refused is recorded beside it (ConfigRejection) without changing
+// it. Package dnsconfig parses and validates; fsm only stores.
+//
 // # Durability and monotonic reads
 //
 // hashicorp/raft restores only its last snapshot on start and re-applies the

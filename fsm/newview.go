@@ -7,6 +7,9 @@ type Records struct {
 	Namespaces []string
 	Pods       []*Pod
 	Tracked    Tracked
+	// Config is the configuration part, with the indexes it was
+	// committed at; nil for none.
+	Config *ConfigState
 }
 
 // View builds a View of r as of index, for snapshots, tests and tools that
@@ -16,6 +19,9 @@ func (r *Records) View(index uint64) *View {
 	c := newChange(emptyView())
 	for _, cmd := range r.commands() {
 		c.apply(&cmd)
+	}
+	if r.Config != nil {
+		c.next.config = r.Config
 	}
 	c.next.index = index
 	return c.next
@@ -42,9 +48,19 @@ func (r *Records) commands() []Command {
 	return cmds
 }
 
-// validate checks every record as an upsert command would be checked.
+// validate checks every record as an upsert command would be checked, and
+// the configuration as set-config and reject-config would be.
 func (r *Records) validate() error {
-	for _, cmd := range r.commands() {
+	cmds := r.commands()
+	if r.Config != nil {
+		if r.Config.Config != nil {
+			cmds = append(cmds, SetConfig(r.Config.Config))
+		}
+		if r.Config.Rejected != nil {
+			cmds = append(cmds, RejectConfig(*r.Config.Rejected))
+		}
+	}
+	for _, cmd := range cmds {
 		if err := cmd.validateFields(); err != nil {
 			return err
 		}

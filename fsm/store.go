@@ -24,6 +24,7 @@ var (
 	bucketPods       = []byte("pods")
 	keyApplied       = []byte("applied")
 	keyTracked       = []byte("tracked")
+	keyConfig        = []byte("config")
 	// recordBuckets hold the records; a restore replaces them all.
 	recordBuckets = [][]byte{bucketServices, bucketSlices, bucketNamespaces, bucketPods}
 )
@@ -101,6 +102,12 @@ func (s *Store) load() (*View, error) {
 		if raw := meta.Get(keyTracked); raw != nil {
 			if err := json.Unmarshal(raw, &r.Tracked); err != nil {
 				return fmt.Errorf("tracked kinds: %w", err)
+			}
+		}
+		if raw := meta.Get(keyConfig); raw != nil {
+			r.Config = new(ConfigState)
+			if err := json.Unmarshal(raw, r.Config); err != nil {
+				return fmt.Errorf("dns configuration: %w", err)
 			}
 		}
 		if err := loadBucket(tx, bucketServices, "service", &r.Services); err != nil {
@@ -272,6 +279,11 @@ func (s *Store) commit(c *change) error {
 				return err
 			}
 		}
+		if c.touchedConfig {
+			if err := putConfig(tx, next.config); err != nil {
+				return err
+			}
+		}
 		return putIndex(tx, next.index)
 	})
 	if err != nil {
@@ -308,6 +320,14 @@ func putTracked(tx *bolt.Tx, t Tracked) error {
 	return tx.Bucket(bucketMeta).Put(keyTracked, raw)
 }
 
+func putConfig(tx *bolt.Tx, st *ConfigState) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyConfig, raw)
+}
+
 func putIndex(tx *bolt.Tx, index uint64) error {
 	var raw [8]byte
 	binary.BigEndian.PutUint64(raw[:], index)
@@ -316,7 +336,8 @@ func putIndex(tx *bolt.Tx, index uint64) error {
 
 // Snapshot formats: the first byte of a snapshot; a JSON snapshotBody
 // follows. Format 1 holds services and endpoint slices only, and is what a
-// View without namespaces, pods or tracked kinds is written in, so that a
+// View without namespaces, pods, tracked kinds or configuration is written
+// in, so that a
 // build that knows format 1 only can still install it; format 2 holds
 // everything. An older build refuses a format-2 snapshot rather than
 // dropping the records it does not know.
@@ -332,6 +353,7 @@ type snapshotBody struct {
 	Namespaces []string         `json:"namespaces,omitempty"`
 	Pods       []*Pod           `json:"pods,omitempty"`
 	Tracked    *Tracked         `json:"tracked,omitempty"`
+	Config     *ConfigState     `json:"config,omitempty"`
 }
 
 // WriteSnapshot writes the whole of v to w.
@@ -353,7 +375,10 @@ func WriteSnapshot(w io.Writer, v *View) error {
 	if v.tracked != (Tracked{}) {
 		body.Tracked = &v.tracked
 	}
-	if len(body.Namespaces) > 0 || len(body.Pods) > 0 || body.Tracked != nil {
+	if *v.config != (ConfigState{}) {
+		body.Config = v.config
+	}
+	if len(body.Namespaces) > 0 || len(body.Pods) > 0 || body.Tracked != nil || body.Config != nil {
 		format = snapshotFormatV2
 	}
 	if _, err := w.Write([]byte{format}); err != nil {
@@ -381,12 +406,12 @@ func ReadSnapshot(r io.Reader) (*View, error) {
 	if err := dec.Decode(&body); err != nil {
 		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 	}
-	rec := Records{Services: body.Services, Slices: body.Slices, Namespaces: body.Namespaces, Pods: body.Pods}
+	rec := Records{Services: body.Services, Slices: body.Slices, Namespaces: body.Namespaces, Pods: body.Pods, Config: body.Config}
 	if body.Tracked != nil {
 		rec.Tracked = *body.Tracked
 	}
-	if format[0] == snapshotFormatV1 && (len(rec.Namespaces) > 0 || len(rec.Pods) > 0 || body.Tracked != nil) {
-		return nil, errors.New("read snapshot: corrupt: format 1 with namespaces, pods or tracked kinds")
+	if format[0] == snapshotFormatV1 && (len(rec.Namespaces) > 0 || len(rec.Pods) > 0 || body.Tracked != nil || body.Config != nil) {
+		return nil, errors.New("read snapshot: corrupt: format 1 with namespaces, pods, tracked kinds or configuration")
 	}
 	if err := rec.validate(); err != nil {
 		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
@@ -441,6 +466,9 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 			}
 		}
 		if err := putTracked(tx, v.tracked); err != nil {
+			return err
+		}
+		if err := putConfig(tx, v.config); err != nil {
 			return err
 		}
 		return putIndex(tx, v.index)

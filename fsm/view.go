@@ -24,6 +24,7 @@ type View struct {
 	pods     map[string]*podGroup
 	podCount int
 	tracked  Tracked
+	config   *ConfigState // never nil
 }
 
 // podGroup is the pods of one namespace.
@@ -41,6 +42,7 @@ func emptyView() *View {
 		bySvc:      map[ServiceKey][]*EndpointSlice{},
 		namespaces: map[string]struct{}{},
 		pods:       map[string]*podGroup{},
+		config:     &ConfigState{},
 	}
 }
 
@@ -126,11 +128,12 @@ func (v *View) PodCounts() (namespaces, pods int) { return len(v.namespaces), v.
 // Tracked returns which kinds the View holds in full.
 func (v *View) Tracked() Tracked { return v.tracked }
 
-// SameRecords reports whether v and o hold the same records, whatever their
-// indexes.
+// SameRecords reports whether v and o hold the same records and
+// configuration, whatever their indexes.
 func (v *View) SameRecords(o *View) bool {
 	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) ||
-		v.podCount != o.podCount || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) {
+		v.podCount != o.podCount || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) ||
+		!v.config.Config.Equal(o.config.Config) {
 		return false
 	}
 	for p := range v.Pods() {
@@ -166,6 +169,7 @@ type change struct {
 	touchedNS     map[string]bool
 	touchedPods   map[PodKey]bool
 	touchedTracks bool
+	touchedConfig bool
 }
 
 func newChange(from *View) *change {
@@ -225,6 +229,10 @@ func (c *change) apply(cmd *Command) {
 	case OpSetTracked:
 		v.tracked = *cmd.Tracked
 		c.touchedTracks = true
+		return
+	case OpSetConfig, OpRejectConfig:
+		v.applyConfig(cmd, v.index)
+		c.touchedConfig = true
 		return
 	}
 	c.ensureCopied()

@@ -167,8 +167,8 @@ func (r *Resolver) lookup(name string, qtype, qclass uint16) (*dns.Msg, bool) {
 	for i, c := range nb[:end] {
 		key[i] = dnswire.Lower(c)
 	}
-	if r.classify(key) != zoneCluster {
-		return nil, false
+	if r.classify(key) != zoneCluster && r.idx.Load().outsideNode(key) == nil {
+		return nil, false // custom records outside the zone answer as the zone's do
 	}
 	q := query{Query: dnswire.Query{Flags: dnswire.FlagQR, Name: nb[:end], Qtype: qtype, Qclass: qclass}, noChase: true}
 	out, act := r.respond(make([]byte, 0, dnswire.MinOut), &q, true)

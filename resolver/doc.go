@@ -184,4 +184,12 @@
 // Until Update has been called once the resolver knows nothing, and answers
 // SERVFAIL for names in the zone and in the reverse zones rather than a
 // negative answer that clients would cache.
+//
+// # The cluster's DNS configuration
+//
+// A View may carry the DNS configuration committed through Raft
+// (fsm.DNSConfig, from a ConfigMap): where it sets the TTL or the pod mode,
+// they override Config's for the index built from that View, so every
+// replica switches at the same log index; its custom records are built into
+// the same index and answered like cluster records (custom.go).
 package resolver

@@ -25,6 +25,14 @@ type index struct {
 	// pod names are those of the services' endpoint addresses, as releases
 	// before pods were replicated answered.
 	namespacesFromView, podsFromView, endpointPods bool
+	// ttl and podMode are those in force for this View: the configuration's
+	// (fsm.DNSConfig), else Config's.
+	ttl     uint32
+	podMode string
+	// custom holds the configuration's custom records; shadowed counts
+	// those not served because a Service's records hold their name.
+	custom   *custom
+	shadowed int
 }
 
 // node is one owner name. A node without sets and cname is an empty
@@ -76,20 +84,28 @@ type namedNode struct {
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	nsvc, _ := v.Counts()
 	tracked := v.Tracked()
+	ttl, podMode := r.ttl, PodModeOf(r.podMode, v)
+	cfg := v.Config().Config
+	if cfg != nil && cfg.TTL != 0 {
+		ttl = cfg.TTL
+	}
+	r.b.TTL = ttl
 	ix := &index{
 		view:               v,
-		soa:                dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: r.ttl},
+		soa:                dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: ttl},
 		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
 		namespacesFromView: tracked.Namespaces,
-		podsFromView:       tracked.Pods && r.podMode == PodVerified,
-		endpointPods:       !tracked.Pods && r.podMode == PodVerified,
+		podsFromView:       tracked.Pods && podMode == PodVerified,
+		endpointPods:       !tracked.Pods && podMode == PodVerified,
+		ttl:                ttl,
+		podMode:            podMode,
 	}
 	rebuilt, names := 0, 0
 	for s := range v.Services() {
 		k := s.Key()
 		sl := v.SlicesOf(k)
 		rec := (*svcRecords)(nil)
-		if prev != nil && prev.endpointPods == ix.endpointPods {
+		if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 			if old := prev.services[k]; old != nil && old.svc == s && slices.Equal(old.slices, sl) {
 				rec = old
 			}
@@ -125,7 +141,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.nodes[r.svcZone] = ent
 	ix.nodes[r.nsZone] = ent
 	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
-	if r.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
+	if podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		ix.nodes[r.podZone] = ent
 	}
 	b.Begin(r.version)
@@ -161,6 +177,13 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 		}
 	}
+	c := (*custom)(nil)
+	if prev != nil && prev.custom != nil && prev.custom.cfg == cfg && prev.custom.ttl == ttl {
+		c = prev.custom
+	} else {
+		c = r.buildCustom(cfg, ttl)
+	}
+	r.addCustom(ix, c)
 	return ix, rebuilt
 }
 

@@ -57,6 +57,18 @@ const (
 	PodDisabled = "disabled"
 )
 
+// PodModeOf returns the pod mode in force for v: its configuration's
+// (fsm.DNSConfig.PodMode) when it sets a known one, else flag.
+func PodModeOf(flag string, v *fsm.View) string {
+	if cfg := v.Config().Config; cfg != nil {
+		switch cfg.PodMode {
+		case PodInsecure, PodVerified, PodDisabled:
+			return cfg.PodMode
+		}
+	}
+	return flag
+}
+
 // Default configuration values.
 const (
 	DefaultZone = "cluster.local."

@@ -138,6 +138,9 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	ix := r.idx.Load()
 	switch r.classify(key) {
 	case zoneOther:
+		if n := ix.outsideNode(key); n != nil {
+			return r.answerOutside(&m, n, q, limit)
+		}
 		return r.outside(&m)
 	case zoneReverse:
 		// Authoritative only for the PTR records of cluster addresses.
@@ -170,14 +173,14 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	m.Flags |= dnswire.FlagAA
 	n := ix.nodes[string(key)]
 	if n == nil {
-		if r.podMode == PodInsecure || ix.podsFromView {
+		if ix.podMode == PodInsecure || ix.podsFromView {
 			switch a, kind := r.pod(ix, key); kind {
 			case podNamespace:
 				r.negative(&m, ix, len(qname))
 				return m.Done(), actAnswer
 			case podAddress:
 				if q.Qtype == dnswire.TypeANY || q.Qtype == dnswire.TypeA && a.Is4() || q.Qtype == dnswire.TypeAAAA && !a.Is4() {
-					r.podRecord(&m, a)
+					r.podRecord(&m, a, ix.ttl)
 				} else {
 					r.negative(&m, ix, len(qname))
 				}
@@ -276,7 +279,7 @@ func (r *Resolver) podName(key []byte) (addr netip.Addr, ns []byte, kind int) {
 
 // podRecord appends the A or AAAA record of a pod address, owned by the
 // question name.
-func (r *Resolver) podRecord(m *dnswire.Response, a netip.Addr) {
+func (r *Resolver) podRecord(m *dnswire.Response, a netip.Addr, ttl uint32) {
 	b := append(m.Out, 0xc0, dnswire.HeaderLen)
 	if a.Is4() {
 		b = binary.BigEndian.AppendUint16(b, dnswire.TypeA)
@@ -284,7 +287,7 @@ func (r *Resolver) podRecord(m *dnswire.Response, a netip.Addr) {
 		b = binary.BigEndian.AppendUint16(b, dnswire.TypeAAAA)
 	}
 	b = binary.BigEndian.AppendUint16(b, dnswire.ClassIN)
-	b = binary.BigEndian.AppendUint32(b, r.ttl)
+	b = binary.BigEndian.AppendUint32(b, ttl)
 	if a.Is4() {
 		v := a.As4()
 		b = append(append(b, 0, 4), v[:]...)

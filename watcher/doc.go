@@ -37,6 +37,18 @@
 // records are deleted. While the format is too old, their changes wait: the
 // diff when it moves on repairs them.
 //
+// # The DNS configuration
+//
+// ConfigWatcher, run beside Watcher in each term, watches one ConfigMap
+// (kdnsd serve --config-map) and commits its parsed configuration
+// (package dnsconfig) as fsm.SetConfig, or a refusal as fsm.RejectConfig
+// that leaves the configuration in force as it is, with a Kubernetes Event
+// on the ConfigMap, one log line and a count (Rejections); both travel in
+// command format 2 only. Each term compares the ConfigMap with the View
+// (also once a second, so that a record refused for colliding with a
+// Service is accepted once the Service goes, and one that a new Service
+// collides with is reported), so a new leader repeats nothing.
+//
 // # Failure isolation
 //
 // An unreachable or slow API server blocks nothing but the watcher: every

@@ -13,7 +13,6 @@ import (
 	"github.com/kdnsd/kdnsd/membership"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
-	"github.com/kdnsd/kdnsd/watcher"
 )
 
 // adminOptions configure the admin API that `kdnsd peers`, `status` and
@@ -71,14 +70,15 @@ func (a adminOptions) validate(dataDir string) error {
 }
 
 // server returns the admin API server, or nil when it is off.
-func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, w *watcher.Watcher, mem *membership.Membership, log *slog.Logger) (*admin.Server, error) {
+func (a adminOptions) server(dataDir string, node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, watcherState func() string, mem *membership.Membership, flags *fsm.DNSConfig, log *slog.Logger) (*admin.Server, error) {
 	cfg := a.config(dataDir)
 	if cfg.Addr == "" && cfg.Socket == "" {
 		return nil, nil
 	}
 	cfg.Node, cfg.Views, cfg.Logger = node, store, log.With("component", "admin")
 	cfg.ServedIndex = res.AppliedIndex
-	cfg.WatcherState = func() string { return watcherState(node, w) }
+	cfg.WatcherState = watcherState
+	cfg.FlagDNSConfig = flags
 	if a.addr == "" {
 		return admin.NewServer(cfg)
 	}

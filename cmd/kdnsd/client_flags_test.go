@@ -14,6 +14,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/admin/admintest"
+	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 
 	"github.com/kdnsd/kdnsd/test/wait"
@@ -63,6 +64,7 @@ func newAdminTestGroup(t *testing.T) *adminTestGroup {
 		srv, err := admin.NewServer(admin.Config{
 			Addr: g.addrs[id], TLSCert: cert, TLSKey: key, ClientCA: g.ca.CertFile, TokenFile: g.tokenFile,
 			Node: g.fc.Node(id), Views: g.fc, WatcherState: func() string { return "watching" },
+			FlagDNSConfig: &fsm.DNSConfig{Source: "flags", TTL: 30, PodMode: "insecure", CacheSize: 10000},
 			PeerAdminAddr: func(id, _ string) string { return g.addrs[id] },
 		})
 		if err != nil {
@@ -103,7 +105,7 @@ func (g *adminTestGroup) flagsFor(id string) []string {
 func runAdminCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	root := &cobra.Command{Use: "kdnsd", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newPeersCommand(), newStatusCommand(), newSnapshotCommand())
+	root.AddCommand(newPeersCommand(), newStatusCommand(), newSnapshotCommand(), newConfigCommand())
 	var out, errOut strings.Builder
 	root.SetOut(&out)
 	root.SetErr(&errOut)

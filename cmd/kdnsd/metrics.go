@@ -8,11 +8,12 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
+	"github.com/kdnsd/kdnsd/watcher"
 )
 
 // metrics registers what /metrics exposes: the process, the replica's
 // place in the Raft group, and the forwarder's counters (read once a scrape).
-func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder) *prometheus.Registry {
+func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Switch, cw *watcher.ConfigWatcher) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -35,6 +36,11 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Forwarder
 		forwardCollector{fwd},
 		raftRejectedCollector{node},
 	)
+	if cw != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kdnsd_config_rejections_total",
+			Help: "DNS configurations (ConfigMap versions) this replica refused while leading; the last good one stayed in force."},
+			func() float64 { return float64(cw.Rejections()) }))
+	}
 	return reg
 }
 
@@ -59,7 +65,7 @@ var (
 )
 
 // forwardCollector exposes forward.Stats.
-type forwardCollector struct{ fwd *forward.Forwarder }
+type forwardCollector struct{ fwd *forward.Switch }
 
 func (c forwardCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUpstreamQueries, descUpstreamFailures, descUpstreamHealthy, descCacheHits,
@@ -69,7 +75,7 @@ func (c forwardCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c forwardCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.fwd.Stats()
+	st := c.fwd.Current().Stats()
 	for _, u := range st.Upstreams {
 		ch <- prometheus.MustNewConstMetric(descUpstreamQueries, prometheus.CounterValue, float64(u.Queries), u.Addr)
 		ch <- prometheus.MustNewConstMetric(descUpstreamFailures, prometheus.CounterValue, float64(u.Failures), u.Addr)

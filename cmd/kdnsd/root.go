@@ -16,7 +16,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newPeersCommand(), newStatusCommand(), newSnapshotCommand(), newCertsCommand())
+	root.AddCommand(newServeCommand(), newPeersCommand(), newStatusCommand(), newSnapshotCommand(), newCertsCommand(), newConfigCommand())
 	return root
 }
 

@@ -30,6 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kdnsd/kdnsd/admin"
+	"github.com/kdnsd/kdnsd/dnsconfig"
 	"github.com/kdnsd/kdnsd/dnsserver"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
@@ -51,6 +52,7 @@ type serveOptions struct {
 	serveStale, lameduck                        time.Duration
 	nsAddrs                                     []net.IP
 	podMode                                     string
+	configMap                                   string
 	discovery                                   discoveryOptions
 	adminAPI                                    adminOptions
 }
@@ -99,6 +101,7 @@ func newServeCommand() *cobra.Command {
 	f.Uint32Var(&o.ttl, "ttl", 30, "TTL of cluster records, in seconds")
 	f.IPSliceVar(&o.nsAddrs, "ns-addr", nil, "addresses of ns.dns.<zone>, the name server in the zone's NS record: kdnsd's own Service IPs (default: the cluster IPs of kube-system/kube-dns)")
 	f.StringVar(&o.podMode, "pod-mode", resolver.PodInsecure, "pod records <a-b-c-d>.<ns>.pod.<zone>: insecure, verified or disabled")
+	f.StringVar(&o.configMap, "config-map", "kube-system/kdnsd", "namespace/name of the ConfigMap whose DNS configuration overrides these flags on every replica (see package dnsconfig); empty: none")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "log level of the Raft library")
@@ -157,7 +160,14 @@ func (o *serveOptions) validate() error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	if _, err := o.forwarder(nil); err != nil {
+	if _, _, err := o.configMapName(); err != nil {
+		return err
+	}
+	flags, err := o.flagConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := o.forwarder(nil, flags); err != nil {
 		return err
 	}
 	if _, err := resolver.New(o.resolverConfig(nil, nil)); err != nil {
@@ -196,11 +206,8 @@ func (o *serveOptions) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func (o *serveOptions) resolverConfig(log *slog.Logger, fwd *forward.Forwarder) resolver.Config {
-	cfg := resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, PodMode: o.podMode}
-	if fwd != nil {
-		cfg.Forward = fwd
-	}
+func (o *serveOptions) resolverConfig(log *slog.Logger, fwd dns.Handler) resolver.Config {
+	cfg := resolver.Config{Zone: o.zone, TTL: o.ttl, Logger: log, PodMode: o.podMode, Forward: fwd}
 	for _, ip := range o.nsAddrs {
 		if addr, ok := netip.AddrFromSlice(ip); ok {
 			cfg.NSAddrs = append(cfg.NSAddrs, addr.Unmap())
@@ -209,31 +216,91 @@ func (o *serveOptions) resolverConfig(log *slog.Logger, fwd *forward.Forwarder) 
 	return cfg
 }
 
-// forwarder builds the forwarder from the flags.
-func (o *serveOptions) forwarder(log *slog.Logger) (*forward.Forwarder, error) {
-	stubs := map[string][]string{}
+// flagConfig is the DNS configuration the flags give: what is in force
+// where the committed configuration (the ConfigMap) sets nothing.
+func (o *serveOptions) flagConfig() (*fsm.DNSConfig, error) {
+	cfg := &fsm.DNSConfig{Source: "flags", Upstreams: o.upstreams, TTL: o.ttl, PodMode: o.podMode, CacheSize: o.cacheSize}
+	seen := map[string]bool{}
 	for _, s := range o.stubDomains {
 		domain, servers, ok := strings.Cut(s, "=")
 		if !ok || domain == "" || servers == "" {
 			return nil, fmt.Errorf("--stub-domain %q: want domain=ip[:port][;ip[:port]…]", s)
 		}
 		fqdn := dns.CanonicalName(domain)
-		if _, dup := stubs[fqdn]; dup {
+		if seen[fqdn] {
 			return nil, fmt.Errorf("--stub-domain %q: %s is given twice", s, domain)
 		}
+		seen[fqdn] = true
 		if dns.IsSubDomain(dns.CanonicalName(o.zone), fqdn) {
 			return nil, fmt.Errorf("--stub-domain %q: %s is inside the cluster zone %s, which kdnsd answers itself", s, domain, o.zone)
 		}
-		stubs[fqdn] = strings.Split(servers, ";")
+		cfg.StubDomains = append(cfg.StubDomains, fsm.StubDomain{Domain: fqdn, Servers: strings.Split(servers, ";")})
+	}
+	return cfg, nil
+}
+
+// forwarder builds a forwarder for the configuration in force.
+func (o *serveOptions) forwarder(log *slog.Logger, cfg *fsm.DNSConfig) (*forward.Forwarder, error) {
+	stubs := map[string][]string{}
+	for _, s := range cfg.StubDomains {
+		stubs[s.Domain] = s.Servers
 	}
 	f, err := forward.New(forward.Config{
-		Upstreams: o.upstreams, ResolvConf: o.resolvConf, StubDomains: stubs, LocalAddrs: o.dnsAddrs(),
-		CacheSize: o.cacheSize, MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
+		Upstreams: cfg.Upstreams, ResolvConf: o.resolvConf, StubDomains: stubs, LocalAddrs: o.dnsAddrs(),
+		CacheSize: cfg.CacheSize, MaxNegativeTTL: time.Duration(cfg.NegativeTTL) * time.Second,
+		MaxInFlight: o.maxInFlight, ServeStale: o.serveStale, Logger: log,
 	})
-	if err != nil {
+	switch {
+	case err != nil && cfg.Source == "flags":
 		return nil, fmt.Errorf("forwarding (--upstream, --resolv-conf, --stub-domain): %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("forwarding as %s configures it: %w", cfg.Source, err)
 	}
 	return f, nil
+}
+
+// sameForwarding reports whether a and b configure the forwarder alike.
+func sameForwarding(a, b *fsm.DNSConfig) bool {
+	x, y := *a, *b
+	x.Source, x.Records, x.TTL, x.PodMode = "", nil, 0, ""
+	y.Source, y.Records, y.TTL, y.PodMode = "", nil, 0, ""
+	return x.Equal(&y)
+}
+
+// followForwarding switches the forwarder whenever the store publishes a
+// configuration that forwards differently, until ctx ends. A configuration
+// the forwarder refuses (say, every upstream is this replica's own
+// address) leaves the one in force, with an error in the log.
+func followForwarding(ctx context.Context, store *fsm.Store, sw *forward.Switch, flags, inForce *fsm.DNSConfig,
+	build func(*fsm.DNSConfig) (*forward.Forwarder, error), log *slog.Logger) {
+	ch, cancel := store.Subscribe()
+	defer cancel()
+	seen := store.View().Config().Config
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		st := store.View().Config()
+		if st.Config == seen {
+			continue
+		}
+		seen = st.Config
+		next, _ := dnsconfig.InForce(flags, st)
+		if sameForwarding(next, inForce) {
+			continue
+		}
+		f, err := build(next)
+		if err != nil {
+			log.Error("cannot forward as the committed configuration says; forwarding stays as it was",
+				"source", next.Source, "index", st.Index, "err", err)
+			continue
+		}
+		sw.Set(f)
+		inForce = next
+		log.Info("forwarding configuration switched", "source", next.Source, "index", st.Index)
+	}
 }
 
 // dnsAddrs are the addresses --dns-addr serves on: one, or with an
@@ -258,6 +325,18 @@ func (o *serveOptions) dnsAddrs() []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// configMapName splits --config-map; ok is false when it is empty.
+func (o *serveOptions) configMapName() (namespace, name string, err error) {
+	if o.configMap == "" {
+		return "", "", nil
+	}
+	namespace, name, ok := strings.Cut(o.configMap, "/")
+	if !ok || namespace == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--config-map %q: want namespace/name", o.configMap)
+	}
+	return namespace, name, nil
 }
 
 func kubeConfig(path string) (*rest.Config, error) {
@@ -301,10 +380,25 @@ func serve(ctx context.Context, o serveOptions) error {
 	services, slices := store.View().Counts()
 	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices)
 
-	fwd, err := o.forwarder(log.With("component", "forward"))
+	// Forwarding as the last committed configuration says, from the
+	// start: with the API server down too.
+	flags, err := o.flagConfig()
 	if err != nil {
 		return err
 	}
+	fwdLog := log.With("component", "forward")
+	build := func(cfg *fsm.DNSConfig) (*forward.Forwarder, error) { return o.forwarder(fwdLog, cfg) }
+	inForce, _ := dnsconfig.InForce(flags, store.View().Config())
+	first, err := build(inForce)
+	if err != nil && inForce.Source != "flags" {
+		log.Error("cannot forward as the committed configuration says; forwarding as the flags say", "source", inForce.Source, "err", err)
+		inForce, _ = dnsconfig.InForce(flags, nil)
+		first, err = build(inForce)
+	}
+	if err != nil {
+		return err
+	}
+	fwd := forward.NewSwitch(first)
 	res, err := resolver.New(o.resolverConfig(log, fwd))
 	if err != nil {
 		return err
@@ -312,6 +406,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
 	go res.Follow(serveCtx, store)
+	go followForwarding(serveCtx, store, fwd, flags, inForce, build, fwdLog)
 
 	// Every listener is up before Raft starts: a replica that cannot serve
 	// should fail before it joins (or bootstraps) a cluster.
@@ -377,13 +472,31 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	w, err := watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
-		WatchPods: o.podMode == resolver.PodVerified, CommandVersion: node.CommandVersion})
+	// The pod mode in force (the configuration's, else --pod-mode) decides
+	// whether the leader's watcher replicates pods: a term restarts its
+	// watcher when that changes.
+	podsWanted := func() bool { return resolver.PodModeOf(o.podMode, store.View()) == resolver.PodVerified }
+	newWatcher := func(pods bool) (*watcher.Watcher, error) {
+		return watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
+			WatchPods: pods, CommandVersion: node.CommandVersion})
+	}
+	watchers := &leaderWatchers{node: node}
+	w, err := newWatcher(podsWanted())
 	if err != nil {
 		node.Shutdown()
 		return err
 	}
-	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, w, mem, log)
+	watchers.w.Store(w)
+	if ns, name, _ := o.configMapName(); name != "" { // checked by validate
+		watchers.cw, err = watcher.NewConfigWatcher(watcher.ConfigWatcherConfig{Client: client, Namespace: ns, Name: name,
+			Zone: o.zone, CommandVersion: node.CommandVersion, Views: store, Raft: node, Logger: log})
+		if err != nil {
+			node.Shutdown()
+			return err
+		}
+	}
+	cw := watchers.cw
+	adminSrv, err := o.adminAPI.server(o.dataDir, node, store, res, watchers.state, mem, flags, log)
 	if err != nil {
 		node.Shutdown()
 		return err
@@ -405,8 +518,27 @@ func serve(ctx context.Context, o serveOptions) error {
 			if group != nil {
 				reconcile.Go(func() { group.Reconcile(term, node) })
 			}
-			if err := w.Run(term); err != nil && term.Err() == nil {
-				log.Error("watcher stopped", "err", err)
+			if cw != nil {
+				reconcile.Go(func() { cw.Run(term) })
+			}
+			for {
+				pods := podsWanted()
+				w, err := newWatcher(pods) // as at start, but for WatchPods
+				if err != nil {
+					log.Error("watcher", "err", err)
+					break
+				}
+				watchers.w.Store(w)
+				run, stop := context.WithCancel(term)
+				go stopWhenPodsChange(run, stop, store, pods, podsWanted)
+				if err := w.Run(run); err != nil && term.Err() == nil {
+					log.Error("watcher stopped", "err", err)
+				}
+				stop()
+				if term.Err() != nil {
+					break
+				}
+				log.Info("the pod mode in force changed: restarting the watcher", "watch_pods", !pods)
 			}
 			reconcile.Wait()
 			log.Info("no longer leading: stopped watching")
@@ -414,7 +546,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 
 	var draining atomic.Bool
-	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, w, draining.Load), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, watchers.state, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -460,9 +592,9 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Forwarder, w *watcher.Watcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Switch, watcherState func() string, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd), promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd, cw), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once answering from records (DNS is up before this server
@@ -486,14 +618,47 @@ func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fw
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
-		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState(node, w)))
+		enc.Encode(admin.NewStatus(node.Status(), store.View(), res.AppliedIndex(), watcherState()))
 	})
 	return mux
 }
 
-func watcherState(node *raftnode.Node, w *watcher.Watcher) string {
-	if !node.IsLeader() {
+// leaderWatchers are the watchers a leader runs, for status pages.
+type leaderWatchers struct {
+	node *raftnode.Node
+	w    atomic.Pointer[watcher.Watcher] // the current term's
+	cw   *watcher.ConfigWatcher          // nil without --config-map
+}
+
+// state describes the watchers of a leader: the Kubernetes watcher's state,
+// and the configuration watcher's unless it simply watches.
+func (l *leaderWatchers) state() string {
+	if !l.node.IsLeader() {
 		return "follower"
 	}
-	return w.State()
+	st := l.w.Load().State()
+	if l.cw != nil {
+		if c := l.cw.State(); c != "watching" {
+			st += "; configmap: " + c
+		}
+	}
+	return st
+}
+
+// stopWhenPodsChange calls stop once whether pods are wanted differs from
+// pods, or when ctx ends.
+func stopWhenPodsChange(ctx context.Context, stop func(), store *fsm.Store, pods bool, wanted func() bool) {
+	ch, cancel := store.Subscribe()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if wanted() != pods {
+				stop()
+				return
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -45,11 +46,30 @@ func newStatusCommand() *cobra.Command {
 			{"ENDPOINT SLICES", st.EndpointSlices},
 			{"WATCHER", st.Watcher},
 			{"MAX COMMAND FORMAT", st.MaxCommandVersion},
+			{"CONFIG", configInForce(st.ConfigSource, st.ConfigIndex)},
 		} {
 			fmt.Fprintf(tw, "%s\t%v\n", row[0], row[1])
+		}
+		if st.ConfigError != "" {
+			fmt.Fprintf(tw, "CONFIG REFUSED\t%s\n", st.ConfigRejected)
+			for _, line := range strings.Split(st.ConfigError, "\n") {
+				fmt.Fprintf(tw, "\t%s\n", line)
+			}
 		}
 		return tw.Flush()
 	})
 	o.register(cmd)
 	return cmd
+}
+
+// configInForce names the configuration in force and where it was
+// committed.
+func configInForce(source string, index uint64) string {
+	switch {
+	case source == "":
+		return "flags (a replica of an older release)"
+	case index == 0:
+		return source
+	}
+	return fmt.Sprintf("%s (raft index %d)", source, index)
 }

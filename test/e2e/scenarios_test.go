@@ -220,6 +220,10 @@ func rbacForReal(t *testing.T, cs kubernetes.Interface) {
 			_, err := sa.AppsV1().StatefulSets(kdnsdNamespace).Get(ctx, "kdnsd", metav1.GetOptions{})
 			return err
 		},
+		"get configmap kdnsd (the DNS configuration)": func() error {
+			_, err := sa.CoreV1().ConfigMaps(kdnsdNamespace).Get(ctx, "kdnsd", metav1.GetOptions{})
+			return err
+		},
 	}
 	denied := map[string]func() error{
 		"list secrets (kube-system)": func() error { _, err := sa.CoreV1().Secrets(kdnsdNamespace).List(ctx, list); return err },
