@@ -158,13 +158,16 @@ type awaitRestart struct {
 	// stop ends every wait: a replica shutting down fails its RPCs at once,
 	// as before (its leadership transfer must not wait on a dead peer).
 	stop <-chan struct{}
+	// member reports whether a server is still in the configuration: one
+	// removed (scaled down) is not waited for.
+	member func(raft.ServerID) bool
 }
 
 func (t awaitRestart) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	deadline := time.Now().Add(t.window)
 	for {
 		err := t.voteGuard.AppendEntries(id, target, args, resp)
-		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Add(t.retry).After(deadline) {
+		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Add(t.retry).After(deadline) || !t.member(id) {
 			return err
 		}
 		select {
@@ -184,7 +187,8 @@ func (n *Node) newTransport(bind string, advertise net.Addr, auth *raftauth.Plan
 	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: rpcTimeout, Logger: log, ServerAddressProvider: addrs,
 	})
-	return awaitRestart{voteGuard: voteGuard{NetworkTransport: nt, mayVote: n.mayVote}, window: rpcTimeout, retry: refusedRetry, stop: n.stop}, nt, nil
+	return awaitRestart{voteGuard: voteGuard{NetworkTransport: nt, mayVote: n.mayVote}, window: rpcTimeout, retry: refusedRetry, stop: n.stop,
+		member: func(id raft.ServerID) bool { _, ok := n.configuredAddr(string(id)); return ok }}, nt, nil
 }
 
 // checkRPC is every accepted request's check (see guardedConn).

@@ -33,12 +33,14 @@ func TestAwaitRestart(t *testing.T) {
 		name    string
 		window  time.Duration
 		stopped bool
+		removed bool // the peer is no longer in the configuration
 		listen  bool // the peer starts listening after two refused dials
 		wantErr bool
 	}{
 		{name: "peer comes back within the window", window: time.Hour, listen: true},
 		{name: "peer stays down", window: 300 * time.Millisecond, wantErr: true},
 		{name: "replica stopping", window: time.Hour, stopped: true, wantErr: true},
+		{name: "peer removed", window: time.Hour, removed: true, wantErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +56,8 @@ func TestAwaitRestart(t *testing.T) {
 			if tc.stopped {
 				close(stop)
 			}
-			tr := awaitRestart{voteGuard: voteGuard{NetworkTransport: nt}, window: tc.window, retry: 10 * time.Millisecond, stop: stop}
+			tr := awaitRestart{voteGuard: voteGuard{NetworkTransport: nt}, window: tc.window, retry: 10 * time.Millisecond, stop: stop,
+				member: func(raft.ServerID) bool { return !tc.removed }}
 
 			type result struct {
 				resp raft.AppendEntriesResponse
@@ -89,8 +92,8 @@ func TestAwaitRestart(t *testing.T) {
 				if !errors.Is(r.err, syscall.ECONNREFUSED) {
 					t.Fatalf("err = %v, want the refusal", r.err)
 				}
-				if tc.stopped && stream.dials.Load() != 1 {
-					t.Fatalf("a stopping replica dialled %d times, want 1", stream.dials.Load())
+				if (tc.stopped || tc.removed) && stream.dials.Load() != 1 {
+					t.Fatalf("dialled %d times, want 1", stream.dials.Load())
 				}
 				return
 			}
