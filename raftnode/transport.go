@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -132,16 +133,62 @@ func (t voteGuard) RequestPreVote(id raft.ServerID, target raft.ServerAddress, a
 	return t.NetworkTransport.RequestPreVote(id, target, args, resp)
 }
 
+// rpcTimeout is the transport's dial and I/O timeout: how long an RPC to a
+// peer whose packets are dropped (partitioned, its host gone) waits.
+const rpcTimeout = 10 * time.Second
+
+// refusedRetry is how often awaitRestart dials a peer that refuses again.
+const refusedRetry = 50 * time.Millisecond
+
+// awaitRestart makes an AppendEntries to a peer that refuses connections
+// (its host is up, its process is not: a replica restarting) dial again
+// until the peer listens, for as long as a dial to a partitioned peer
+// waits (rpcTimeout), instead of failing at once. hashicorp/raft backs off
+// replication to a peer after every failed RPC, 10 ms doubling up to
+// 10.24 s, and only a successful replication resets it (heartbeats do
+// not): a follower down for 15 s that refused every dial had run up ten
+// failures, and the leader then slept for seconds before sending it what
+// it missed, while it answered from its old state. Waiting for the peer
+// counts one failure per rpcTimeout, as a partition does, and the follower
+// gets the log within refusedRetry of listening again. The request never
+// reached the peer, so sending it again is safe.
+type awaitRestart struct {
+	voteGuard
+	window, retry time.Duration
+	// stop ends every wait: a replica shutting down fails its RPCs at once,
+	// as before (its leadership transfer must not wait on a dead peer).
+	stop <-chan struct{}
+	// member reports whether a server is still in the configuration: one
+	// removed (scaled down) is not waited for.
+	member func(raft.ServerID) bool
+}
+
+func (t awaitRestart) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	deadline := time.Now().Add(t.window)
+	for {
+		err := t.voteGuard.AppendEntries(id, target, args, resp)
+		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Add(t.retry).After(deadline) || !t.member(id) {
+			return err
+		}
+		select {
+		case <-t.stop:
+			return err
+		case <-time.After(t.retry):
+		}
+	}
+}
+
 // transport is the Raft transport of a Node.
-func (n *Node) newTransport(bind string, advertise net.Addr, auth *raftauth.Plane, addrs *addressProvider, log hclog.Logger) (voteGuard, *raft.NetworkTransport, error) {
+func (n *Node) newTransport(bind string, advertise net.Addr, auth *raftauth.Plane, addrs *addressProvider, log hclog.Logger) (awaitRestart, *raft.NetworkTransport, error) {
 	stream, err := newStreamLayer(bind, advertise, auth, n.checkRPC, addrs.idFor)
 	if err != nil {
-		return voteGuard{}, nil, err
+		return awaitRestart{}, nil, err
 	}
 	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: log, ServerAddressProvider: addrs,
+		Stream: stream, MaxPool: 3, Timeout: rpcTimeout, Logger: log, ServerAddressProvider: addrs,
 	})
-	return voteGuard{NetworkTransport: nt, mayVote: n.mayVote}, nt, nil
+	return awaitRestart{voteGuard: voteGuard{NetworkTransport: nt, mayVote: n.mayVote}, window: rpcTimeout, retry: refusedRetry, stop: n.stop,
+		member: func(id raft.ServerID) bool { _, ok := n.configuredAddr(string(id)); return ok }}, nt, nil
 }
 
 // checkRPC is every accepted request's check (see guardedConn).

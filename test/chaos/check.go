@@ -116,6 +116,9 @@ type Figures struct {
 	// Convergence is, per replica, the time from the end of writes until
 	// it answered every name as the API holds it, in ms; -1: never.
 	Convergence map[string]float64 `json:"convergence_ms"`
+	// Removed are the replicas taken out of the cluster, which are not
+	// expected to converge.
+	Removed []string `json:"removed,omitempty"`
 	// Failover is the time from the fault to a new leader in ms, -1 when
 	// none was seen, 0 when the leader was not hit.
 	Failover      float64        `json:"failover_ms"`
@@ -475,7 +478,11 @@ func checkConvergence(h *History, f *Figures) Verdict {
 	}
 	f.Convergence = map[string]float64{}
 	var never []string
+	f.Removed = h.Removed
 	for _, r := range h.Replicas {
+		if slices.Contains(h.Removed, r) {
+			continue
+		}
 		at, ok := h.Converged[r]
 		if !ok {
 			f.Convergence[r] = -1

@@ -152,6 +152,10 @@ func TestCheck(t *testing.T) {
 		{"a replica never converges", func(h *History) {
 			delete(h.Converged, "r2")
 		}, PropConvergence},
+		{"a replica taken out of the cluster need not converge", func(h *History) {
+			delete(h.Converged, "r2")
+			h.Removed = []string{"r2"}
+		}, ""},
 		{"no final state recorded", func(h *History) {
 			h.Final = nil
 		}, PropConvergence},

@@ -3,11 +3,11 @@
 // own inside a private one the suite creates, a real kube-apiserver, a
 // steady stream of writes through it and of UDP queries to every replica,
 // and faults (kill -9, SIGSTOP, iptables partitions, API server outages,
-// wiped data, restarts). Everything that happens is recorded in a History;
-// Check judges a History against the properties cluster DNS must keep
-// (availability, no phantom, monotonic reads, bounded staleness,
-// convergence, failover), and the report (CHAOS.md, chaos.json, one PNG
-// timeline per scenario) shows the figures. The scenarios run only with
+// wiped data, restarts, scaling, a throttled disk). Everything that happens
+// is recorded in a History; Check judges a History against the properties
+// cluster DNS must keep (availability, no phantom, monotonic reads, bounded
+// staleness, convergence, failover), and the report (CHAOS.md or
+// CHAOS-5.md, chaos.json, one PNG timeline per scenario) shows the figures. The scenarios run only with
 // -chaos (make chaos, make chaos-short); the checker's own tests always run.
 package chaos
 
@@ -79,6 +79,9 @@ type History struct {
 	WritesStopped time.Time
 	Final         map[string]string
 	Converged     map[string]time.Time
+	// Removed lists the replicas the scenario took out of the cluster
+	// (scaled down): they are not expected to converge.
+	Removed []string
 }
 
 // Write is one API request of the workload.

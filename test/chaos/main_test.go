@@ -23,6 +23,7 @@ var (
 	assetsDir = flag.String("chaos.assets", "", "where chaos.json and the PNG timelines are written (default: a temporary directory)")
 	histories = flag.String("chaos.histories", "", "when set, every scenario's whole recorded history is written there as <scenario>.json (large)")
 	kdnsdBin  = flag.String("chaos.kdnsd", "", "the kdnsd binary under test (default: built from this checkout)")
+	logsDir   = flag.String("chaos.logs", "", "when set, every replica's log is copied there as <scenario>-<replica>.log")
 )
 
 var (
@@ -57,7 +58,7 @@ func TestMain(m *testing.M) {
 
 func inside(m *testing.M) int {
 	var err error
-	if nw, err = setupNetwork(*voters); err != nil {
+	if nw, err = setupNetwork(*voters + scaleBy); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos: network:", err)
 		return 1
 	}

@@ -23,12 +23,11 @@ import (
 // other end is eth0 of the replica's own network namespace, as a pod's.
 // Partitions are iptables rules in a replica's namespace, as in a pod's.
 const (
-	insideEnv  = "KDNSD_CHAOS_NETNS" // set in the re-executed test binary
-	bridge     = "kdchaos0"
-	suiteIP    = "10.77.0.1"
-	prefixLen  = "/24"
-	firstHost  = 11 // replica i is 10.77.0.(11+i)
-	maxReplica = 5
+	insideEnv = "KDNSD_CHAOS_NETNS" // set in the re-executed test binary
+	bridge    = "kdchaos0"
+	suiteIP   = "10.77.0.1"
+	prefixLen = "/24"
+	firstHost = 11 // replica i is 10.77.0.(11+i)
 )
 
 func replicaIP(i int) string { return fmt.Sprintf("10.77.0.%d", firstHost+i) }
@@ -134,10 +133,15 @@ func (nw *network) in(i int, argv ...string) []string {
 }
 
 // wrapper writes a script that runs bin in replica i's namespace (exec all
-// the way down, so the harness's signals reach kdnsd itself).
-func (nw *network) wrapper(dir string, i int, bin string) (string, error) {
+// the way down, so the harness's signals reach kdnsd itself), and in
+// cgroup when one is given.
+func (nw *network) wrapper(dir string, i int, bin, cgroup string) (string, error) {
 	path := filepath.Join(dir, fmt.Sprintf("kdnsd-in-ns%d", i))
-	script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s -- %s \"$@\"\n", nw.nsPath(i), bin)
+	script := "#!/bin/sh\n"
+	if cgroup != "" {
+		script += fmt.Sprintf("echo $$ > %s/cgroup.procs || exit 1\n", cgroup)
+	}
+	script += fmt.Sprintf("exec nsenter --net=%s -- %s \"$@\"\n", nw.nsPath(i), bin)
 	return path, os.WriteFile(path, []byte(script), 0o755)
 }
 

@@ -66,8 +66,9 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 		voters = reports[0].Voters
 	}
 	p("# Chaos report\n\n")
-	p("Written by `make chaos` (profile **%s**, %d voters) from the run of %s on %d CPUs. Real kdnsd processes, each in its own\n",
-		profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
+	p("Written by `%s` (profile **%s**, %d voters) from the run of %s on %d CPUs; the runs on 3 and on 5 voters\n",
+		runCommand(profile, voters), profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
+	p("are reported apart (CHAOS.md, CHAOS-5.md). Real kdnsd processes, each in its own\n")
 	p("network namespace (Raft over mutual TLS between them), a real kube-apiserver, ~20 writes/s through it\n")
 	p("(EndpointSlice + headless Service: create, address updates, delete), and %d probes/s to every replica over UDP\n", readRate)
 	p("(applied index, then a name: live, deleted or never existing). The suite's code and the definitions are in\n")
@@ -117,7 +118,7 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 		slices.Sort(ids)
 		for _, id := range ids {
 			a := r.Figures.Availability[id]
-			p("| %s | %s | %s | %s | %s |\n", id, a.Before, a.During, a.After, msOrNever(r.Figures.Convergence[id]))
+			p("| %s | %s | %s | %s | %s |\n", id, a.Before, a.During, a.After, convergedIn(r.Figures, id))
 		}
 		if len(r.Figures.LeaderChanges) > 0 {
 			p("\nLeaders:")
@@ -132,6 +133,17 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 		}
 	}
 	return sb.String()
+}
+
+// runCommand is the make target that writes a report of profile on voters.
+func runCommand(profile string, voters int) string {
+	switch {
+	case profile == "short":
+		return "make chaos-short"
+	case voters == 3:
+		return "make chaos"
+	}
+	return fmt.Sprintf("make chaos CHAOS_VOTERS=%d", voters)
 }
 
 func passFail(ok bool) string {
@@ -182,6 +194,15 @@ func maxOf(m map[string]float64) string {
 		worst = max(worst, v)
 	}
 	return ms(worst) + " (max)"
+}
+
+// convergedIn is a replica's convergence, or that it was taken out of the
+// cluster.
+func convergedIn(f Figures, id string) string {
+	if slices.Contains(f.Removed, id) {
+		return "removed"
+	}
+	return msOrNever(f.Convergence[id])
 }
 
 func msOrNever(v float64) string {

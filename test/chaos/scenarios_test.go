@@ -3,7 +3,9 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -49,6 +51,19 @@ type scenario struct {
 	short  bool // in the short profile (CI)
 	hold   func(short bool) time.Duration
 	inject func(d *driver) (heal func())
+	layout layout
+}
+
+// layout is what a scenario needs of its cluster beyond the voters.
+type layout struct {
+	// grow is how many replicas beyond the voters are laid out for the
+	// scenario to start itself. Such a cluster runs with Kubernetes
+	// discovery, as the pods of a StatefulSet the suite plays, so that it
+	// is scaled as an operator scales it.
+	grow int
+	// disks puts every replica's data dir on a loop device of its own,
+	// which the scenario can throttle (disks_test.go).
+	disks bool
 }
 
 func holdFor(full, short time.Duration) func(bool) time.Duration {
@@ -67,14 +82,14 @@ var scenarios = []scenario{
 			d.down(l, "killed")
 			l.Kill()
 			return func() { d.restart(l, false) }
-		}},
+		}, layout{}},
 	{"kill-follower", "kill -9 of a follower; restarted at the heal", false, holdFor(15*time.Second, 10*time.Second),
 		func(d *driver) func() {
 			f := d.follower()
 			d.down(f, "killed")
 			f.Kill()
 			return func() { d.restart(f, false) }
-		}},
+		}, layout{}},
 	{"stop-leader", "SIGSTOP of the leader (10× the election timeout and more), then SIGCONT", true, holdFor(10*time.Second, 5*time.Second),
 		func(d *driver) func() {
 			l := d.leaderFaulted()
@@ -85,19 +100,19 @@ var scenarios = []scenario{
 				d.must(l.Resume())
 				d.rejoin(l, false, since)
 			}
-		}},
+		}, layout{}},
 	{"partition-leader", "the leader cut off from the majority both ways (iptables in its namespace), then healed", true, holdFor(15*time.Second, 10*time.Second),
-		func(d *driver) func() { return d.partition(d.leaderFaulted(), true) }},
+		func(d *driver) func() { return d.partition(d.leaderFaulted(), true) }, layout{}},
 	{"partition-follower", "one follower cut off both ways, then healed", false, holdFor(15*time.Second, 10*time.Second),
-		func(d *driver) func() { return d.partition(d.follower(), true) }},
+		func(d *driver) func() { return d.partition(d.follower(), true) }, layout{}},
 	{"oneway-leader", "one-way partition: the leader can send to the others, not receive from them", true, holdFor(15*time.Second, 10*time.Second),
-		func(d *driver) func() { return d.partition(d.leaderFaulted(), false) }},
+		func(d *driver) func() { return d.partition(d.leaderFaulted(), false) }, layout{}},
 	{"api-down", "the API server stopped for 60 s (20 s when run under the short profile)", false, holdFor(60*time.Second, 20*time.Second),
 		func(d *driver) func() {
 			d.expect(d.c.Replicas...)
 			d.stopAPIServer()
 			return d.startAPIServer
-		}},
+		}, layout{}},
 	{"restart-all-api-down", "the API server stopped, every replica killed and restarted while it is down, the API server back after 30 s (20 s short)", true, holdFor(30*time.Second, 20*time.Second),
 		func(d *driver) func() {
 			d.leaderFaulted()
@@ -115,7 +130,7 @@ var scenarios = []scenario{
 				d.back(r, false, since)
 			}
 			return d.startAPIServer
-		}},
+		}, layout{}},
 	{"wipe-follower", "a follower killed and its data directory wiped; restarted at the heal, empty", false, holdFor(10*time.Second, 10*time.Second),
 		func(d *driver) func() {
 			f := d.follower()
@@ -123,7 +138,7 @@ var scenarios = []scenario{
 			f.Kill()
 			d.must(os.RemoveAll(f.DataDir))
 			return func() { d.restart(f, true) }
-		}},
+		}, layout{}},
 	{"rolling-restart", "every replica stopped with SIGTERM and restarted in turn, followers first, each once the previous caught up", false, holdFor(0, 0),
 		func(d *driver) func() {
 			l := d.leader()
@@ -135,8 +150,33 @@ var scenarios = []scenario{
 				d.restart(r, false)
 			}
 			return func() {}
-		}},
+		}, layout{}},
+	{"scale", fmt.Sprintf("the StatefulSet scaled by %d voters and back under load (replicas run with Kubernetes discovery; the new ones start empty and the leader admits them, then they are stopped and their pods deleted, highest ordinal first)", scaleBy), false, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() {
+			d.grow()
+			return d.shrink
+		}, layout{grow: scaleBy}},
+	{"slow-disk-leader", fmt.Sprintf("the leader's disk throttled to %d write requests a second (its data dir on a loop device of its own, its process in a blkio cgroup), then unthrottled", slowIOPS), false, holdFor(15*time.Second, 10*time.Second),
+		func(d *driver) func() {
+			l := d.leader()
+			i := slices.Index(d.c.Replicas, l)
+			d.faulted = append(d.faulted, l)
+			d.expect(d.c.Replicas...)
+			d.must(d.disks.throttle(i, slowIOPS))
+			d.event(fmt.Sprintf("%s (leader) disk throttled to %d writes/s", l.ID, slowIOPS))
+			return func() {
+				d.must(d.disks.throttle(i, 0))
+				d.event(l.ID + " disk unthrottled")
+			}
+		}, layout{disks: true}},
 }
+
+// scaleBy is how many voters the scale scenario adds and removes;
+// slowIOPS the write requests a second a slow disk takes.
+const (
+	scaleBy  = 2
+	slowIOPS = 10
+)
 
 // driver runs one scenario and records it.
 type driver struct {
@@ -146,6 +186,11 @@ type driver struct {
 	w     *writer
 	rec   *recorder
 	short bool
+	// sts is the StatefulSet of a cluster that runs with discovery; disks
+	// the replicas' own disks; watch starts reading a replica.
+	sts   *cluster.StatefulSet
+	disks *disks
+	watch func(r *cluster.Replica)
 
 	mu      sync.Mutex // guards h.Down, h.Lagging, h.Events
 	faulted []*cluster.Replica
@@ -254,7 +299,8 @@ func (d *driver) restart(r *cluster.Replica, wiped bool) {
 // rejoin waits for r, started or continued at since, to answer again and
 // then to catch up: it lags from its first answer on.
 func (d *driver) rejoin(r *cluster.Replica, wiped bool, since time.Time) {
-	d.catchUp(r, d.back(r, wiped, since))
+	at := d.back(r, wiped, since)
+	d.catchUp(r, at, at)
 }
 
 // back waits for r's first answer since it was started or continued at
@@ -285,24 +331,44 @@ func (d *driver) back(r *cluster.Replica, wiped bool, since time.Time) time.Time
 }
 
 // catchUp records r as lagging from `from` until its applied index reaches
-// the highest of the other replicas' at the time of the call.
-func (d *driver) catchUp(r *cluster.Replica, from time.Time) {
-	var target uint64
-	for _, o := range d.c.Replicas {
-		if o != r {
-			if i, ok := appliedIndex(o); ok {
-				target = max(target, i)
+// the highest the other replicas had shown by `target` (the moment r
+// answered again, or the heal of a partition). Both ends come from the
+// recorded answers where they can: this call may come a probe timeout
+// after r answered, and the others move on meanwhile.
+func (d *driver) catchUp(r *cluster.Replica, from, target time.Time) {
+	var goal uint64
+	d.rec.mu.Lock()
+	for _, a := range d.rec.answers {
+		if a.Replica != r.ID && a.Index > 0 && !a.IndexAt.After(target) {
+			goal = max(goal, a.Index)
+		}
+	}
+	d.rec.mu.Unlock()
+	if goal == 0 {
+		for _, o := range d.c.Replicas {
+			if o != r {
+				if i, ok := appliedIndex(o); ok {
+					goal = max(goal, i)
+				}
 			}
 		}
 	}
-	wait.For(d.t, fmt.Sprintf("%s to catch up to index %d", r.ID, target), rejoinTimeout, func() bool {
+	wait.For(d.t, fmt.Sprintf("%s to catch up to index %d", r.ID, goal), rejoinTimeout, func() bool {
 		i, ok := appliedIndex(r)
-		return ok && i >= target
+		return ok && i >= goal
 	})
+	at := time.Now()
+	d.rec.mu.Lock()
+	for _, a := range d.rec.answers {
+		if a.Replica == r.ID && a.Index >= goal && a.IndexAt.After(from) && a.IndexAt.Before(at) {
+			at = a.IndexAt
+		}
+	}
+	d.rec.mu.Unlock()
 	d.mu.Lock()
-	d.h.Lagging = append(d.h.Lagging, Interval{Replica: r.ID, From: from, To: time.Now(), Why: "catching up"})
+	d.h.Lagging = append(d.h.Lagging, Interval{Replica: r.ID, From: from, To: at, Why: "catching up"})
 	d.mu.Unlock()
-	d.event(fmt.Sprintf("%s caught up to %d", r.ID, target))
+	d.eventAt(at, fmt.Sprintf("%s caught up to %d", r.ID, goal))
 }
 
 // partition cuts r off from the other replicas (both ways, or only what
@@ -321,8 +387,74 @@ func (d *driver) partition(r *cluster.Replica, both bool) func() {
 	return func() {
 		d.must(nw.heal(i))
 		d.event(r.ID + " healed")
-		d.catchUp(r, from)
+		d.catchUp(r, from, time.Now())
 	}
+}
+
+// grow scales the StatefulSet up to every replica laid out: each new one
+// gets its pod and starts empty, then the leader admits it as a voter.
+func (d *driver) grow() {
+	all := d.c.Replicas
+	d.sts.Scale(int32(len(all)))
+	for _, r := range all[*voters:] {
+		d.down(r, "added")
+		d.sts.RunPod(r)
+		since := time.Now()
+		d.must(r.Start())
+		d.watch(r)
+		at := d.back(r, true, since)
+		d.catchUp(r, at, at)
+	}
+	d.waitVoters(all)
+	d.expect(all...)
+}
+
+// shrink scales the StatefulSet back to the voters it started with: the
+// others stop and their pods go, highest ordinal first, as the StatefulSet
+// controller does; the leader removes them.
+func (d *driver) shrink() {
+	d.sts.Scale(int32(*voters))
+	for i := len(d.c.Replicas) - 1; i >= *voters; i-- {
+		r := d.c.Replicas[i]
+		d.down(r, "removed")
+		d.mu.Lock()
+		d.h.Removed = append(d.h.Removed, r.ID)
+		d.mu.Unlock()
+		r.Stop()
+		d.sts.DeletePod(r)
+	}
+	d.waitVoters(d.c.Replicas[:*voters])
+}
+
+// waitVoters waits until the leader's configuration has exactly rs as
+// voters.
+func (d *driver) waitVoters(rs []*cluster.Replica) {
+	var want []string
+	for _, r := range rs {
+		want = append(want, r.ID)
+	}
+	slices.Sort(want)
+	wait.For(d.t, fmt.Sprintf("voters %v", want), rejoinTimeout, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l := d.c.Leader(ctx)
+		if l == nil {
+			return false
+		}
+		st, err := l.Status(ctx)
+		if err != nil {
+			return false
+		}
+		var got []string
+		for _, s := range st.Servers {
+			if s.Voter {
+				got = append(got, s.ID)
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want)
+	})
+	d.event(fmt.Sprintf("%d voters", len(want)))
 }
 
 func (d *driver) stopAPIServer() {
@@ -347,19 +479,68 @@ func (d *driver) startAPIServer() {
 // runScenario runs sc on a new cluster and returns its history.
 func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftFlags []string) *History {
 	dir := t.TempDir()
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newNamespace := func(prefix string) string {
+		ns, err := cs.CoreV1().Namespaces().Create(context.Background(),
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ns.Name
+	}
 	c, err := cluster.NewOnHosts(bin, kubeconfig, dir, *voters)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range c.Replicas {
-		r.Move(replicaIP(i))
-		if r.Bin, err = nw.wrapper(dir, i, bin); err != nil {
+	for range sc.layout.grow {
+		if err := c.AddOnHost(replicaIP(len(c.Replicas))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c.ExtraArgs = raftFlags
+	var sts *cluster.StatefulSet
+	if sc.layout.grow > 0 {
+		sts = cluster.NewStatefulSet(t, cs, newNamespace(sc.name+"-sts"), int32(*voters))
+		c.Namespace = sts.Namespace
+		c.ExtraArgs = append(slices.Clone(raftFlags), "--bootstrap-expect", fmt.Sprint(*voters))
+	}
+	var ds *disks
+	if sc.layout.disks {
+		if why := disksUnavailable(); why != "" {
+			t.Skip(why)
+		}
+		if ds, err = newDisks(dir, len(c.Replicas)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ds.close) // after the replicas are killed (cleanups run last first)
+	}
+	for i, r := range c.Replicas {
+		r.Move(replicaIP(i))
+		cgroup := ""
+		if ds != nil {
+			r.DataDir, cgroup = ds.dataDir(i, r.ID), ds.cgroups[i]
+		}
+		if r.Bin, err = nw.wrapper(dir, i, bin, cgroup); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		c.StopAll()
+		for _, r := range c.Replicas {
+			// StopAll signals; the disks can be unmounted once every
+			// replica has exited.
+			wait.Poll(10*time.Second, func() bool { return !r.Running() })
+		}
+		if *logsDir != "" {
+			for _, r := range c.Replicas {
+				if err := copyFile(r.LogPath, filepath.Join(*logsDir, sc.name+"-"+r.ID+".log")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("keep %s's log: %v", r.ID, err)
+				}
+			}
+		}
 		if t.Failed() {
 			for _, r := range c.Replicas {
 				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
@@ -373,27 +554,24 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 			t.Errorf("restart the API server: %v", err)
 		}
 	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsObj, err := cs.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: sc.name + "-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	started := c.Replicas[:*voters]
+	for _, r := range started {
+		if sts != nil {
+			sts.RunPod(r)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rec := &recorder{}
-	w := &writer{cs: cs, ns: nsObj.Name, zone: c.Zone, rec: rec}
+	w := &writer{cs: cs, ns: newNamespace(sc.name), zone: c.Zone, rec: rec}
 	h := &History{Scenario: sc.name, Voters: *voters, MarkerAnswered: map[string]time.Time{}, Converged: map[string]time.Time{}}
 	for _, r := range c.Replicas {
 		h.Replicas = append(h.Replicas, r.ID)
 	}
-	d := &driver{t: t, c: c, h: h, w: w, rec: rec, short: short}
+	d := &driver{t: t, c: c, h: h, w: w, rec: rec, short: short, sts: sts, disks: ds}
 	d.leader()
-	for _, r := range c.Replicas {
+	for _, r := range started {
 		wait.For(t, r.ID+" to serve the zone", 30*time.Second, func() bool { return probe(r, w.fqdn("never0")).Rcode == dns.RcodeNameError })
 	}
 
@@ -402,8 +580,9 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 	defer stopReads()
 	var readers, writers sync.WaitGroup
 	readers.Go(func() { monitor(readCtx, c, rec) })
-	for _, r := range c.Replicas {
-		readers.Go(func() { read(readCtx, r, w, rec) })
+	d.watch = func(r *cluster.Replica) { readers.Go(func() { read(readCtx, r, w, rec) }) }
+	for _, r := range started {
+		d.watch(r)
 	}
 	writers.Go(func() { w.run(writeCtx) })
 	h.Start = time.Now()
@@ -435,6 +614,14 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 	h.Writes, h.Answers, h.Leaders = rec.writes, rec.answers, rec.leaders
 	rec.mu.Unlock()
 	return h
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
 }
 
 // phase lets the workload run for a fixed stretch.
@@ -512,6 +699,9 @@ func (d *driver) converge() {
 	d.h.Final = final
 	var wg sync.WaitGroup
 	for _, r := range d.c.Replicas {
+		if slices.Contains(d.h.Removed, r.ID) {
+			continue
+		}
 		wg.Go(func() {
 			if wait.Poll(convergeTimeout, func() bool {
 				for _, n := range names {
