@@ -287,6 +287,9 @@ func Cases() []Case {
 		nx("_tcp."+idle, dns.TypeSRV, ""),
 		nx("10-244-4-1."+idle, dns.TypeA, ""),
 		nodata("standby.svc.cluster.local.", dns.TypeA, "a namespace whose one service has no endpoints"),
+		// A namespace without services has no name under svc (RFC 8020:
+		// nothing exists at or below it); CoreDNS answers NODATA.
+		nx("quiet.svc.cluster.local.", dns.TypeA, "a namespace without services"),
 		// UDP answers are at most MaxUDPSize octets, whatever the EDNS
 		// payload size the client advertises (DNS flag day 2020): beyond,
 		// TC sends the client to TCP.
