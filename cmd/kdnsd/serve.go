@@ -358,6 +358,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	log := o.logger().With("id", o.id)
 	// client-go logs through klog; send it to the same place in the same format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
+	limitMemory(log)
 	restCfg, err := kubeConfig(o.kubeconfig)
 	if err != nil {
 		return err
