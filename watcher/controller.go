@@ -95,6 +95,11 @@ type term struct {
 	// apiBack is set when probeAPI ended the term because the API server
 	// answers again while informers were held up: Run starts a new term.
 	apiBack atomic.Bool
+	// holdoff is how long after its start probeAPI may not end the term
+	// (set by Run, see nextHoldoff); synced is set once the informers'
+	// caches have synced (read by Run after run returns).
+	holdoff time.Duration
+	synced  bool
 
 	// Owned by the worker.
 	started  time.Time
@@ -242,6 +247,7 @@ func (t *term) run(ctx context.Context) error {
 	if !t.waitForCaches(ctx, synced...) {
 		return nil
 	}
+	t.synced = true
 	t.enqueueAll(svcInformer.Informer().GetStore(), sliceInformer.Informer().GetStore())
 
 	items := make(chan key)
@@ -359,7 +365,8 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 // probeAPI lists one object of each held-up resource every
 // apiProbeInterval, one request at a time: an operator sees at most about
 // two cheap requests a second from the leader while the API server is
-// down, and none while the informers work.
+// down, and none while the informers work. A term that Run started after
+// such a restart may have a holdoff before probing (nextHoldoff).
 func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes map[string]func(context.Context) error) {
 	tick := time.NewTicker(apiProbeInterval)
 	defer tick.Stop()
@@ -368,6 +375,9 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if time.Since(t.started) < t.holdoff {
+			continue
 		}
 		t.mu.Lock()
 		held := t.heldUpLocked()

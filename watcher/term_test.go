@@ -336,3 +336,27 @@ func TestNewDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestNextHoldoff: a restarted term that synced lets the next restart come
+// at once; one that never synced (the probe's list of one succeeds, full
+// lists fail) makes the holdoff double from a second to the cap.
+func TestNextHoldoff(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prev   time.Duration
+		synced bool
+		want   time.Duration
+	}{
+		{"synced after a restart", 8 * time.Second, true, 0},
+		{"first restart that did not sync", 0, false, time.Second},
+		{"doubles", 4 * time.Second, false, 8 * time.Second},
+		{"capped", 20 * time.Second, false, apiRestartMaxHoldoff},
+		{"stays at the cap", apiRestartMaxHoldoff, false, apiRestartMaxHoldoff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextHoldoff(tc.prev, tc.synced); got != tc.want {
+				t.Errorf("nextHoldoff(%v, %v) = %v, want %v", tc.prev, tc.synced, got, tc.want)
+			}
+		})
+	}
+}

@@ -105,6 +105,10 @@ const (
 	// apiProbeTimeout bounds one probe, so that a black-holed API server
 	// also sees one request at a time.
 	apiProbeTimeout = 2 * time.Second
+	// apiRestartMaxHoldoff caps how long a term started by such a restart
+	// waits before it may be restarted again while its own first list
+	// fails (see nextHoldoff).
+	apiRestartMaxHoldoff = 30 * time.Second
 
 	// syncLogInterval is how often a term that waits for its caches says so.
 	syncLogInterval = 30 * time.Second
@@ -197,8 +201,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.term = nil
 		w.mu.Unlock()
 	}()
+	var holdoff time.Duration
 	for {
 		t := newTerm(w)
+		t.holdoff = holdoff
 		w.mu.Lock()
 		w.term = t
 		w.mu.Unlock()
@@ -210,8 +216,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// still hold the informers back: start over with fresh informers,
 		// exactly as a new leader would (barrier, list, diff against the
 		// View), which keeps the diff's correctness argument unchanged.
-		w.log.Info("Kubernetes API server answers again; restarting the watcher with a fresh list")
+		holdoff = nextHoldoff(holdoff, t.synced)
+		w.log.Info("Kubernetes API server answers again; restarting the watcher with a fresh list", "holdoff", holdoff)
 	}
+}
+
+// nextHoldoff returns how long the probe of the term that replaces a
+// restarted one waits before it may restart that term too. A restarted term
+// that synced its caches worked, so its successor may be restarted as soon
+// as the API server answers. One that never synced means the probe's list of
+// one object succeeds where the informers' full lists fail (too large, too
+// slow): the holdoff then doubles, from a second up to apiRestartMaxHoldoff,
+// so that full lists are not repeated faster than client-go would.
+func nextHoldoff(prev time.Duration, synced bool) time.Duration {
+	if synced {
+		return 0
+	}
+	return min(max(2*prev, time.Second), apiRestartMaxHoldoff)
 }
 
 // State describes what the watcher does, for status pages: "idle" (no term
