@@ -202,6 +202,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 	var holdoff time.Duration
+	restarted := false // the term about to run replaces one the probe ended
 	for {
 		t := newTerm(w)
 		t.holdoff = holdoff
@@ -216,20 +217,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// still hold the informers back: start over with fresh informers,
 		// exactly as a new leader would (barrier, list, diff against the
 		// View), which keeps the diff's correctness argument unchanged.
-		holdoff = nextHoldoff(holdoff, t.synced)
+		holdoff = nextHoldoff(holdoff, restarted && !t.synced)
+		restarted = true
 		w.log.Info("Kubernetes API server answers again; restarting the watcher with a fresh list", "holdoff", holdoff)
 	}
 }
 
-// nextHoldoff returns how long the probe of the term that replaces a
-// restarted one waits before it may restart that term too. A restarted term
-// that synced its caches worked, so its successor may be restarted as soon
-// as the API server answers. One that never synced means the probe's list of
-// one object succeeds where the informers' full lists fail (too large, too
-// slow): the holdoff then doubles, from a second up to apiRestartMaxHoldoff,
-// so that full lists are not repeated faster than client-go would.
-func nextHoldoff(prev time.Duration, synced bool) time.Duration {
-	if synced {
+// nextHoldoff returns how long the probe of the term that replaces one the
+// probe ended waits before it may end that one too. failedRestart says the
+// ended term was itself such a replacement and never synced its caches: the
+// probe's list of one object succeeds where the informers' full lists fail
+// (too large, too slow), so the holdoff doubles, from a second up to
+// apiRestartMaxHoldoff, and full lists are not repeated faster than
+// client-go's backoff would. Otherwise the replacement may be restarted as
+// soon as the API server answers.
+func nextHoldoff(prev time.Duration, failedRestart bool) time.Duration {
+	if !failedRestart {
 		return 0
 	}
 	return min(max(2*prev, time.Second), apiRestartMaxHoldoff)
