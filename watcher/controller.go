@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,6 +92,15 @@ type term struct {
 	commitErr  error
 	apiErrs    map[string]*apiError // by resource name
 
+	// apiBack is set when probeAPI ended the term because the API server
+	// answers again while informers were held up: Run starts a new term.
+	apiBack atomic.Bool
+	// holdoff is how long after its start probeAPI may not end the term
+	// (set by Run, see nextHoldoff); synced is set once the informers'
+	// caches have synced (read by Run after run returns).
+	holdoff time.Duration
+	synced  bool
+
 	// Owned by the worker.
 	started  time.Time
 	commands int
@@ -127,13 +137,24 @@ func (t *term) state() string {
 	if t.barrierErr != nil {
 		return "backoff: raft barrier: " + t.barrierErr.Error()
 	}
+	if held := t.heldUpLocked(); len(held) > 0 {
+		return fmt.Sprintf("backoff: list/watch %s: %v", held[0], t.apiErrs[held[0]].err)
+	}
+	return t.phase
+}
+
+// heldUpLocked returns the resources, in a fixed order, whose last list or
+// watch failed less than apiErrorTTL ago and whose informer has made no
+// progress since. t.mu must be held.
+func (t *term) heldUpLocked() []string {
+	var held []string
 	for _, name := range []string{"services", "endpointslices", "namespaces", "pods"} {
 		e := t.apiErrs[name]
 		if e != nil && time.Since(e.at) < apiErrorTTL && e.r.LastSyncResourceVersion() == e.rv {
-			return fmt.Sprintf("backoff: list/watch %s: %v", name, e.err)
+			held = append(held, name)
 		}
 	}
-	return t.phase
+	return held
 }
 
 func (t *term) run(ctx context.Context) error {
@@ -161,23 +182,39 @@ func (t *term) run(ctx context.Context) error {
 	t.services = svcInformer.Lister()
 	t.slices = sliceInformer.Lister()
 	t.namespaces = factory.Core().V1().Namespaces().Informer()
-	informers := []struct {
-		name string
-		kind kind
-		inf  cache.SharedIndexInformer
-	}{
-		{"services", kindService, svcInformer.Informer()},
-		{"endpointslices", kindSlice, sliceInformer.Informer()},
-		{"namespaces", kindNamespace, t.namespaces},
+	// probe lists at most one object of a resource: the cheapest request
+	// that needs what the informer's list needs (a reachable API server
+	// that authorizes kdnsd).
+	one := metav1.ListOptions{Limit: 1}
+	c := t.w.client
+	type watched struct {
+		name  string
+		kind  kind
+		inf   cache.SharedIndexInformer
+		probe func(context.Context) error
+	}
+	informers := []watched{
+		{"services", kindService, svcInformer.Informer(), func(ctx context.Context) error {
+			_, err := c.CoreV1().Services("").List(ctx, one)
+			return err
+		}},
+		{"endpointslices", kindSlice, sliceInformer.Informer(), func(ctx context.Context) error {
+			_, err := c.DiscoveryV1().EndpointSlices("").List(ctx, one)
+			return err
+		}},
+		{"namespaces", kindNamespace, t.namespaces, func(ctx context.Context) error {
+			_, err := c.CoreV1().Namespaces().List(ctx, one)
+			return err
+		}},
 	}
 	if t.w.watchPods {
 		t.pods = factory.Core().V1().Pods().Informer()
-		informers = append(informers, struct {
-			name string
-			kind kind
-			inf  cache.SharedIndexInformer
-		}{"pods", kindPod, t.pods})
+		informers = append(informers, watched{"pods", kindPod, t.pods, func(ctx context.Context) error {
+			_, err := c.CoreV1().Pods("").List(ctx, one)
+			return err
+		}})
 	}
+	probes := make(map[string]func(context.Context) error, len(informers))
 	// Stop everything at once: cancel the informers' context, shut the queue
 	// down (which also ends the feeder's Get), then wait for the goroutines.
 	defer func() {
@@ -196,6 +233,7 @@ func (t *term) run(ctx context.Context) error {
 	synced := make([]cache.SharedIndexInformer, 0, len(informers))
 	for _, inf := range informers {
 		synced = append(synced, inf.inf)
+		probes[inf.name] = inf.probe
 		if _, err := inf.inf.AddEventHandler(t.handler(inf.kind)); err != nil {
 			return fmt.Errorf("watcher: add %s event handler: %w", inf.name, err)
 		}
@@ -204,10 +242,12 @@ func (t *term) run(ctx context.Context) error {
 		}
 	}
 	factory.StartWithContext(ctx)
+	wg.Go(func() { t.probeAPI(ctx, cancel, probes) })
 
 	if !t.waitForCaches(ctx, synced...) {
 		return nil
 	}
+	t.synced = true
 	t.enqueueAll(svcInformer.Informer().GetStore(), sliceInformer.Informer().GetStore())
 
 	items := make(chan key)
@@ -311,6 +351,63 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 		t.apiErrs[resource] = &apiError{err: err, at: time.Now(), r: r, rv: r.LastSyncResourceVersion()}
 		t.mu.Unlock()
 	}
+}
+
+// probeAPI ends the term (setting apiBack, then calling cancel) when the API
+// server answers again while list/watch errors hold up informers, so that
+// Run lists afresh at once. client-go's reflector retries a failed list or
+// watch only after a backoff that doubles from 0.8 s (with up to as much
+// again of jitter) to 30 s and resets after two quiet minutes; neither the
+// shared informer factory nor the informer lets it be set. After an outage
+// of a minute, or a first list refused while a restarted API server's
+// authorizer is not ready, the next attempt can thus be many seconds after
+// the API server is back. Instead, while some informer is held up (heldUpLocked),
+// probeAPI lists one object of each held-up resource every
+// apiProbeInterval, one request at a time: an operator sees at most about
+// two cheap requests a second from the leader while the API server is
+// down, and none while the informers work. A term that Run started after
+// such a restart may have a holdoff before probing (nextHoldoff).
+func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes map[string]func(context.Context) error) {
+	tick := time.NewTicker(apiProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if time.Since(t.started) < t.holdoff {
+			continue
+		}
+		t.mu.Lock()
+		held := t.heldUpLocked()
+		t.mu.Unlock()
+		if len(held) == 0 || !t.answers(ctx, held, probes) {
+			continue
+		}
+		// An informer that recovered on its own meanwhile needs no restart.
+		t.mu.Lock()
+		stillHeld := len(t.heldUpLocked()) > 0
+		t.mu.Unlock()
+		if stillHeld {
+			t.apiBack.Store(true)
+			cancel()
+			return
+		}
+	}
+}
+
+// answers reports whether one list of each of the resources succeeds.
+func (t *term) answers(ctx context.Context, resources []string, probes map[string]func(context.Context) error) bool {
+	ctx, cancel := context.WithTimeout(ctx, apiProbeTimeout)
+	defer cancel()
+	for _, name := range resources {
+		if err := probes[name](ctx); err != nil {
+			t.log.Debug("Kubernetes API probe failed", "resource", name, "err", err)
+			return false
+		}
+	}
+	return true
 }
 
 // waitForCaches waits until every informer has listed once. It reports false

@@ -53,7 +53,12 @@
 //
 // An unreachable or slow API server blocks nothing but the watcher: every
 // wait honours the context, list and watch errors are logged and retried with
-// client-go's backoff, and State reports them for status pages.
+// client-go's backoff, and State reports them for status pages. That backoff
+// grows to 30 s and cannot be set through shared informers, so while an
+// informer is held up by errors the term also lists one object of each
+// held-up resource every half second; once that succeeds the term ends and
+// Run starts a new one at once, which relists and diffs against the View
+// like a new leader's term.
 //
 // # Translation
 //

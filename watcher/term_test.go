@@ -336,3 +336,28 @@ func TestNewDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestNextHoldoff: after a term that worked (or was no restart) the next
+// restart may come at once; a restart whose term never synced (the probe's
+// list of one succeeds, full lists fail) doubles the holdoff from a second
+// to the cap.
+func TestNextHoldoff(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		prev          time.Duration
+		failedRestart bool
+		want          time.Duration
+	}{
+		{"restart that synced", 8 * time.Second, false, 0},
+		{"first failed restart", 0, true, time.Second},
+		{"doubles", 4 * time.Second, true, 8 * time.Second},
+		{"capped", 20 * time.Second, true, apiRestartMaxHoldoff},
+		{"stays at the cap", apiRestartMaxHoldoff, true, apiRestartMaxHoldoff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextHoldoff(tc.prev, tc.failedRestart); got != tc.want {
+				t.Errorf("nextHoldoff(%v, %v) = %v, want %v", tc.prev, tc.failedRestart, got, tc.want)
+			}
+		})
+	}
+}

@@ -97,6 +97,19 @@ const (
 	// least every 60s while the API server keeps failing.
 	apiErrorTTL = 90 * time.Second
 
+	// apiProbeInterval is how often a term whose informers a list/watch
+	// error holds up asks the API server whether it answers again (see
+	// term.probeAPI): about the delay between the API server's return and
+	// a fresh list, and at most one request per interval while it is down.
+	apiProbeInterval = 500 * time.Millisecond
+	// apiProbeTimeout bounds one probe, so that a black-holed API server
+	// also sees one request at a time.
+	apiProbeTimeout = 2 * time.Second
+	// apiRestartMaxHoldoff caps how long a term started by such a restart
+	// waits before it may be restarted again while its own first list
+	// fails (see nextHoldoff).
+	apiRestartMaxHoldoff = 30 * time.Second
+
 	// syncLogInterval is how often a term that waits for its caches says so.
 	syncLogInterval = 30 * time.Second
 )
@@ -169,7 +182,10 @@ func New(cfg Config) (*Watcher, error) {
 // stops the queue and the informers at once and returns nil.
 //
 // Failures of the barrier, the API server or commits are logged and retried
-// with backoff for as long as ctx lasts; they never end Run. Run returns an
+// with backoff for as long as ctx lasts; they never end Run. Informers held
+// up by list/watch errors are not left to client-go's backoff (which grows
+// to 30 s and more) once the API server answers again: Run then starts the
+// term over with fresh informers (see term.probeAPI). Run returns an
 // error only when another Run is still running on the same Watcher.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Lock()
@@ -178,8 +194,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return errors.New("watcher: Run called while another Run is running")
 	}
 	w.running = true
-	t := newTerm(w)
-	w.term = t
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
@@ -187,7 +201,41 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.term = nil
 		w.mu.Unlock()
 	}()
-	return t.run(ctx)
+	var holdoff time.Duration
+	restarted := false // the term about to run replaces one the probe ended
+	for {
+		t := newTerm(w)
+		t.holdoff = holdoff
+		w.mu.Lock()
+		w.term = t
+		w.mu.Unlock()
+		err := t.run(ctx)
+		if err != nil || ctx.Err() != nil || !t.apiBack.Load() {
+			return err
+		}
+		// The API server answers again while client-go's backoff would
+		// still hold the informers back: start over with fresh informers,
+		// exactly as a new leader would (barrier, list, diff against the
+		// View), which keeps the diff's correctness argument unchanged.
+		holdoff = nextHoldoff(holdoff, restarted && !t.synced)
+		restarted = true
+		w.log.Info("Kubernetes API server answers again; restarting the watcher with a fresh list", "holdoff", holdoff)
+	}
+}
+
+// nextHoldoff returns how long the probe of the term that replaces one the
+// probe ended waits before it may end that one too. failedRestart says the
+// ended term was itself such a replacement and never synced its caches: the
+// probe's list of one object succeeds where the informers' full lists fail
+// (too large, too slow), so the holdoff doubles, from a second up to
+// apiRestartMaxHoldoff, and full lists are not repeated faster than
+// client-go's backoff would. Otherwise the replacement may be restarted as
+// soon as the API server answers.
+func nextHoldoff(prev time.Duration, failedRestart bool) time.Duration {
+	if !failedRestart {
+		return 0
+	}
+	return min(max(2*prev, time.Second), apiRestartMaxHoldoff)
 }
 
 // State describes what the watcher does, for status pages: "idle" (no term
