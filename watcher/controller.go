@@ -727,17 +727,11 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 			t.log.Error("lister failed", "key", k.String(), "err", err)
 			return fsm.Command{}, false
 		}
-		if obj == nil {
-			if have == nil {
-				return fsm.Command{}, false
-			}
-			return fsm.DeleteService(sk), true
+		var want *fsm.Service
+		if obj != nil {
+			want = ServiceFrom(obj)
 		}
-		want := ServiceFrom(obj)
-		if have != nil && have.Equal(want) {
-			return fsm.Command{}, false
-		}
-		return fsm.UpsertService(want), true
+		return change(have, want, fsm.DeleteService(sk), fsm.UpsertService)
 	case kindSlice:
 		sk := fsm.SliceKey{Namespace: k.namespace, Name: k.name}
 		have := view.Slice(sk)
@@ -750,16 +744,7 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 		if obj != nil {
 			want, _ = SliceFrom(obj) // nil when the slice carries no records
 		}
-		if want == nil {
-			if have == nil {
-				return fsm.Command{}, false
-			}
-			return fsm.DeleteSlice(sk), true
-		}
-		if have != nil && have.Equal(want) {
-			return fsm.Command{}, false
-		}
-		return fsm.UpsertSlice(want), true
+		return change(have, want, fsm.DeleteSlice(sk), fsm.UpsertSlice)
 	case kindNamespace:
 		have := view.HasNamespace(k.name)
 		_, exists, err := t.namespaces.GetStore().GetByKey(k.name)
@@ -787,16 +772,25 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 				want, _ = PodFrom(p) // nil when the pod has no records
 			}
 		}
-		if want == nil {
-			if have == nil {
-				return fsm.Command{}, false
-			}
-			return fsm.DeletePod(pk), true
-		}
-		if have != nil && have.Equal(want) {
-			return fsm.Command{}, false
-		}
-		return fsm.UpsertPod(want), true
+		return change(have, want, fsm.DeletePod(pk), fsm.UpsertPod)
 	}
 	return fsm.Command{}, false
+}
+
+// change returns the command that makes the View's record have into want,
+// the record the API holds (nil: none, or one without records): none when
+// they are equal, del when want is nil, else upsert of want.
+func change[T any, P interface {
+	*T
+	Equal(*T) bool
+}](have, want P, del fsm.Command, upsert func(P) fsm.Command) (fsm.Command, bool) {
+	switch {
+	case want == nil && have == nil:
+		return fsm.Command{}, false
+	case want == nil:
+		return del, true
+	case have != nil && have.Equal(want):
+		return fsm.Command{}, false
+	}
+	return upsert(want), true
 }
