@@ -80,7 +80,8 @@ func TestUndecodableEntryStopsApplying(t *testing.T) {
 	}
 	for _, m := range ms {
 		st := m.node.Status()
-		if st.AppliedIndex != badIndex-1 || !hasService(m, "before") || hasService(m, "newer") || hasService(m, "after") {
+		// (a barrier may lie between "before" and the newer entry)
+		if st.AppliedIndex >= badIndex || !hasService(m, "before") || hasService(m, "newer") || hasService(m, "after") {
 			t.Fatalf("%s: applied index %d (blocked at %d)", m.id, st.AppliedIndex, badIndex)
 		}
 		if st.ApplyBlockedIndex != badIndex || !strings.Contains(st.ApplyBlocked, "cannot decode") {
@@ -118,7 +119,7 @@ func TestUndecodableEntryStopsApplying(t *testing.T) {
 		return true
 	})
 	for _, m := range ms {
-		if m.store.View().Index() != badIndex-1 || hasService(m, "after") {
+		if m.store.View().Index() >= badIndex || !hasService(m, "before") || hasService(m, "after") {
 			t.Fatalf("%s: restarted at index %d", m.id, m.store.View().Index())
 		}
 	}

@@ -105,8 +105,6 @@ type term struct {
 	started  time.Time
 	commands int
 	entries  int
-	window   time.Duration // current wait for the next key of a batch
-	idleFrom time.Time     // when the worker last finished a batch
 	// initial holds the keys of the initial diff not yet committed (or
 	// found equal): the term is "syncing" until it is empty.
 	initial map[key]struct{}
@@ -259,7 +257,6 @@ func (t *term) run(ctx context.Context) error {
 			return nil
 		}
 		t.process(ctx, batch)
-		t.idleFrom = time.Now()
 	}
 }
 
@@ -595,48 +592,36 @@ func (t *term) feed(ctx context.Context, items chan<- key) {
 	}
 }
 
-// collect takes one key (blocking), then more while they keep coming: it
-// waits at most the current window for each next key, stops at MaxBatch
-// keys, and stops maxLingerFactor×BatchWindow after the first key at the
-// latest. It reports false when ctx ended.
-//
-// The window adapts: when the first key of a batch arrives within the window
-// after the previous batch was done, changes are streaming in and the window
-// doubles (up to maxWindowFactor×BatchWindow); after a longer pause it is
-// BatchWindow again. A lone change is committed after BatchWindow, and a
-// burst is committed in few large entries.
+// collect takes one key (blocking), then every key already waiting, up to
+// MaxBatch: group commit. A change that finds the worker idle is committed
+// at once, without waiting for company, and the changes that arrive while
+// a commit is in flight go together into the next entry, so a burst becomes
+// few large entries by itself. It reports false when ctx ended.
 func (t *term) collect(ctx context.Context, items <-chan key) ([]key, bool) {
 	var batch []key
-	select {
-	case k, ok := <-items:
-		if !ok {
-			return nil, false
-		}
-		batch = append(batch, k)
-	case <-ctx.Done():
-		return nil, false
-	}
-	if !t.idleFrom.IsZero() && time.Since(t.idleFrom) <= t.window {
-		t.window = min(2*t.window, maxWindowFactor*t.w.batchWindow)
-	} else {
-		t.window = t.w.batchWindow
-	}
-	window := time.NewTimer(t.window)
-	defer window.Stop()
-	linger := time.NewTimer(maxLingerFactor * t.w.batchWindow)
-	defer linger.Stop()
 	for len(batch) < t.w.maxBatch {
+		if len(batch) > 0 {
+			select {
+			case k, ok := <-items:
+				if !ok {
+					return nil, false
+				}
+				batch = append(batch, k)
+				continue
+			default:
+			}
+			// feed may not have handed over the next key yet; the queue
+			// says whether one waits.
+			if t.q.Len() == 0 {
+				return batch, true
+			}
+		}
 		select {
 		case k, ok := <-items:
 			if !ok {
 				return nil, false
 			}
 			batch = append(batch, k)
-			window.Reset(t.window)
-		case <-window.C:
-			return batch, true
-		case <-linger.C:
-			return batch, true
 		case <-ctx.Done():
 			return nil, false
 		}

@@ -70,10 +70,9 @@
 //
 // # Batching
 //
-// A lone change is committed about Config.BatchWindow after it arrives.
-// While changes keep streaming in, the wait for the next one doubles per
-// batch (up to 20×BatchWindow) and a batch closes at the latest
-// 200×BatchWindow after its first change or at Config.MaxBatch commands, so
-// a burst of creations becomes a few large entries rather than hundreds of
-// small ones, and no change waits more than about a second.
+// Group commit, without a fixed window: a change that finds the worker idle
+// is committed at once, and every change that arrives while that commit is
+// in flight goes into the next entry (up to Config.MaxBatch commands). A
+// burst of creations thus becomes a few large entries rather than hundreds
+// of small ones, and a lone change waits for nothing but its own commit.
 package watcher

@@ -321,15 +321,14 @@ func TestNewDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.maxBatch != DefaultMaxBatch || w.batchWindow != DefaultBatchWindow || w.State() != "idle" {
-		t.Fatalf("defaults: %d %v %q", w.maxBatch, w.batchWindow, w.State())
+	if w.maxBatch != DefaultMaxBatch || w.State() != "idle" {
+		t.Fatalf("defaults: %d %q", w.maxBatch, w.State())
 	}
 	for _, bad := range []Config{
 		{Views: views, Raft: &fakeRaft{}},
 		{Client: client, Raft: &fakeRaft{}},
 		{Client: client, Views: views},
 		{Client: client, Views: views, Raft: &fakeRaft{}, MaxBatch: -1},
-		{Client: client, Views: views, Raft: &fakeRaft{}, BatchWindow: -time.Second},
 	} {
 		if _, err := New(bad); err == nil {
 			t.Errorf("New(%+v) succeeded", bad)

@@ -52,33 +52,12 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBatch caps the commands per Raft entry; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// BatchWindow is how long the worker waits for another change before it
-	// commits the batch it holds; 0 means DefaultBatchWindow. A lone change
-	// is thus committed within about BatchWindow. While changes keep coming
-	// (the next one arrives before the window would close), the window
-	// doubles per batch up to 20×BatchWindow, so that a burst fills whole
-	// batches instead of many small ones; a batch is committed at the latest
-	// 200×BatchWindow (1s by default) after its first change, or as soon as
-	// it holds MaxBatch changes.
-	BatchWindow time.Duration
 }
 
-// Defaults for Config.
-const (
-	DefaultMaxBatch    = 500
-	DefaultBatchWindow = 5 * time.Millisecond
-)
+// DefaultMaxBatch is Config.MaxBatch's default.
+const DefaultMaxBatch = 500
 
 const (
-	// maxWindowFactor caps the adaptive wait for the next key, in units of
-	// BatchWindow (100ms by default).
-	maxWindowFactor = 20
-	// maxLingerFactor bounds how long a batch may keep collecting keys while
-	// they keep arriving, in units of BatchWindow (1s by default, like
-	// kube-proxy's minimum sync period): under a steady stream of changes no
-	// change waits longer, while a burst still fills large batches.
-	maxLingerFactor = 200
-
 	// stopGrace bounds how long Run waits for the informers' goroutines
 	// after cancelling them; any still running then end on their own and
 	// can only feed the term's dead queue.
@@ -117,14 +96,13 @@ const (
 // Watcher turns Kubernetes API state into committed fsm commands while this
 // replica leads. Create it with New; call Run once per leadership term.
 type Watcher struct {
-	client      kubernetes.Interface
-	views       ViewSource
-	raft        Committer
-	log         *slog.Logger
-	maxBatch    int
-	batchWindow time.Duration
-	watchPods   bool
-	version     func() int
+	client    kubernetes.Interface
+	views     ViewSource
+	raft      Committer
+	log       *slog.Logger
+	maxBatch  int
+	watchPods bool
+	version   func() int
 
 	mu      sync.Mutex
 	running bool
@@ -145,18 +123,14 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.MaxBatch < 0 {
 		return nil, fmt.Errorf("watcher: negative Config.MaxBatch %d", cfg.MaxBatch)
 	}
-	if cfg.BatchWindow < 0 {
-		return nil, fmt.Errorf("watcher: negative Config.BatchWindow %s", cfg.BatchWindow)
-	}
 	w := &Watcher{
-		client:      cfg.Client,
-		views:       cfg.Views,
-		raft:        cfg.Raft,
-		log:         cfg.Logger,
-		maxBatch:    cfg.MaxBatch,
-		batchWindow: cfg.BatchWindow,
-		watchPods:   cfg.WatchPods,
-		version:     cfg.CommandVersion,
+		client:    cfg.Client,
+		views:     cfg.Views,
+		raft:      cfg.Raft,
+		log:       cfg.Logger,
+		maxBatch:  cfg.MaxBatch,
+		watchPods: cfg.WatchPods,
+		version:   cfg.CommandVersion,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -164,9 +138,6 @@ func New(cfg Config) (*Watcher, error) {
 	w.log = w.log.With("component", "watcher")
 	if w.maxBatch == 0 {
 		w.maxBatch = DefaultMaxBatch
-	}
-	if w.batchWindow == 0 {
-		w.batchWindow = DefaultBatchWindow
 	}
 	if w.version == nil {
 		w.version = func() int { return fsm.BaseCommandVersion }

@@ -17,6 +17,17 @@ const interval = 5 * time.Millisecond
 // Until checks cond until it reports true or an error, or ctx ends. It
 // returns cond's error, or one naming what was awaited and ctx's error.
 func Until(ctx context.Context, what string, cond func() (bool, error)) error {
+	return every(ctx, interval, what, cond)
+}
+
+// Timing checks cond every 200µs until it holds, and reports whether it did
+// within timeout: for measuring how long something of a few milliseconds
+// takes, to a tenth of one, where Poll's interval would be the error.
+func Timing(timeout time.Duration, cond func() bool) bool {
+	return pollEvery(timeout, 200*time.Microsecond, cond)
+}
+
+func every(ctx context.Context, interval time.Duration, what string, cond func() (bool, error)) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -37,9 +48,13 @@ func Until(ctx context.Context, what string, cond func() (bool, error)) error {
 
 // Poll checks cond until it holds, and reports whether it did within timeout.
 func Poll(timeout time.Duration, cond func() bool) bool {
+	return pollEvery(timeout, interval, cond)
+}
+
+func pollEvery(timeout, interval time.Duration, cond func() bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return Until(ctx, "", func() (bool, error) { return cond(), nil }) == nil
+	return every(ctx, interval, "", func() (bool, error) { return cond(), nil }) == nil
 }
 
 // For fails the test unless cond holds within timeout, and returns how long
