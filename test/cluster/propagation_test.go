@@ -48,6 +48,7 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 	cs := admin(t)
 	ns := namespace(t, cs)
 	var fromAck, fromCall []time.Duration
+	first := make([][]time.Duration, len(c.Replicas)) // per replica, from the acknowledgement
 	lastIndex := func() (last uint64) { // the leader's: the largest
 		for _, r := range c.Replicas {
 			st, err := r.Status(context.Background())
@@ -65,11 +66,12 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 		ip := createService(t, cs, ns, name).String()
 		ack := time.Now()
 		var wg sync.WaitGroup
-		for _, r := range c.Replicas {
+		for i, r := range c.Replicas {
 			wg.Go(func() {
 				if !wait.Timing(30*time.Second, func() bool { return answersA(r, fqdn(name, ns), ip) }) {
 					t.Errorf("%s did not answer %s", r.ID, name)
 				}
+				first[i] = append(first[i], time.Since(ack))
 			})
 		}
 		wg.Wait()
@@ -81,6 +83,9 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 	entries := float64(lastIndex()-before) / propagationWrites
 	t.Logf("propagation (%s) over %d writes, answered by all 3 replicas: from the API's acknowledgement %s; from the create call %s; %.2f log entries per write",
 		what, propagationWrites, percentiles(fromAck), percentiles(fromCall), entries)
+	for i, r := range c.Replicas {
+		t.Logf("  %s alone: %s", r.ID, percentiles(first[i]))
+	}
 }
 
 // percentiles says p50, p99 and max of ds (sorted in place).
