@@ -59,11 +59,11 @@ func mustApply(t testing.TB, s *Store, entries ...Entry) {
 // viewsEqual compares two Views: records, index, and the grouping of
 // slices by service.
 func viewsEqual(a, b *View) bool {
-	if a.Index() != b.Index() || !a.SameRecords(b) || len(a.bySvc) != len(b.bySvc) {
+	if a.Index() != b.Index() || !a.SameRecords(b) || a.bySvc.Len() != b.bySvc.Len() {
 		return false
 	}
-	for k, list := range a.bySvc {
-		if len(b.bySvc[k]) != len(list) {
+	for k, list := range a.bySvc.All() {
+		if len(b.SlicesOf(k)) != len(list) {
 			return false
 		}
 	}
