@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -181,7 +182,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		c = r.buildCustom(cfg, ttl)
 	}
 	ix.custom = c
-	u := &update{ix: ix}
+	u := &update{ix: ix, log: r.log}
 	changed := v.ChangedServices(emptyView)
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
@@ -215,6 +216,7 @@ var emptyView = fsm.NewView(0, nil, nil)
 // update is an index being built from the previous one.
 type update struct {
 	ix       *index
+	log      *slog.Logger
 	nodes    *cowmap.Builder[string, entry]
 	services *cowmap.Builder[fsm.ServiceKey, *svcRecords]
 	shared   *cowmap.Builder[string, *sharedName]
@@ -253,18 +255,21 @@ func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
 
 // claim adds rec's claim nn; settle then decides what is served.
 func (u *update) claim(rec *svcRecords, nn namedNode) {
-	if sh, ok := u.shared.Get(nn.name); ok {
-		u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
-		return
+	sh, ok := u.shared.Get(nn.name)
+	if !ok {
+		e, _ := u.nodes.Get(nn.name)
+		if e.owner == nil {
+			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+			return
+		}
+		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
+		u.nodes.Set(nn.name, entry{node: e.node})
 	}
-	e, _ := u.nodes.Get(nn.name)
-	if e.owner == nil {
-		u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
-		return
+	if nn.node != ent && nn.rank == "" && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return c.nn.rank == "" }) {
+		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
+			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
 	}
-	sh := (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)}).with(svcClaim{rec, nn})
-	u.shared.Set(nn.name, sh)
-	u.nodes.Set(nn.name, entry{node: e.node})
+	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
 }
 
 // unclaim removes rec's claim nn; settle then decides what is served.
