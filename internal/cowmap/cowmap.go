@@ -145,10 +145,11 @@ func Diff[K comparable, V any](a, b Map[K, V], eq func(V, V) bool) iter.Seq[K] {
 }
 
 // sameShard reports whether a and b are one Go map, or both empty. Go maps
-// are not comparable, but a map value is a pointer, which is.
+// are not comparable, but a map value is a pointer, which is; comparing
+// the pointers first reads no map of the shards two Maps share.
 func sameShard[K comparable, V any](a, b map[K]V) bool {
-	return len(a) == 0 && len(b) == 0 ||
-		*(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b)) ||
+		len(a) == 0 && len(b) == 0
 }
 
 // Builder makes a new Map from an old one. Its zero value builds from the
@@ -156,8 +157,9 @@ func sameShard[K comparable, V any](a, b map[K]V) bool {
 // is never modified.
 type Builder[K comparable, V any] struct {
 	m Map[K, V]
-	// owned marks the shards this builder copied (or made) and may write.
-	owned *[nShards]bool
+	// owned marks the shards this builder copied (or made) and may write,
+	// one bit each.
+	owned *[nShards / 64]uint64
 }
 
 // Builder returns a Builder that starts from m.
@@ -177,16 +179,16 @@ func (b *Builder[K, V]) shard(k K) map[K]V {
 		if old != nil {
 			*b.m.shards = *old
 		}
-		b.owned = new([nShards]bool)
+		b.owned = new([nShards / 64]uint64)
 	}
 	i := shardOf(k)
-	if !b.owned[i] {
+	if bit := uint64(1) << (i % 64); b.owned[i/64]&bit == 0 {
 		s := maps.Clone(b.m.shards[i])
 		if s == nil {
 			s = map[K]V{}
 		}
 		b.m.shards[i] = s
-		b.owned[i] = true
+		b.owned[i/64] |= bit
 	}
 	return b.m.shards[i]
 }
