@@ -231,36 +231,39 @@ func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
 	} else {
 		u.services.Delete(k)
 	}
+	var unsettled []string
 	if old != nil {
 		for _, nn := range old.names {
 			u.unclaim(old, nn)
+			unsettled = append(unsettled, nn.name)
 		}
 	}
 	if rec != nil {
 		for _, nn := range rec.names {
-			u.claim(rec, nn)
+			if !u.claim(rec, nn) {
+				unsettled = append(unsettled, nn.name)
+			}
 		}
 	}
-	if old != nil {
-		for _, nn := range old.names {
-			u.settle(nn.name)
-		}
-	}
-	if rec != nil {
-		for _, nn := range rec.names {
-			u.settle(nn.name)
-		}
+	for _, name := range unsettled {
+		u.settle(name)
 	}
 }
 
-// claim adds rec's claim nn; settle then decides what is served.
-func (u *update) claim(rec *svcRecords, nn namedNode) {
+// claim adds rec's claim nn, and reports whether the name is settled: no
+// other service claims it, so rec's node is served. If not, settle decides.
+func (u *update) claim(rec *svcRecords, nn namedNode) bool {
+	e, ok := u.nodes.Get(nn.name)
+	if !ok {
+		// Not served, so no service claims it (a claimed name always is).
+		u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+		return true
+	}
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
-		e, _ := u.nodes.Get(nn.name)
 		if e.owner == nil {
 			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
-			return
+			return true
 		}
 		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
 		u.nodes.Set(nn.name, entry{node: e.node})
@@ -270,6 +273,7 @@ func (u *update) claim(rec *svcRecords, nn namedNode) {
 			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
 	}
 	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
+	return false
 }
 
 // unclaim removes rec's claim nn; settle then decides what is served.
