@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"iter"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -183,13 +184,18 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	}
 	ix.custom = c
 	u := &update{ix: ix, log: r.log}
-	changed := v.ChangedServices(emptyView)
+	var changed iter.Seq[fsm.ServiceKey]
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
 		u.oldBase = prev.base
 		changed = v.ChangedServices(prev.view)
 	} else {
 		u.nodes, u.services, u.shared = ix.nodes.Builder(), ix.services.Builder(), ix.shared.Builder()
+		// Size the maps once: a service has about six names.
+		nsvc, _ := v.Counts()
+		u.services.Grow(nsvc)
+		u.nodes.Grow(6 * nsvc)
+		changed = v.ChangedServices(emptyView)
 	}
 	rebuilt := 0
 	for k := range changed {
@@ -440,6 +446,7 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods
 	// Sorted for claim, each name once: its first node with records, else
 	// an empty non-terminal.
 	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
+	rec.names = out[:0] // compacted in place
 	for _, nn := range out {
 		switch last := len(rec.names) - 1; {
 		case last < 0 || rec.names[last].name != nn.name:

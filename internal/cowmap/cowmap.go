@@ -193,6 +193,27 @@ func (b *Builder[K, V]) shard(k K) map[K]V {
 	return b.m.shards[i]
 }
 
+// Grow readies the builder for about n more keys spread over the shards,
+// so that building a large Map does not grow each shard step by step. It
+// copies every shard, so it is for builds that write most of them.
+func (b *Builder[K, V]) Grow(n int) {
+	if b.owned == nil {
+		b.shard(*new(K)) // copies the shard table
+	}
+	per := n/nShards + n/nShards/4 + 1
+	for i := range b.m.shards {
+		if b.owned[i/64]&(uint64(1)<<(i%64)) != 0 {
+			continue
+		}
+		s := make(map[K]V, len(b.m.shards[i])+per)
+		for k, v := range b.m.shards[i] {
+			s[k] = v
+		}
+		b.m.shards[i] = s
+		b.owned[i/64] |= uint64(1) << (i % 64)
+	}
+}
+
 // Set maps k to v.
 func (b *Builder[K, V]) Set(k K, v V) {
 	s := b.shard(k)

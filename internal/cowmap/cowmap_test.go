@@ -212,3 +212,16 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// TestGrow: a grown builder holds what it held, writes as before, and
+// leaves the Map it came from alone.
+func TestGrow(t *testing.T) {
+	from := fromMap(map[string]int{"a": 1, "b": 2})
+	b := from.Builder()
+	b.Set("c", 3)
+	b.Grow(10000)
+	b.Delete("a")
+	b.Set("d", 4)
+	checkEqual(t, b.Freeze(), map[string]int{"b": 2, "c": 3, "d": 4})
+	checkEqual(t, from, map[string]int{"a": 1, "b": 2})
+}
