@@ -184,6 +184,8 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	}
 	ix.custom = c
 	u := &update{ix: ix, log: r.log}
+	// The keys of the services to rebuild: those that differ from prev's
+	// View, or all. A key may come twice.
 	var changed iter.Seq[fsm.ServiceKey]
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
@@ -195,7 +197,13 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		nsvc, _ := v.Counts()
 		u.services.Grow(nsvc)
 		u.nodes.Grow(6 * nsvc)
-		changed = v.ChangedServices(emptyView)
+		changed = func(yield func(fsm.ServiceKey) bool) {
+			for s := range v.Services() {
+				if !yield(s.Key()) {
+					return
+				}
+			}
+		}
 	}
 	rebuilt := 0
 	for k := range changed {
@@ -215,9 +223,6 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.nodes, ix.services, ix.shared = u.nodes.Freeze(), u.services.Freeze(), u.shared.Freeze()
 	return ix, rebuilt
 }
-
-// emptyView is the View that every View differs from in every service.
-var emptyView = fsm.NewView(0, nil, nil)
 
 // update is an index being built from the previous one.
 type update struct {
