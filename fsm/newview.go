@@ -24,7 +24,7 @@ func (r *Records) View(index uint64) *View {
 		c.next.config = r.Config
 	}
 	c.next.index = index
-	return c.next
+	return c.done()
 }
 
 // commands returns the commands that build r from nothing.
@@ -72,4 +72,17 @@ func (r *Records) validate() error {
 // Records.View).
 func NewView(index uint64, services []*Service, slices []*EndpointSlice) *View {
 	return (&Records{Services: services, Slices: slices}).View(index)
+}
+
+// Apply returns the View that applying cmds to v gives at index, as a
+// store applying them in one batch would publish it, sharing what they do
+// not change with v: for tests and tools that derive Views without a store
+// or a log. The commands must be valid (see validate).
+func (v *View) Apply(index uint64, cmds ...Command) *View {
+	c := newChange(v)
+	for i := range cmds {
+		c.apply(&cmds[i])
+	}
+	c.next.index = index
+	return c.done()
 }

@@ -51,6 +51,7 @@ func BenchmarkPods10k(b *testing.B) {
 		for b.Loop() {
 			c := newChange(v)
 			c.apply(&one)
+			c.done()
 		}
 	})
 	svcCmd := UpsertService(svc("default", "web", "10.96.0.10"))
@@ -59,6 +60,7 @@ func BenchmarkPods10k(b *testing.B) {
 		for b.Loop() {
 			c := newChange(v)
 			c.apply(&svcCmd)
+			c.done()
 		}
 	})
 	b.Run("apply-one-pod-durable", func(b *testing.B) {

@@ -250,16 +250,16 @@ func (s *Store) ApplyEntries(entries []Entry) error {
 // commit writes what c changed and its index in one transaction, then
 // publishes the new View.
 func (s *Store) commit(c *change) error {
-	next := c.next
+	next := c.done()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
 		for k := range c.touchedSvc {
-			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, next.services[k]); err != nil {
+			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, next.Service(k)); err != nil {
 				return err
 			}
 		}
 		for k := range c.touchedSlic {
-			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, next.slices[k]); err != nil {
+			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, next.Slice(k)); err != nil {
 				return err
 			}
 		}
@@ -444,12 +444,12 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 			}
 		}
 		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
-		for k, svc := range v.services {
+		for k, svc := range v.services.All() {
 			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, svc); err != nil {
 				return err
 			}
 		}
-		for k, sl := range v.slices {
+		for k, sl := range v.slices.All() {
 			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, sl); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -59,11 +60,11 @@ func mustApply(t testing.TB, s *Store, entries ...Entry) {
 // viewsEqual compares two Views: records, index, and the grouping of
 // slices by service.
 func viewsEqual(a, b *View) bool {
-	if a.Index() != b.Index() || !a.SameRecords(b) || len(a.bySvc) != len(b.bySvc) {
+	if a.Index() != b.Index() || !a.SameRecords(b) || a.bySvc.Len() != b.bySvc.Len() {
 		return false
 	}
-	for k, list := range a.bySvc {
-		if len(b.bySvc[k]) != len(list) {
+	for k, list := range a.bySvc.All() {
+		if len(b.SlicesOf(k)) != len(list) {
 			return false
 		}
 	}
@@ -318,5 +319,52 @@ func BenchmarkApplyBatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		mustApply(b, s, entry(b, uint64(i+1), cmds...))
+	}
+}
+
+// TestChangedServices: the services whose records or slices differ
+// between two Views, whether one is made from the other or both are built
+// apart (as from a snapshot).
+func TestChangedServices(t *testing.T) {
+	web, db := ServiceKey{"default", "web"}, ServiceKey{"default", "db"}
+	base := NewView(1, []*Service{svc("default", "web", "10.0.0.1"), svc("default", "db", "10.0.0.2")},
+		[]*EndpointSlice{{Namespace: "default", Name: "web-1", Service: "web"}})
+	tests := []struct {
+		name string
+		cmds []Command
+		want []ServiceKey
+	}{
+		{"nothing", nil, nil},
+		{"service replaced", []Command{UpsertService(svc("default", "web", "10.0.0.9"))}, []ServiceKey{web}},
+		{"service deleted", []Command{DeleteService(db)}, []ServiceKey{db}},
+		{"slice added", []Command{UpsertSlice(&EndpointSlice{Namespace: "default", Name: "db-1", Service: "db"})}, []ServiceKey{db}},
+		{"slice deleted", []Command{DeleteSlice(SliceKey{"default", "web-1"})}, []ServiceKey{web}},
+		{"slice of no service", []Command{UpsertSlice(&EndpointSlice{Namespace: "x", Name: "y-1", Service: "y"})}, []ServiceKey{{"x", "y"}}},
+		{"pod only", []Command{UpsertPod(&Pod{Namespace: "default", Name: "p", IPs: []netip.Addr{netip.MustParseAddr("10.1.0.1")}})}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			next := base.Apply(2, tc.cmds...)
+			var apart Records
+			for s := range next.Services() {
+				apart.Services = append(apart.Services, s)
+			}
+			for e := range next.Slices() {
+				apart.Slices = append(apart.Slices, e)
+			}
+			for _, v := range []*View{next, apart.View(2)} {
+				got := map[ServiceKey]bool{}
+				for k := range v.ChangedServices(base) {
+					got[k] = true
+				}
+				want := map[ServiceKey]bool{}
+				for _, k := range tc.want {
+					want[k] = true
+				}
+				if !maps.Equal(got, want) {
+					t.Errorf("ChangedServices = %v, want %v", got, want)
+				}
+			}
+		})
 	}
 }

@@ -6,17 +6,24 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/kdnsd/kdnsd/internal/cowmap"
 )
 
 // View is one immutable state of the record set, as of a Raft log index.
 // Nothing reachable from a View is ever modified: readers may keep and share
 // it, and may compare pointers between Views to see what changed.
+//
+// Services and slices are held in persistent maps (cowmap): a View made
+// from another by a batch of commands shares every part the batch did not
+// change, so making it costs what the batch changes, and ChangedServices
+// finds what changed by walking only the parts not shared.
 type View struct {
 	index    uint64
-	services map[ServiceKey]*Service
-	slices   map[SliceKey]*EndpointSlice
+	services cowmap.Map[ServiceKey, *Service]
+	slices   cowmap.Map[SliceKey, *EndpointSlice]
 	// bySvc groups the slices by the service they belong to, sorted by name.
-	bySvc map[ServiceKey][]*EndpointSlice
+	bySvc cowmap.Map[ServiceKey, []*EndpointSlice]
 
 	namespaces map[string]struct{}
 	// pods groups the pods by namespace, so that a change copies the pods
@@ -37,9 +44,6 @@ type podGroup struct {
 // emptyView is the state before the first entry.
 func emptyView() *View {
 	return &View{
-		services:   map[ServiceKey]*Service{},
-		slices:     map[SliceKey]*EndpointSlice{},
-		bySvc:      map[ServiceKey][]*EndpointSlice{},
 		namespaces: map[string]struct{}{},
 		pods:       map[string]*podGroup{},
 		config:     &ConfigState{},
@@ -50,23 +54,53 @@ func emptyView() *View {
 func (v *View) Index() uint64 { return v.index }
 
 // Service returns a service, or nil.
-func (v *View) Service(k ServiceKey) *Service { return v.services[k] }
+func (v *View) Service(k ServiceKey) *Service {
+	s, _ := v.services.Get(k)
+	return s
+}
 
 // Services yields every service in no particular order.
-func (v *View) Services() iter.Seq[*Service] { return maps.Values(v.services) }
+func (v *View) Services() iter.Seq[*Service] { return v.services.Values() }
 
 // Slice returns an endpoint slice, or nil.
-func (v *View) Slice(k SliceKey) *EndpointSlice { return v.slices[k] }
+func (v *View) Slice(k SliceKey) *EndpointSlice {
+	e, _ := v.slices.Get(k)
+	return e
+}
 
 // Slices yields every endpoint slice in no particular order.
-func (v *View) Slices() iter.Seq[*EndpointSlice] { return maps.Values(v.slices) }
+func (v *View) Slices() iter.Seq[*EndpointSlice] { return v.slices.Values() }
 
 // SlicesOf returns the endpoint slices of a service, sorted by slice name. The
 // service itself need not exist. The caller must not modify the result.
-func (v *View) SlicesOf(k ServiceKey) []*EndpointSlice { return v.bySvc[k] }
+func (v *View) SlicesOf(k ServiceKey) []*EndpointSlice {
+	l, _ := v.bySvc.Get(k)
+	return l
+}
 
 // Counts returns how many services and endpoint slices the View holds.
-func (v *View) Counts() (services, endpointSlices int) { return len(v.services), len(v.slices) }
+func (v *View) Counts() (services, endpointSlices int) { return v.services.Len(), v.slices.Len() }
+
+// ChangedServices yields the key of every service that prev and v do not
+// hold alike: added, removed or replaced, or whose endpoint slices differ
+// (the service itself need not exist). A key may come twice. For a View
+// made from prev by applying entries this costs what changed between them;
+// for Views that share nothing (one restored from a snapshot) it compares
+// every service.
+func (v *View) ChangedServices(prev *View) iter.Seq[ServiceKey] {
+	return func(yield func(ServiceKey) bool) {
+		for k := range cowmap.Diff(prev.services, v.services, func(a, b *Service) bool { return a == b }) {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range cowmap.Diff(prev.bySvc, v.bySvc, slices.Equal) {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
 
 // HasNamespace reports whether the View holds namespace name.
 func (v *View) HasNamespace(name string) bool {
@@ -131,7 +165,7 @@ func (v *View) Tracked() Tracked { return v.tracked }
 // SameRecords reports whether v and o hold the same records and
 // configuration, whatever their indexes.
 func (v *View) SameRecords(o *View) bool {
-	if len(v.services) != len(o.services) || len(v.slices) != len(o.slices) ||
+	if v.services.Len() != o.services.Len() || v.slices.Len() != o.slices.Len() ||
 		v.podCount != o.podCount || v.tracked != o.tracked || !maps.Equal(v.namespaces, o.namespaces) ||
 		!v.config.Config.Equal(o.config.Config) {
 		return false
@@ -141,13 +175,13 @@ func (v *View) SameRecords(o *View) bool {
 			return false
 		}
 	}
-	for k, s := range v.services {
-		if other := o.services[k]; other == nil || !s.Equal(other) {
+	for k, s := range v.services.All() {
+		if other := o.Service(k); other == nil || !s.Equal(other) {
 			return false
 		}
 	}
-	for k, e := range v.slices {
-		if other := o.slices[k]; other == nil || !e.Equal(other) {
+	for k, e := range v.slices.All() {
+		if other := o.Slice(k); other == nil || !e.Equal(other) {
 			return false
 		}
 	}
@@ -155,12 +189,16 @@ func (v *View) SameRecords(o *View) bool {
 }
 
 // change is a View being built from another by a batch of commands. Each
-// group of maps (services and slices; namespaces; pods) is copied once, on
-// its first write, so a batch costs one copy of what it changes: a batch of
-// service changes does not copy ten thousand pods.
+// group of maps (namespaces; pods) is copied once, on its first write, and
+// the services and slices are written through persistent-map builders that
+// copy only the shards they write, so a batch costs what it changes: a
+// batch of service changes does not copy a hundred thousand services, nor
+// ten thousand pods. done returns the View.
 type change struct {
 	next          *View
-	copied        bool
+	services      *cowmap.Builder[ServiceKey, *Service]
+	slices        *cowmap.Builder[SliceKey, *EndpointSlice]
+	bySvc         *cowmap.Builder[ServiceKey, []*EndpointSlice]
 	copiedNS      bool
 	copiedPods    bool
 	copiedGroups  map[string]bool // pod groups already copied
@@ -174,18 +212,17 @@ type change struct {
 
 func newChange(from *View) *change {
 	n := *from
-	return &change{next: &n, touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{},
+	return &change{next: &n, services: from.services.Builder(), slices: from.slices.Builder(), bySvc: from.bySvc.Builder(),
+		touchedSvc: map[ServiceKey]bool{}, touchedSlic: map[SliceKey]bool{},
 		touchedNS: map[string]bool{}, touchedPods: map[PodKey]bool{}, copiedGroups: map[string]bool{}}
 }
 
-func (c *change) ensureCopied() {
-	if c.copied {
-		return
-	}
-	c.next.services = maps.Clone(c.next.services)
-	c.next.slices = maps.Clone(c.next.slices)
-	c.next.bySvc = maps.Clone(c.next.bySvc)
-	c.copied = true
+// done returns the View built. The change must not be used after.
+func (c *change) done() *View {
+	c.next.services = c.services.Freeze()
+	c.next.slices = c.slices.Freeze()
+	c.next.bySvc = c.bySvc.Freeze()
+	return c.next
 }
 
 // apply applies one validated command.
@@ -235,48 +272,51 @@ func (c *change) apply(cmd *Command) {
 		c.touchedConfig = true
 		return
 	}
-	c.ensureCopied()
 	switch cmd.Op {
 	case OpUpsertService:
-		v.services[cmd.Service.Key()] = cmd.Service
+		c.services.Set(cmd.Service.Key(), cmd.Service)
 		c.touchedSvc[cmd.Service.Key()] = true
 	case OpDeleteService:
 		k := ServiceKey{cmd.Namespace, cmd.Name}
-		delete(v.services, k)
+		c.services.Delete(k)
 		c.touchedSvc[k] = true
 	case OpUpsertSlice:
 		k := cmd.Slice.Key()
-		if old := v.slices[k]; old != nil {
-			v.removeFromService(old)
+		if old, _ := c.slices.Get(k); old != nil {
+			c.removeFromService(old)
 		}
-		v.slices[k] = cmd.Slice
-		v.addToService(cmd.Slice)
+		c.slices.Set(k, cmd.Slice)
+		c.addToService(cmd.Slice)
 		c.touchedSlic[k] = true
 	case OpDeleteSlice:
 		k := SliceKey{cmd.Namespace, cmd.Name}
-		if old := v.slices[k]; old != nil {
-			v.removeFromService(old)
-			delete(v.slices, k)
+		if old, _ := c.slices.Get(k); old != nil {
+			c.removeFromService(old)
+			c.slices.Delete(k)
 		}
 		c.touchedSlic[k] = true
 	}
 }
 
-func (v *View) removeFromService(e *EndpointSlice) {
+// removeFromService and addToService keep bySvc's lists, which a published
+// View may share, by replacing them.
+func (c *change) removeFromService(e *EndpointSlice) {
 	sk := e.ServiceKey()
-	rest := slices.DeleteFunc(slices.Clone(v.bySvc[sk]), func(x *EndpointSlice) bool { return x == e })
+	list, _ := c.bySvc.Get(sk)
+	rest := slices.DeleteFunc(slices.Clone(list), func(x *EndpointSlice) bool { return x == e })
 	if len(rest) == 0 {
-		delete(v.bySvc, sk)
+		c.bySvc.Delete(sk)
 		return
 	}
-	v.bySvc[sk] = rest
+	c.bySvc.Set(sk, rest)
 }
 
-func (v *View) addToService(e *EndpointSlice) {
+func (c *change) addToService(e *EndpointSlice) {
 	sk := e.ServiceKey()
-	list := append(slices.Clone(v.bySvc[sk]), e)
+	list, _ := c.bySvc.Get(sk)
+	list = append(slices.Clone(list), e)
 	slices.SortFunc(list, func(a, b *EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
-	v.bySvc[sk] = list
+	c.bySvc.Set(sk, list)
 }
 
 // podGroup returns the pods of namespace ns in the View being built, copied

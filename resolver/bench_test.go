@@ -3,7 +3,10 @@ package resolver
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -103,43 +106,79 @@ func BenchmarkServeDNS(b *testing.B) {
 	})
 }
 
+// BenchmarkUpdate is what a new View costs a replica's resolver at 10k and
+// 100k services (resolvertest.BigView): a full build, the live heap of the
+// index, and a View that changes one service or one endpoint slice, made
+// from the last as a store makes it (fsm.View.Apply). cpu-ns/op is the
+// process's CPU time (GC included), which a loaded machine inflates less
+// than ns/op.
 func BenchmarkUpdate(b *testing.B) {
-	const n = 10000
-	v := resolvertest.BigView(n, 1)
-	b.Run("full-10k", func(b *testing.B) {
-		r := newTestResolver(b, nil)
-		b.ReportAllocs()
-		for b.Loop() {
-			r.idx.Store(nil) // nothing to reuse
-			r.Update(v)
-		}
-		b.ReportMetric(float64(len(r.idx.Load().nodes)), "names")
-	})
-	b.Run("one-changed-10k", func(b *testing.B) {
-		r := newTestResolver(b, v)
-		// Alternate between two Views that differ in one service.
-		var svcs []*fsm.Service
-		var eps []*fsm.EndpointSlice
-		for s := range v.Services() {
-			if s.Name == "svc-10" {
-				c := *s
-				c.ClusterIPs = []netip.Addr{netip.MustParseAddr("10.255.0.1")}
-				s = &c
+	for _, n := range []int{10000, 100000} {
+		v := resolvertest.BigView(n, 1)
+		b.Run(fmt.Sprintf("full-%dk", n/1000), func(b *testing.B) {
+			r := newTestResolver(b, nil)
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				r.idx.Store(nil) // nothing to reuse
+				r.Update(v)
 			}
-			svcs = append(svcs, s)
+			reportCPU(b, cpu)
+			b.ReportMetric(float64(r.idx.Load().nodes.Len()), "names")
+		})
+		b.Run(fmt.Sprintf("heap-%dk", n/1000), func(b *testing.B) {
+			var before, after runtime.MemStats
+			var r *Resolver
+			for b.Loop() {
+				r = newTestResolver(b, nil)
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				r.Update(v)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+			}
+			runtime.KeepAlive(r)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc), "B/index")
+		})
+		svc := *v.Service(fsm.ServiceKey{Namespace: "ns-0", Name: "svc-10"})
+		svc.ClusterIPs = []netip.Addr{netip.MustParseAddr("10.255.0.1")}
+		slice := *v.Slice(fsm.SliceKey{Namespace: "ns-0", Name: "svc-14-abcde"})
+		slice.Endpoints = slice.Endpoints[1:]
+		for _, c := range []struct {
+			name string
+			cmd  fsm.Command
+		}{
+			{"one-service", fsm.UpsertService(&svc)},
+			{"one-slice", fsm.UpsertSlice(&slice)},
+		} {
+			b.Run(fmt.Sprintf("%s-%dk", c.name, n/1000), func(b *testing.B) {
+				r := newTestResolver(b, v)
+				// Alternate between two Views that differ in one object.
+				views := [2]*fsm.View{v, v.Apply(2, c.cmd)}
+				runtime.GC() // the setup's garbage is not the loop's
+				b.ReportAllocs()
+				cpu := cpuTime()
+				for i := 0; b.Loop(); i++ {
+					r.Update(views[(i+1)%2])
+				}
+				reportCPU(b, cpu)
+			})
 		}
-		for e := range v.Slices() {
-			eps = append(eps, e)
-		}
-		w := fsm.NewView(2, svcs, eps)
-		views := [2]*fsm.View{v, w}
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			i++
-			r.Update(views[i%2])
-		}
-	})
+	}
+}
+
+// cpuTime returns the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time used since start per op, as cpu-ns/op.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // benchFastPath measures r's fast path answering req into out, after
@@ -153,7 +192,9 @@ func benchFastPath(b *testing.B, r *Resolver, out []byte, req *dns.Msg) {
 		b.Fatal("not answered by the fast path")
 	}
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		r.AnswerUDP(out, q)
 	}
+	reportCPU(b, cpu)
 }

@@ -177,23 +177,24 @@ func writeCustom(b *dnswire.Builder, owner string, typ uint16, rd []byte) {
 	}
 }
 
-// addCustom puts c's names of the cluster and reverse zones into ix, after
-// the Services', and the empty non-terminals above those in the zone.
-func (r *Resolver) addCustom(ix *index, c *custom) {
-	ix.custom = c
+// addCustom puts c's names of the cluster and reverse zones into base,
+// which holds the index's own names, and the empty non-terminals above
+// those in the zone; those at a name a service claims are not served.
+func (r *Resolver) addCustom(u *update, base map[string]*node, c *custom) {
+	ix := u.ix
 	for _, nn := range c.names {
-		if old := ix.nodes[nn.name]; old != nil {
+		if base[nn.name] != nil || u.claimed(nn.name) {
 			r.log.Warn("custom record at a name the cluster's records hold; the Service's records are served",
 				"name", dnswire.Presentation(nn.name))
 			ix.shadowed++
 			continue
 		}
-		ix.nodes[nn.name] = nn.node
+		base[nn.name] = nn.node
 		if r.classify([]byte(nn.name)) != zoneCluster {
 			continue
 		}
-		for p := nn.name[1+int(nn.name[0]):]; len(p) > len(r.zone) && ix.nodes[p] == nil; p = p[1+int(p[0]):] {
-			ix.nodes[p] = ent
+		for p := nn.name[1+int(nn.name[0]):]; len(p) > len(r.zone) && base[p] == nil; p = p[1+int(p[0]):] {
+			base[p] = ent
 		}
 	}
 }

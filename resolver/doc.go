@@ -166,8 +166,18 @@
 // Records of a service depend only on the service and its endpoint slices,
 // and fsm shares those pointers between Views while they are unchanged, so an
 // Update rebuilds only the services whose service or slice pointers changed
-// and reuses the rest from the previous index. The new index is swapped in
-// through an atomic pointer; queries never lock.
+// and reuses the rest from the previous index. The map is persistent
+// (internal/cowmap, a hash of the name picks one of a few thousand Go maps),
+// and fsm's View is too, so an Update finds the changed services by walking
+// only the parts of the View that differ from the last one indexed, and
+// writes only the parts of the map their names fall in: one service changed
+// among 100k costs what that service holds, not what the index holds. Where
+// several services claim one name (a PTR record of a shared address, a pod
+// name, a namespace's name, or two services whose names differ only in
+// case) the index keeps every claim and serves the best (see sharedName),
+// so an index built change by change equals one built at once. A new TTL or
+// pod mode, which every service's records depend on, rebuilds them all.
+// The new index is swapped in through an atomic pointer; queries never lock.
 //
 // Empty non-terminals (the zone apex, svc.<zone>, <ns>.svc.<zone>,
 // _<proto>.<svc>.<ns>.svc.<zone>, dns.<zone>, pod.<zone>) are in the map

@@ -1,22 +1,40 @@
 package resolver
 
 import (
+	"iter"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/cowmap"
 )
 
 // index is the DNS form of one View. It is never modified once published.
+//
+// Its maps are persistent (cowmap): the index of the next View is built
+// from this one by replacing the records of the services that changed
+// between the two Views (fsm.View.ChangedServices), sharing everything
+// else, so a change costs what it changes, not what the index holds. Only
+// a change of what every service's records depend on (TTL, pod mode) builds
+// every service again; what the result is never depends on the road taken
+// (see claims).
 type index struct {
 	view  *fsm.View
 	soa   dnswire.SOA
-	nodes map[string]*node // by lower-case wire name
+	nodes cowmap.Map[string, entry] // by lower-case wire name
 	// services keeps each service's records with the pointers they were
-	// built from, for the next build to reuse.
-	services map[fsm.ServiceKey]*svcRecords
+	// built from, for the next build to compare and to take back.
+	services cowmap.Map[fsm.ServiceKey, *svcRecords]
+	// shared holds the claims of every name that more than one service
+	// claims (and of some that one does; see entry).
+	shared cowmap.Map[string, *sharedName]
+	// base is the index's names that are not a service's: the apex, its
+	// NS and version names, and the custom records with the empty
+	// non-terminals above them, at names no service claims.
+	base map[string]*node
 	// namespacesFromView: the View holds every namespace, so a pod name in
 	// another one does not exist. podsFromView: in verified mode, pod names
 	// are answered per query from the View's pods; endpointPods: in
@@ -30,9 +48,25 @@ type index struct {
 	ttl     uint32
 	podMode string
 	// custom holds the configuration's custom records; shadowed counts
-	// those not served because a Service's records hold their name.
+	// those not served because a Service's records, or the index's own
+	// names, hold their name.
 	custom   *custom
 	shadowed int
+}
+
+// entry is what the index serves at one name, and who claims it: owner,
+// when set, is the one service that claims the name, with node; when nil,
+// the name's claims are in index.shared, or no service claims it and node
+// is base's.
+type entry struct {
+	node  *node
+	owner *svcRecords
+}
+
+// lookup returns the node of the lower-cased wire name key, or nil.
+func (ix *index) lookup(key []byte) *node {
+	e, _ := cowmap.GetBytes(ix.nodes, key)
+	return e.node
 }
 
 // node is one owner name. A node without sets and cname is an empty
@@ -66,8 +100,12 @@ func (n *node) set(typ uint16) *dnswire.Section {
 type svcRecords struct {
 	svc    *fsm.Service
 	slices []*fsm.EndpointSlice
-	ns     string      // <ns>.svc.<zone>, an empty non-terminal; "" if the service's name is invalid
-	names  []namedNode // <svc>.<ns>.svc.<zone> and the names below it, if it has records
+	// names are the names the service claims, sorted, each once:
+	// <ns>.svc.<zone>, an empty non-terminal that exists while any service
+	// of the namespace does, and, if the service has records,
+	// <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
+	// endpointPods, its pod names. None if the service's name is invalid.
+	names []namedNode
 }
 
 type namedNode struct {
@@ -79,10 +117,49 @@ type namedNode struct {
 	rank string
 }
 
-// build returns the index of v, reusing prev's records of services whose
-// pointers did not change, and how many services it rebuilt.
+// claim returns rec's claim on name; rec must claim it.
+func (rec *svcRecords) claim(name string) namedNode {
+	i, _ := slices.BinarySearchFunc(rec.names, name, func(n namedNode, name string) int { return strings.Compare(n.name, name) })
+	return rec.names[i]
+}
+
+// sharedName is the claims of services on one name, where several may
+// claim it: PTR names of addresses that several services have, pod names,
+// namespaces' empty non-terminals, and the rare clash of two services'
+// names (which the log reports). The served node is that of the best claim
+// (better): the index is then one function of the View, whatever order
+// services came and went in.
+type sharedName struct {
+	ents   int // claims by empty non-terminals
+	claims []svcClaim
+}
+
+type svcClaim struct {
+	rec *svcRecords
+	nn  namedNode
+}
+
+// better reports whether a beats b for a name: records beat an empty
+// non-terminal, then the smaller rank, then the service with the smaller
+// key.
+func better(a, b svcClaim) bool {
+	if (a.nn.node == ent) != (b.nn.node == ent) {
+		return b.nn.node == ent
+	}
+	if a.nn.rank != b.nn.rank {
+		return a.nn.rank < b.nn.rank
+	}
+	ak, bk := a.rec.svc.Key(), b.rec.svc.Key()
+	if ak.Namespace != bk.Namespace {
+		return ak.Namespace < bk.Namespace
+	}
+	return ak.Name < bk.Name
+}
+
+// build returns the index of v, made from prev's by rebuilding the records
+// of the services that differ, and how many services it rebuilt. With no
+// prev, or one whose TTL or pod mode differ, every service is rebuilt.
 func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
-	nsvc, _ := v.Counts()
 	tracked := v.Tracked()
 	ttl, podMode := r.ttl, PodModeOf(r.podMode, v)
 	cfg := v.Config().Config
@@ -93,33 +170,210 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix := &index{
 		view:               v,
 		soa:                dnswire.SOA{MName: r.mname, RName: r.rname, Serial: serial(v.Index()), TTL: ttl},
-		services:           make(map[fsm.ServiceKey]*svcRecords, nsvc),
 		namespacesFromView: tracked.Namespaces,
 		podsFromView:       tracked.Pods && podMode == PodVerified,
 		endpointPods:       !tracked.Pods && podMode == PodVerified,
 		ttl:                ttl,
 		podMode:            podMode,
 	}
-	rebuilt, names := 0, 0
-	for s := range v.Services() {
-		k := s.Key()
-		sl := v.SlicesOf(k)
-		rec := (*svcRecords)(nil)
-		if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
-			if old := prev.services[k]; old != nil && old.svc == s && slices.Equal(old.slices, sl) {
-				rec = old
+	c := (*custom)(nil)
+	if prev != nil && prev.custom != nil && prev.custom.cfg == cfg && prev.custom.ttl == ttl {
+		c = prev.custom
+	} else {
+		c = r.buildCustom(cfg, ttl)
+	}
+	ix.custom = c
+	u := &update{ix: ix, log: r.log}
+	// The keys of the services to rebuild: those that differ from prev's
+	// View, or all. A key may come twice.
+	var changed iter.Seq[fsm.ServiceKey]
+	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
+		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
+		u.oldBase = prev.base
+		changed = v.ChangedServices(prev.view)
+	} else {
+		u.nodes, u.services, u.shared = ix.nodes.Builder(), ix.services.Builder(), ix.shared.Builder()
+		// Size the maps once: a service has about six names.
+		nsvc, _ := v.Counts()
+		u.services.Grow(nsvc)
+		u.nodes.Grow(6 * nsvc)
+		changed = func(yield func(fsm.ServiceKey) bool) {
+			for s := range v.Services() {
+				if !yield(s.Key()) {
+					return
+				}
 			}
 		}
-		if rec == nil {
-			rec = &svcRecords{svc: s, slices: sl}
-			rec.ns, rec.names = r.service(s, sl, ix.endpointPods)
+	}
+	rebuilt := 0
+	for k := range changed {
+		old, _ := u.services.Get(k)
+		s, sl := v.Service(k), v.SlicesOf(k)
+		if old != nil && old.svc == s && slices.Equal(old.slices, sl) {
+			continue // came twice, or came back
+		}
+		var rec *svcRecords
+		if s != nil {
+			rec = r.service(s, sl, ix.endpointPods)
 			rebuilt++
 		}
-		ix.services[k] = rec
-		names += len(rec.names)
+		u.replace(k, old, rec)
 	}
+	r.setBase(u, v, c)
+	ix.nodes, ix.services, ix.shared = u.nodes.Freeze(), u.services.Freeze(), u.shared.Freeze()
+	return ix, rebuilt
+}
 
-	ix.nodes = make(map[string]*node, names+nsvc/4+8)
+// update is an index being built from the previous one.
+type update struct {
+	ix       *index
+	log      *slog.Logger
+	nodes    *cowmap.Builder[string, entry]
+	services *cowmap.Builder[fsm.ServiceKey, *svcRecords]
+	shared   *cowmap.Builder[string, *sharedName]
+	oldBase  map[string]*node
+}
+
+// replace replaces old, the records of service k, with rec; either may be
+// nil.
+func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
+	if rec != nil {
+		u.services.Set(k, rec)
+	} else {
+		u.services.Delete(k)
+	}
+	var unsettled []string
+	if old != nil {
+		for _, nn := range old.names {
+			u.unclaim(old, nn)
+			unsettled = append(unsettled, nn.name)
+		}
+	}
+	if rec != nil {
+		for _, nn := range rec.names {
+			if !u.claim(rec, nn) {
+				unsettled = append(unsettled, nn.name)
+			}
+		}
+	}
+	for _, name := range unsettled {
+		u.settle(name)
+	}
+}
+
+// claim adds rec's claim nn, and reports whether the name is settled: no
+// other service claims it, so rec's node is served. If not, settle decides.
+func (u *update) claim(rec *svcRecords, nn namedNode) bool {
+	e, ok := u.nodes.Get(nn.name)
+	if !ok {
+		// Not served, so no service claims it (a claimed name always is).
+		u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+		return true
+	}
+	sh, ok := u.shared.Get(nn.name)
+	if !ok {
+		if e.owner == nil {
+			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+			return true
+		}
+		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
+		u.nodes.Set(nn.name, entry{node: e.node})
+	}
+	if nn.node != ent && nn.rank == "" && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return c.nn.rank == "" }) {
+		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
+			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
+	}
+	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
+	return false
+}
+
+// unclaim removes rec's claim nn; settle then decides what is served.
+func (u *update) unclaim(rec *svcRecords, nn namedNode) {
+	sh, ok := u.shared.Get(nn.name)
+	if !ok {
+		e, _ := u.nodes.Get(nn.name)
+		u.nodes.Set(nn.name, entry{node: e.node}) // rec was its owner
+		return
+	}
+	sh = sh.without(svcClaim{rec, nn})
+	switch {
+	case sh.ents == 0 && len(sh.claims) == 0:
+		u.shared.Delete(nn.name)
+	case sh.ents == 0 && len(sh.claims) == 1:
+		u.shared.Delete(nn.name)
+		u.nodes.Set(nn.name, entry{node: sh.claims[0].nn.node, owner: sh.claims[0].rec})
+	default:
+		u.shared.Set(nn.name, sh)
+	}
+}
+
+// with returns sh with c added.
+func (sh *sharedName) with(c svcClaim) *sharedName {
+	out := &sharedName{ents: sh.ents, claims: sh.claims}
+	if c.nn.node == ent {
+		out.ents++
+	} else {
+		out.claims = append(slices.Clip(sh.claims), c)
+	}
+	return out
+}
+
+// without returns sh with c removed.
+func (sh *sharedName) without(c svcClaim) *sharedName {
+	out := &sharedName{ents: sh.ents, claims: sh.claims}
+	if c.nn.node == ent {
+		out.ents--
+	} else {
+		out.claims = slices.DeleteFunc(slices.Clone(sh.claims), func(x svcClaim) bool { return x.rec == c.rec })
+	}
+	return out
+}
+
+// settle makes the node served at name the one its claims give: the best
+// service claim, else none (setBase then puts base's back).
+func (u *update) settle(name string) {
+	e, _ := u.nodes.Get(name)
+	if e.owner != nil {
+		if e.node != e.owner.claim(name).node {
+			u.nodes.Set(name, entry{node: e.owner.claim(name).node, owner: e.owner})
+		}
+		return
+	}
+	n := (*node)(nil)
+	if sh, ok := u.shared.Get(name); ok {
+		n = ent
+		if len(sh.claims) > 0 {
+			best := sh.claims[0]
+			for _, c := range sh.claims[1:] {
+				if better(c, best) {
+					best = c
+				}
+			}
+			n = best.nn.node
+		}
+	}
+	switch {
+	case n == nil:
+		u.nodes.Delete(name)
+	case n != e.node:
+		u.nodes.Set(name, entry{node: n})
+	}
+}
+
+// claimed reports whether a service claims name.
+func (u *update) claimed(name string) bool {
+	if e, _ := u.nodes.Get(name); e.owner != nil {
+		return true
+	}
+	_, ok := u.shared.Get(name)
+	return ok
+}
+
+// setBase builds the index's own names and the custom records c, puts
+// them where no service claims the name, and removes the previous ones
+// that are gone.
+func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
+	ix := u.ix
 	b := &r.b
 	nsAddrs := r.nsAddrs
 	if len(nsAddrs) == 0 {
@@ -127,6 +381,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			nsAddrs = usable(nil, s.ClusterIPs)
 		}
 	}
+	base := make(map[string]*node, 8+len(c.names))
 	apex := &node{}
 	b.Begin(r.zone)
 	b.SOA(r.zone, &ix.soa)
@@ -137,54 +392,28 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		b.Addr(true, r.mname, a) // glue
 	}
 	apex.sets = append(apex.sets, rrset{dnswire.TypeNS, b.Finish()})
-	ix.nodes[r.zone] = apex
-	ix.nodes[r.svcZone] = ent
-	ix.nodes[r.nsZone] = ent
-	ix.nodes[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
-	if podMode == PodInsecure || ix.podsFromView && v.HasPods() {
-		ix.nodes[r.podZone] = ent
+	base[r.zone] = apex
+	base[r.svcZone] = ent
+	base[r.nsZone] = ent
+	base[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
+	if ix.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
+		base[r.podZone] = ent
 	}
 	b.Begin(r.version)
 	b.TXT(r.version, schemaVersion)
-	ix.nodes[r.version] = &node{sets: []rrset{{dnswire.TypeTXT, b.Finish()}}}
-
-	ranks := map[string]string{}
-	for k, rec := range ix.services {
-		if rec.ns == "" {
-			continue
-		}
-		if ix.nodes[rec.ns] == nil {
-			ix.nodes[rec.ns] = ent
-		}
-		for _, nn := range rec.names {
-			old := ix.nodes[nn.name]
-			switch {
-			case old == nil || old == ent:
-			case nn.node == ent:
-				continue
-			case nn.rank != "":
-				if kept, ok := ranks[nn.name]; ok && kept <= nn.rank {
-					continue
-				}
-			default:
-				r.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
-					"namespace", k.Namespace, "service", k.Name)
-				continue
-			}
-			ix.nodes[nn.name] = nn.node
-			if nn.rank != "" {
-				ranks[nn.name] = nn.rank
-			}
+	base[r.version] = &node{sets: []rrset{{dnswire.TypeTXT, b.Finish()}}}
+	r.addCustom(u, base, c)
+	ix.base = base
+	for name, n := range base {
+		if e, _ := u.nodes.Get(name); e.owner == nil && e.node != n && !u.claimed(name) {
+			u.nodes.Set(name, entry{node: n})
 		}
 	}
-	c := (*custom)(nil)
-	if prev != nil && prev.custom != nil && prev.custom.cfg == cfg && prev.custom.ttl == ttl {
-		c = prev.custom
-	} else {
-		c = r.buildCustom(cfg, ttl)
+	for name := range u.oldBase {
+		if _, ok := base[name]; !ok && !u.claimed(name) {
+			u.nodes.Delete(name)
+		}
 	}
-	r.addCustom(ix, c)
-	return ix, rebuilt
 }
 
 // schemaVersion is the version of the Kubernetes DNS specification served,
@@ -196,16 +425,15 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// service returns the name of the namespace of one service, which exists
-// whatever the service's records, and the service's names and records, with
-// the pod names of its endpoint addresses if endpointPods.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) (ns string, names []namedNode) {
+// service returns the records of one service, with the pod names of its
+// endpoint addresses if endpointPods.
+func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) *svcRecords {
+	rec := &svcRecords{svc: s, slices: sl}
 	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
-		return "", nil
+		return rec
 	}
-	ns = base[1+len(s.Name):]
 	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
@@ -218,7 +446,21 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods
 	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
-	return ns, out
+	// The namespace exists whatever the service's records.
+	out = append(out, namedNode{name: base[1+len(s.Name):], node: ent})
+	// Sorted for claim, each name once: its first node with records, else
+	// an empty non-terminal.
+	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
+	rec.names = out[:0] // compacted in place
+	for _, nn := range out {
+		switch last := len(rec.names) - 1; {
+		case last < 0 || rec.names[last].name != nn.name:
+			rec.names = append(rec.names, nn)
+		case rec.names[last].node == ent:
+			rec.names[last] = nn
+		}
+	}
+	return rec
 }
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,

@@ -204,7 +204,7 @@ func (r *Resolver) Update(v *fsm.View) {
 	r.idx.Store(next)
 	services, slices := v.Counts()
 	r.log.Debug("dns index updated", "index", v.Index(), "services", services, "slices", slices,
-		"names", len(next.nodes), "rebuilt", rebuilt, "took", time.Since(start))
+		"names", next.nodes.Len(), "rebuilt", rebuilt, "took", time.Since(start))
 }
 
 // Follow serves src's View now and each new View it announces, until ctx is

@@ -354,14 +354,15 @@ func TestIncrementalUpdate(t *testing.T) {
 	r.Update(v2)
 	after := r.idx.Load()
 
-	for k, rec := range after.services {
-		reused := before.services[k] == rec
+	for k, rec := range after.services.All() {
+		old, _ := before.services.Get(k)
+		reused := old == rec
 		changed := k.Name == "web" || k.Name == "hlpub"
 		if reused == changed {
 			t.Errorf("%v: reused %v", k, reused)
 		}
 	}
-	if _, ok := after.services[fsm.ServiceKey{Namespace: "default", Name: "v4only"}]; ok {
+	if _, ok := after.services.Get(fsm.ServiceKey{Namespace: "default", Name: "v4only"}); ok {
 		t.Errorf("deleted service still indexed")
 	}
 	for _, c := range []struct {

@@ -148,7 +148,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 			m.Rcode = dns.RcodeServerFailure // no View yet
 			return m.Done(), actAnswer
 		}
-		n := ix.nodes[string(key)]
+		n := ix.lookup(key)
 		if n == nil || q.Qclass != dnswire.ClassIN || q.Qtype != dnswire.TypePTR && q.Qtype != dnswire.TypeANY {
 			return r.outside(&m)
 		}
@@ -171,7 +171,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	}
 
 	m.Flags |= dnswire.FlagAA
-	n := ix.nodes[string(key)]
+	n := ix.lookup(key)
 	if n == nil {
 		if ix.podMode == PodInsecure || ix.podsFromView {
 			switch a, kind := r.pod(ix, key); kind {

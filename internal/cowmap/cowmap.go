@@ -1,0 +1,240 @@
+// Package cowmap owns persistent hash maps: immutable maps of which a
+// changed copy costs what changes, not what the map holds.
+//
+// A Map is split into a fixed number of shards, each a plain Go map, by a
+// hash of the key. A Builder made from a Map copies a shard only on its
+// first write to it, and Freeze returns a new Map that shares every shard
+// the builder did not write with the Map it came from. Two Maps of one
+// lineage can therefore be compared (Diff) by walking only the shards they
+// do not share; Maps that share nothing (built apart, or restored from a
+// snapshot) are compared in full, with the same result.
+//
+// A lookup costs one hash more than a Go map's, and a lookup by []byte of
+// a string-keyed Map (GetBytes) allocates nothing, as m[string(b)] does
+// not.
+package cowmap
+
+import (
+	"hash/maphash"
+	"iter"
+	"maps"
+	"unsafe"
+)
+
+// shardBits sets the number of shards: with 600k keys (the DNS names of
+// 100k services) a shard holds ~150, so copying one costs a few
+// microseconds, and a new Map's shard table (32 KiB) about as much.
+const shardBits = 12
+
+const nShards = 1 << shardBits
+
+// seed is the one seed of every Map, so that a string and the same bytes
+// hash alike (maphash.String and maphash.Bytes agree under one seed).
+var seed = maphash.MakeSeed()
+
+// Map is an immutable map from K to V. The zero Map is empty; Maps are
+// values, cheap to copy (a pointer and a count).
+type Map[K comparable, V any] struct {
+	shards *[nShards]map[K]V
+	n      int
+}
+
+// shardOf returns the shard index of k.
+func shardOf[K comparable](k K) int {
+	// A string key is hashed as GetBytes hashes its bytes.
+	if s, ok := any(k).(string); ok {
+		return int(maphash.String(seed, s) >> (64 - shardBits))
+	}
+	return int(maphash.Comparable(seed, k) >> (64 - shardBits))
+}
+
+// Len returns the number of keys.
+func (m Map[K, V]) Len() int { return m.n }
+
+// Get returns the value of k, and whether m holds k.
+func (m Map[K, V]) Get(k K) (V, bool) {
+	if m.shards == nil {
+		var zero V
+		return zero, false
+	}
+	v, ok := m.shards[shardOf(k)][k]
+	return v, ok
+}
+
+// GetBytes returns the value of the string key b, without allocating.
+func GetBytes[V any](m Map[string, V], b []byte) (V, bool) {
+	if m.shards == nil {
+		var zero V
+		return zero, false
+	}
+	v, ok := m.shards[maphash.Bytes(seed, b)>>(64-shardBits)][string(b)]
+	return v, ok
+}
+
+// All yields every key and value, in no particular order.
+func (m Map[K, V]) All() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		if m.shards == nil {
+			return
+		}
+		for _, s := range m.shards {
+			for k, v := range s {
+				if !yield(k, v) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Keys yields every key, in no particular order.
+func (m Map[K, V]) Keys() iter.Seq[K] {
+	return func(yield func(K) bool) {
+		for k := range m.All() {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Values yields every value, in no particular order.
+func (m Map[K, V]) Values() iter.Seq[V] {
+	return func(yield func(V) bool) {
+		for _, v := range m.All() {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// Diff yields every key that a and b do not map to equal values: held by
+// one of them only, or by both with values that eq says differ. It walks
+// only the shards a and b do not share.
+func Diff[K comparable, V any](a, b Map[K, V], eq func(V, V) bool) iter.Seq[K] {
+	return func(yield func(K) bool) {
+		var none map[K]V
+		for i := range nShards {
+			sa, sb := none, none
+			if a.shards != nil {
+				sa = a.shards[i]
+			}
+			if b.shards != nil {
+				sb = b.shards[i]
+			}
+			if sameShard(sa, sb) {
+				continue
+			}
+			for k, va := range sa {
+				if vb, ok := sb[k]; !ok || !eq(va, vb) {
+					if !yield(k) {
+						return
+					}
+				}
+			}
+			for k := range sb {
+				if _, ok := sa[k]; !ok {
+					if !yield(k) {
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+// sameShard reports whether a and b are one Go map, or both empty. Go maps
+// are not comparable, but a map value is a pointer, which is; comparing
+// the pointers first reads no map of the shards two Maps share.
+func sameShard[K comparable, V any](a, b map[K]V) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b)) ||
+		len(a) == 0 && len(b) == 0
+}
+
+// Builder makes a new Map from an old one. Its zero value builds from the
+// empty Map. A Builder is not safe for concurrent use; the Map it came from
+// is never modified.
+type Builder[K comparable, V any] struct {
+	m Map[K, V]
+	// owned marks the shards this builder copied (or made) and may write,
+	// one bit each.
+	owned *[nShards / 64]uint64
+}
+
+// Builder returns a Builder that starts from m.
+func (m Map[K, V]) Builder() *Builder[K, V] { return &Builder[K, V]{m: m} }
+
+// Get returns the value of k in the Map being built.
+func (b *Builder[K, V]) Get(k K) (V, bool) { return b.m.Get(k) }
+
+// Len returns the number of keys of the Map being built.
+func (b *Builder[K, V]) Len() int { return b.m.n }
+
+// shard returns k's shard, writable.
+func (b *Builder[K, V]) shard(k K) map[K]V {
+	if b.owned == nil {
+		old := b.m.shards
+		b.m.shards = new([nShards]map[K]V)
+		if old != nil {
+			*b.m.shards = *old
+		}
+		b.owned = new([nShards / 64]uint64)
+	}
+	i := shardOf(k)
+	if bit := uint64(1) << (i % 64); b.owned[i/64]&bit == 0 {
+		s := maps.Clone(b.m.shards[i])
+		if s == nil {
+			s = map[K]V{}
+		}
+		b.m.shards[i] = s
+		b.owned[i/64] |= bit
+	}
+	return b.m.shards[i]
+}
+
+// Grow readies the builder for about n more keys spread over the shards,
+// so that building a large Map does not grow each shard step by step. It
+// copies every shard, so it is for builds that write most of them.
+func (b *Builder[K, V]) Grow(n int) {
+	if b.owned == nil {
+		b.shard(*new(K)) // copies the shard table
+	}
+	per := n/nShards + n/nShards/4 + 1
+	for i := range b.m.shards {
+		if b.owned[i/64]&(uint64(1)<<(i%64)) != 0 {
+			continue
+		}
+		s := make(map[K]V, len(b.m.shards[i])+per)
+		for k, v := range b.m.shards[i] {
+			s[k] = v
+		}
+		b.m.shards[i] = s
+		b.owned[i/64] |= uint64(1) << (i % 64)
+	}
+}
+
+// Set maps k to v.
+func (b *Builder[K, V]) Set(k K, v V) {
+	s := b.shard(k)
+	if _, ok := s[k]; !ok {
+		b.m.n++
+	}
+	s[k] = v
+}
+
+// Delete removes k.
+func (b *Builder[K, V]) Delete(k K) {
+	if _, ok := b.m.Get(k); !ok {
+		return // copy no shard for nothing
+	}
+	delete(b.shard(k), k)
+	b.m.n--
+}
+
+// Freeze returns the Map built so far. The builder may go on writing: it
+// copies again whatever it writes next, so the Map returned never changes.
+func (b *Builder[K, V]) Freeze() Map[K, V] {
+	b.owned = nil
+	return b.m
+}
