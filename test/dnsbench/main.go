@@ -128,7 +128,7 @@ func run(c config) error {
 		}
 		r := &result{server: s, addrs: addrs, fed: true}
 		results = append(results, r)
-		if _, err := slowestAnswer(ctx, addrs, name, want, began); err != nil {
+		if _, err := slowestAnswer(ctx, addrs, name, want, began, startTimeout); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		r.startup = time.Since(began)
@@ -171,6 +171,7 @@ func run(c config) error {
 			}
 			// With its cache, CoreDNS would answer from a cached NXDOMAIN
 			// for up to the denial TTL: propagation is measured without.
+			r.reference = cache
 			if !cache {
 				propagationTargets = append(propagationTargets, propagationTarget{r.server.name, r.addrs})
 			}
@@ -181,8 +182,8 @@ func run(c config) error {
 		if err != nil {
 			return err
 		}
-		results = append(results, &result{server: s, addrs: []string{s.addr}})
-		if err := waitAnswering(ctx, s.addr, name, want); err != nil {
+		results = append(results, &result{server: s, addrs: []string{s.addr}, reference: true})
+		if _, err := slowestAnswer(ctx, []string{s.addr}, name, want, time.Now(), startTimeout); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
@@ -228,6 +229,10 @@ func expectedA(s *fsm.Service, sl *fsm.EndpointSlice) netip.Addr {
 	}
 	return s.ClusterIPs[0]
 }
+
+// startTimeout bounds how long a server may take to answer the whole
+// dataset after its start.
+const startTimeout = 10 * time.Minute
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "dnsbench: "+format+"\n", args...)

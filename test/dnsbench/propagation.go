@@ -56,7 +56,7 @@ func measurePropagation(ctx context.Context, cs kubernetes.Interface, targets []
 		errs := make(chan error, len(targets))
 		for _, t := range targets {
 			wg.Go(func() {
-				d, err := slowestAnswer(ctx, t.addrs, fqdn(svc), ip.String(), acked)
+				d, err := slowestAnswer(ctx, t.addrs, fqdn(svc), ip.String(), acked, 30*time.Second)
 				if err != nil {
 					errs <- fmt.Errorf("propagation trial %d, %s: %w", i+1, t.name, err)
 					return
@@ -83,9 +83,10 @@ func measurePropagation(ctx context.Context, cs kubernetes.Interface, targets []
 }
 
 // slowestAnswer polls every address until it answers name with want, and
-// returns the time from since to the last of them doing so.
-func slowestAnswer(ctx context.Context, addrs []string, name, want string, since time.Time) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// returns the time from since to the last of them doing so; it gives up
+// after timeout.
+func slowestAnswer(ctx context.Context, addrs []string, name, want string, since time.Time, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex
 	var last time.Time
@@ -96,7 +97,7 @@ func slowestAnswer(ctx context.Context, addrs []string, name, want string, since
 			client := &dns.Client{Timeout: time.Second}
 			for !answers(client, addr, name, want) {
 				if ctx.Err() != nil {
-					errs <- fmt.Errorf("%s did not answer %s within 30s", addr, name)
+					errs <- fmt.Errorf("%s did not answer %s with %s within %v", addr, name, want, timeout)
 					return
 				}
 				time.Sleep(200 * time.Microsecond)

@@ -23,7 +23,10 @@ type result struct {
 	addrs  []string // every replica's DNS address
 	// fed: the server is fed by the API server; startup, watches and
 	// propagation are measured only for those.
-	fed         bool
+	fed bool
+	// reference: the others are given as ratios of this one (CoreDNS with
+	// cache, NSD, the map server).
+	reference   bool
 	startup     time.Duration
 	watches     watches
 	propagation []time.Duration
@@ -58,12 +61,10 @@ type report struct {
 	results []*result
 }
 
-// references are the servers the others are given as ratios of: CoreDNS
-// with cache (when it ran), NSD and the map server.
 func (rep *report) references() []*result {
 	var refs []*result
 	for _, r := range rep.results {
-		if strings.HasSuffix(r.server.name, "+ cache") || !r.fed {
+		if r.reference {
 			refs = append(refs, r)
 		}
 	}

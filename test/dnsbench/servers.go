@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -197,19 +196,6 @@ func answers(client *dns.Client, addr, name, want string) bool {
 		}
 	}
 	return false
-}
-
-// waitAnswering waits until the server at addr answers name with want.
-func waitAnswering(ctx context.Context, addr, name, want string) error {
-	client := &dns.Client{Timeout: time.Second}
-	for !answers(client, addr, name, want) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s does not answer %s with %s: %w", addr, name, want, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // procTree is pid and its descendants, found through /proc.
