@@ -23,12 +23,18 @@ func (w watches) minus(o watches) watches {
 	return watches{w.requests - o.requests, w.registered - o.registered}
 }
 
-// readWatches sums both metrics over all resources.
+// readWatches reads both metrics, summed over all resources, from the API
+// server of cs.
 func readWatches(ctx context.Context, cs kubernetes.Interface) (watches, error) {
 	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return watches{}, fmt.Errorf("API server /metrics: %w", err)
 	}
+	return parseWatches(body)
+}
+
+// parseWatches reads both metrics from the Prometheus text format.
+func parseWatches(body []byte) (watches, error) {
 	var w watches
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, 1<<20)
