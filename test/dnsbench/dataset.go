@@ -11,12 +11,12 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/test/cluster"
 	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
@@ -84,43 +84,6 @@ func dataset(nServices, nHeadless int) ([]*fsm.Service, []*fsm.EndpointSlice) {
 
 func fqdn(s *fsm.Service) string { return s.Name + "." + s.Namespace + ".svc." + zone }
 
-// apiService and apiSlice are the Kubernetes objects of the dataset's
-// service and slice: what `make bench` creates through the API.
-func apiService(s *fsm.Service) *corev1.Service {
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}}
-	for _, p := range s.Ports {
-		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: p.Name, Protocol: corev1.Protocol(p.Protocol), Port: int32(p.Port)})
-	}
-	if s.Headless {
-		svc.Spec.ClusterIP = corev1.ClusterIPNone
-	} else {
-		svc.Spec.ClusterIP = s.ClusterIPs[0].String()
-	}
-	return svc
-}
-
-func apiSlice(sl *fsm.EndpointSlice) *discoveryv1.EndpointSlice {
-	out := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: sl.Namespace, Name: sl.Name,
-			Labels: map[string]string{discoveryv1.LabelServiceName: sl.Service}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-	}
-	for _, p := range sl.Ports {
-		out.Ports = append(out.Ports, discoveryv1.EndpointPort{Name: new(p.Name), Protocol: new(corev1.Protocol(p.Protocol)), Port: new(int32(p.Port))})
-	}
-	for _, ep := range sl.Endpoints {
-		e := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: new(ep.Ready)}}
-		for _, a := range ep.Addresses {
-			e.Addresses = append(e.Addresses, a.String())
-		}
-		if ep.Hostname != "" {
-			e.Hostname = new(ep.Hostname)
-		}
-		out.Endpoints = append(out.Endpoints, e)
-	}
-	return out
-}
-
 // loadDataset creates the dataset's namespaces, services and slices through
 // the API, with a few writers in parallel, and the ServiceCIDR the
 // ClusterIPs need beyond testenv's range.
@@ -172,10 +135,10 @@ feed:
 
 // createService creates a service and then its slice, as a controller does.
 func createService(ctx context.Context, cs kubernetes.Interface, s *fsm.Service, sl *fsm.EndpointSlice) error {
-	if _, err := cs.CoreV1().Services(s.Namespace).Create(ctx, apiService(s), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Services(s.Namespace).Create(ctx, cluster.APIService(s), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create service %s/%s: %w", s.Namespace, s.Name, err)
 	}
-	if _, err := cs.DiscoveryV1().EndpointSlices(sl.Namespace).Create(ctx, apiSlice(sl), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.DiscoveryV1().EndpointSlices(sl.Namespace).Create(ctx, cluster.APISlice(sl), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create slice %s/%s: %w", sl.Namespace, sl.Name, err)
 	}
 	return nil
