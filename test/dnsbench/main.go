@@ -138,8 +138,8 @@ func run(c config) error {
 		if err != nil {
 			return nil, err
 		}
-		r.watches = after.minus(before)
-		logf("%s answers the whole set %v after its start; it holds %d watches", s.name, r.startup.Round(time.Millisecond), r.watches.requests)
+		r.watches = after - before
+		logf("%s answers the whole set %v after its start; it holds %d watches", s.name, r.startup.Round(time.Millisecond), r.watches)
 		return r, nil
 	}
 	kd, err := startFed(func() (*server, []string, error) {
