@@ -26,13 +26,21 @@ test: testenv
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -tags kdnsd_formatnext ./fsm ./raftnode ./membership
 
-# Go benchmarks, then dnsperf against kdnsd, NSD and a minimal miekg/dns
-# server on the same records in one run (installs dnsperf and nsd if missing).
-bench: build
+# Go benchmarks, then test/dnsbench at each of BENCH_SERVICES services:
+# kdnsd and CoreDNS (with and without cache) fed by a real API server, NSD
+# and a minimal miekg/dns server on the same records, in one run each
+# (installs dnsperf and nsd if missing; the first run builds CoreDNS into
+# ~/.cache/kdnsd-bench, 10–15 minutes on 2 cores). Writes bench-<n>.png.
+BENCH_SERVICES ?= 1000 10000
+bench: testenv build
 	@command -v dnsperf >/dev/null && command -v nsd >/dev/null || \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y dnsperf nsd)
+	test/dnsbench/build-coredns.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm ./resolver
-	$(GO) run ./test/dnsbench -kdnsd $(BIN)
+	for n in $(BENCH_SERVICES); do \
+		$(GO) run ./test/dnsbench -kdnsd $(BIN) -coredns "$$(test/dnsbench/build-coredns.sh)" \
+			-services $$n -chart bench-$$n.png || exit 1; \
+	done
 
 # The failover and restart tests of test/cluster, then the chaos suite
 # (test/chaos; root: it runs in a private network namespace it makes):

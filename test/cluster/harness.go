@@ -307,6 +307,16 @@ func (r *Replica) Running() bool {
 	}
 }
 
+// Pid is the process id of the running replica, 0 when it is not running.
+func (r *Replica) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // Kill ends the process with SIGKILL (like a node crash) and waits for it.
 func (r *Replica) Kill() { r.signal(syscall.SIGKILL) }
 

@@ -1,448 +1,239 @@
-// Command dnsbench is `make bench`'s load test: it serves one record set from
-// a kdnsd replica (the real binary, answering from its on-disk store), from
-// NSD (Debian's authoritative server, the fast reference) and from a minimal
-// miekg/dns server answering from a Go map, and runs the same dnsperf query
-// mix against each in turn, on loopback, in one run. It prints a Markdown
-// table with each server's QPS, latency and its ratio to the references.
+// Command dnsbench is `make bench`'s load test. It starts a real
+// kube-apiserver and etcd (test/testenv), creates a generated set of
+// Services and EndpointSlices through the API, and serves that set from
+// kdnsd (a cluster of the real binary on loopback, fed by the API server),
+// CoreDNS with its kubernetes plugin fed by the same API server (without and
+// with `cache`), NSD (Debian's authoritative server, the fast reference) and
+// a minimal miekg/dns server answering from a Go map, the last two from a
+// zone file of the same records. In one run it measures, servers alternated:
+//
+//   - QPS with dnsperf unlimited, the server pinned to one core and dnsperf
+//     to the other (taskset);
+//   - the server's CPU time per answered query at a fixed offered load
+//     (dnsperf -Q; utime+stime of its process tree from /proc) and its RSS;
+//   - for the servers fed by the API: how long from start to answering the
+//     whole set, how many watches they hold against the API server (from the
+//     API server's own /metrics), and the propagation delay from the API's
+//     acknowledgement of a write to the slowest replica answering it.
+//
+// It prints Markdown tables with the figures and their ratios to CoreDNS
+// with cache, NSD and the map server, and can draw them as a PNG chart.
 package main
 
 import (
-	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"log"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/miekg/dns"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
-	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
+type config struct {
+	kdnsd, coredns     string
+	services, headless int
+	replicas           int
+	seconds, rounds    int
+	rate, trials       int
+	chart              string
+}
+
 func main() {
-	kdnsdBin := flag.String("kdnsd", "bin/kdnsd", "kdnsd binary")
-	services := flag.Int("services", 1050, "ClusterIP services, each with a slice of 3 ready endpoints")
-	headless := flag.Int("headless", 50, "headless services with 3 endpoints with hostnames")
-	seconds := flag.Int("l", 8, "dnsperf run length per server, seconds")
-	rounds := flag.Int("rounds", 2, "times every server is measured, alternating")
+	var c config
+	flag.StringVar(&c.kdnsd, "kdnsd", "bin/kdnsd", "kdnsd binary")
+	flag.StringVar(&c.coredns, "coredns", "", "CoreDNS binary (test/dnsbench/build-coredns.sh builds it); empty leaves CoreDNS out")
+	flag.IntVar(&c.services, "services", 1000, "ClusterIP services, each with a slice of 3 ready endpoints (10000, 100000 for the larger runs)")
+	flag.IntVar(&c.headless, "headless", 50, "headless services with 3 endpoints with hostnames")
+	flag.IntVar(&c.replicas, "replicas", 3, "kdnsd replicas (dnsperf asks the first)")
+	flag.IntVar(&c.seconds, "l", 8, "dnsperf run length, seconds")
+	flag.IntVar(&c.rounds, "rounds", 2, "times every server is measured, alternating")
+	flag.IntVar(&c.rate, "rate", 20000, "offered load (dnsperf -Q) of the CPU-per-query runs")
+	flag.IntVar(&c.trials, "trials", 20, "propagation trials")
+	flag.StringVar(&c.chart, "chart", "", "write a PNG chart of the results to this path")
 	serveMap := flag.String("serve-map", "", "internal: serve the zone file given as the argument from a Go map on this address")
 	flag.Parse()
 	if *serveMap != "" {
 		log.Fatal(serveFromMap(*serveMap, flag.Arg(0)))
 	}
-	if err := run(*kdnsdBin, *services, *headless, *seconds, *rounds); err != nil {
+	if err := run(c); err != nil {
 		log.Fatal(err)
 	}
 }
 
-const zone = "cluster.local."
-
-type server struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func run(kdnsdBin string, nServices, nHeadless, seconds, rounds int) error {
-	for _, tool := range []string{"dnsperf", "nsd"} {
+func run(c config) error {
+	for _, tool := range []string{"dnsperf", "nsd", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: apt-get install dnsperf nsd", tool)
+			return fmt.Errorf("%s not found: apt-get install dnsperf nsd util-linux", tool)
 		}
 	}
+	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "kdnsd-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	services, slices := dataset(nServices, nHeadless)
+	services, slices := dataset(c.services, c.headless)
 	zoneFile := filepath.Join(dir, "cluster.local.zone")
 	if err := writeZone(zoneFile, services, slices); err != nil {
 		return err
 	}
 	queries := filepath.Join(dir, "queries.txt")
-	if err := writeQueries(queries, services, slices); err != nil {
+	if err := writeQueries(queries, services); err != nil {
 		return err
 	}
 
-	kd, err := startKdnsd(kdnsdBin, dir, services, slices)
+	logf("starting etcd and kube-apiserver")
+	env, err := testenv.Start(ctx)
 	if err != nil {
 		return err
 	}
-	nsd, err := startNSD(dir, zoneFile)
+	defer env.Stop()
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
 	if err != nil {
-		stop(kd)
 		return err
 	}
-	mapSrv, err := startMapServer(dir, zoneFile)
-	if err != nil {
-		stop(kd)
-		stop(nsd)
+	began := time.Now()
+	if err := loadDataset(ctx, cs, services, slices); err != nil {
 		return err
 	}
-	servers := []*server{kd, nsd, mapSrv}
+	logf("created %d services and %d slices through the API in %v", len(services), len(slices), time.Since(began).Round(time.Millisecond))
+
+	// The servers fed by the API start one after the other, so that the
+	// watches each adds to the API server's count are its own.
+	last, lastSlice := services[len(services)-1], slices[len(slices)-1]
+	name, want := fqdn(last), expectedA(last, lastSlice).String()
+	var results []*result
 	defer func() {
-		for _, s := range servers {
-			stop(s)
+		for _, r := range results {
+			r.server.stop()
 		}
 	}()
-	for _, s := range servers {
-		if err := waitAnswering(s.addr, services[0]); err != nil {
+	startFed := func(start func() (*server, []string, error)) (*result, error) {
+		before, err := readWatches(ctx, cs)
+		if err != nil {
+			return nil, err
+		}
+		began := time.Now()
+		s, addrs, err := start()
+		if err != nil {
+			return nil, err
+		}
+		r := &result{server: s, addrs: addrs, fed: true}
+		results = append(results, r)
+		if _, err := slowestAnswer(ctx, addrs, name, want, began, startTimeout); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.startup = time.Since(began)
+		// Let every watch be opened, not only those answering needed.
+		time.Sleep(2 * time.Second)
+		after, err := readWatches(ctx, cs)
+		if err != nil {
+			return nil, err
+		}
+		r.watches = after - before
+		logf("%s answers the whole set %v after its start; it holds %d watches", s.name, r.startup.Round(time.Millisecond), r.watches)
+		return r, nil
+	}
+	kd, err := startFed(func() (*server, []string, error) {
+		s, cl, err := startKdnsd(c.kdnsd, env.KdnsdKubeconfig, dir, c.replicas)
+		if err != nil {
+			return nil, nil, err
+		}
+		var addrs []string
+		for _, r := range cl.Replicas {
+			addrs = append(addrs, r.DNSAddr)
+		}
+		return s, addrs, nil
+	})
+	if err != nil {
+		return err
+	}
+	propagationTargets := []propagationTarget{{kd.server.name, kd.addrs}}
+	if c.coredns != "" {
+		for _, cache := range []bool{false, true} {
+			r, err := startFed(func() (*server, []string, error) {
+				s, err := startCoreDNS(c.coredns, env.AdminKubeconfig, dir, cache)
+				if err != nil {
+					return nil, nil, err
+				}
+				return s, []string{s.addr}, nil
+			})
+			if err != nil {
+				return err
+			}
+			// With its cache, CoreDNS would answer from a cached NXDOMAIN
+			// for up to the denial TTL: propagation is measured without.
+			r.reference = cache
+			if !cache {
+				propagationTargets = append(propagationTargets, propagationTarget{r.server.name, r.addrs})
+			}
+		}
+	}
+	for _, start := range []func(string, string) (*server, error){startNSD, startMapServer} {
+		s, err := start(dir, zoneFile)
+		if err != nil {
+			return err
+		}
+		results = append(results, &result{server: s, addrs: []string{s.addr}, reference: true})
+		if _, err := slowestAnswer(ctx, []string{s.addr}, name, want, time.Now(), startTimeout); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 
-	type result struct{ qps, latency []float64 }
-	results := map[string]*result{}
-	for round := range rounds {
-		for _, s := range servers {
-			qps, lat, err := dnsperf(s.addr, queries, seconds)
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+	for round := range c.rounds {
+		logf("load round %d of %d", round+1, c.rounds)
+		for _, r := range results {
+			if err := measureLoad(r.server, queries, c.seconds, c.rate, &r.load); err != nil {
+				return fmt.Errorf("%s: %w", r.server.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-28s %8.0f QPS  %.2f ms\n", round+1, s.name, qps, lat*1000)
-			r := results[s.name]
-			if r == nil {
-				r = &result{}
-				results[s.name] = r
-			}
-			r.qps = append(r.qps, qps)
-			r.latency = append(r.latency, lat)
 		}
 	}
-	rss := rssKB(kd.cmd.Process.Pid)
+	for _, r := range results {
+		for _, pid := range r.server.pids() {
+			r.rssKB = append(r.rssKB, rssKB(pid))
+		}
+	}
 
-	mean := func(xs []float64) float64 {
-		sum := 0.0
-		for _, x := range xs {
-			sum += x
+	logf("propagation: %d trials", c.trials)
+	delays, err := measurePropagation(ctx, cs, propagationTargets, c.trials)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		r.propagation = delays[r.server.name]
+	}
+
+	rep := report{config: c, results: results}
+	rep.writeMarkdown(os.Stdout)
+	if c.chart != "" {
+		if err := rep.writeChart(c.chart); err != nil {
+			return err
 		}
-		return sum / float64(len(xs))
+		logf("chart written to %s", c.chart)
 	}
-	nsdQPS, mapQPS := mean(results[nsd.name].qps), mean(results[mapSrv.name].qps)
-	fmt.Printf("%d ClusterIP services with 3 endpoints each + %d headless services, `dnsperf -l %d -c 8 -T 1 -q 500`, %d alternating rounds, mean:\n\n",
-		nServices, nHeadless, seconds, rounds)
-	fmt.Println("| server | QPS | avg latency | ÷ NSD | ÷ miekg map server |")
-	fmt.Println("|---|---|---|---|---|")
-	for _, s := range servers {
-		q := mean(results[s.name].qps)
-		fmt.Printf("| %s | %.0f | %.2f ms | %.2f | %.2f |\n", s.name, q, mean(results[s.name].latency)*1000, q/nsdQPS, q/mapQPS)
-	}
-	fmt.Printf("\nkdnsd RSS after the runs: %.1f MB\n", float64(rss)/1024)
 	return nil
 }
 
-// dataset makes the record set: ClusterIP services with one slice of three
-// ready endpoints, and headless services whose endpoints have hostnames.
-func dataset(nServices, nHeadless int) ([]*fsm.Service, []*fsm.EndpointSlice) {
-	var services []*fsm.Service
-	var slices []*fsm.EndpointSlice
-	port := []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}}
-	ip := func(base, i int) netip.Addr {
-		return netip.AddrFrom4([4]byte{10, byte(base), byte(i >> 8), byte(i)})
+// expectedA is one address the A query for s's name is answered with.
+func expectedA(s *fsm.Service, sl *fsm.EndpointSlice) netip.Addr {
+	if s.Headless {
+		return sl.Endpoints[0].Addresses[0]
 	}
-	for i := range nServices + nHeadless {
-		ns := fmt.Sprintf("ns%d", i%20)
-		name := fmt.Sprintf("svc%d", i)
-		svc := &fsm.Service{Namespace: ns, Name: name, Type: fsm.TypeClusterIP, Ports: port}
-		headless := i >= nServices
-		if headless {
-			svc.Name = fmt.Sprintf("hl%d", i)
-			svc.Headless = true
-		} else {
-			svc.ClusterIPs = []netip.Addr{ip(96, i+10)}
-		}
-		sl := &fsm.EndpointSlice{Namespace: ns, Name: svc.Name + "-x", Service: svc.Name, Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}}}
-		for e := range 3 {
-			ep := fsm.Endpoint{Addresses: []netip.Addr{ip(244, i*4+e)}, Ready: true}
-			if headless {
-				ep.Hostname = fmt.Sprintf("h%d", e)
-			}
-			sl.Endpoints = append(sl.Endpoints, ep)
-		}
-		services = append(services, svc)
-		slices = append(slices, sl)
-	}
-	return services, slices
+	return s.ClusterIPs[0]
 }
 
-func fqdn(s *fsm.Service) string { return s.Name + "." + s.Namespace + ".svc." + zone }
+// startTimeout bounds how long a server may take to answer the whole
+// dataset after its start.
+const startTimeout = 10 * time.Minute
 
-// writeZone writes the records kdnsd serves for the dataset as a zone file,
-// for NSD and the map server.
-func writeZone(path string, services []*fsm.Service, slices []*fsm.EndpointSlice) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "$TTL 30\n%s IN SOA ns.dns.%s hostmaster.%s 1 7200 1800 86400 30\n%s IN NS ns.dns.%s\nns.dns.%s IN A 10.96.0.10\n", zone, zone, zone, zone, zone, zone)
-	for i, s := range services {
-		sl := slices[i]
-		if !s.Headless {
-			fmt.Fprintf(&b, "%s IN A %s\n_http._tcp.%s IN SRV 0 100 80 %s\n", fqdn(s), s.ClusterIPs[0], fqdn(s), fqdn(s))
-			continue
-		}
-		for _, ep := range sl.Endpoints {
-			host := ep.Hostname + "." + fqdn(s)
-			fmt.Fprintf(&b, "%s IN A %s\n%s IN A %s\n_http._tcp.%s IN SRV 0 33 8080 %s\n", fqdn(s), ep.Addresses[0], host, ep.Addresses[0], fqdn(s), host)
-		}
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// writeQueries writes dnsperf's input: 60% ClusterIP A, 20% headless A, 10%
-// SRV, 5% AAAA (no data) and 5% names that do not exist.
-func writeQueries(path string, services []*fsm.Service, slices []*fsm.EndpointSlice) error {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var clusterIP, headless []*fsm.Service
-	for _, s := range services {
-		if s.Headless {
-			headless = append(headless, s)
-		} else {
-			clusterIP = append(clusterIP, s)
-		}
-	}
-	var b strings.Builder
-	for range 20000 {
-		switch p := rng.IntN(100); {
-		case p < 60:
-			fmt.Fprintf(&b, "%s A\n", fqdn(clusterIP[rng.IntN(len(clusterIP))]))
-		case p < 80:
-			fmt.Fprintf(&b, "%s A\n", fqdn(headless[rng.IntN(len(headless))]))
-		case p < 90:
-			fmt.Fprintf(&b, "_http._tcp.%s SRV\n", fqdn(clusterIP[rng.IntN(len(clusterIP))]))
-		case p < 95:
-			fmt.Fprintf(&b, "%s AAAA\n", fqdn(clusterIP[rng.IntN(len(clusterIP))]))
-		default:
-			fmt.Fprintf(&b, "missing%d.ns1.svc.%s A\n", rng.IntN(1000), zone)
-		}
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-func startProcess(name, addr, logPath string, argv ...string) (*server, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return &server{name: name, addr: addr, cmd: cmd}, nil
-}
-
-func stop(s *server) {
-	if s != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-	}
-}
-
-// startKdnsd starts a one-replica cluster whose API server is unreachable
-// and loads the dataset the way an operator restores a backup: a snapshot
-// sent with `kdnsd snapshot restore` through the admin API. The replica then
-// answers from its own store.
-func startKdnsd(bin, dir string, services []*fsm.Service, slices []*fsm.EndpointSlice) (*server, error) {
-	snapshot := filepath.Join(dir, "dataset.snap")
-	f, err := os.Create(snapshot)
-	if err != nil {
-		return nil, err
-	}
-	err = fsm.WriteSnapshot(f, fsm.NewView(1, services, slices))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig := filepath.Join(dir, "unreachable.kubeconfig")
-	if err := cluster.WriteUnreachableKubeconfig(kubeconfig); err != nil {
-		return nil, err
-	}
-	var addrs [4]string
-	for i := range addrs {
-		if addrs[i], err = cluster.FreeAddr(); err != nil {
-			return nil, err
-		}
-	}
-	s, err := startProcess("kdnsd (1 replica)", addrs[0], filepath.Join(dir, "kdnsd.log"), bin, "serve",
-		"--id", "bench-0", "--peers", "bench-0="+addrs[1], "--raft-addr", addrs[1],
-		"--dns-addr", addrs[0], "--http-addr", addrs[2], "--admin-addr", addrs[3], "--data-dir", filepath.Join(dir, "kdnsd"),
-		"--kubeconfig", kubeconfig, "--upstream", "127.0.0.1:1", "--log-level", "error", "--raft-log-level", "error")
-	if err != nil {
-		return nil, err
-	}
-	// The restore needs a leader; retry until the replica has elected itself.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, err := exec.Command(bin, "snapshot", "restore", snapshot, "--server", "http://"+addrs[3]).CombinedOutput()
-		if err == nil {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			stop(s)
-			return nil, fmt.Errorf("kdnsd snapshot restore: %v\n%s", err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func startNSD(dir, zoneFile string) (*server, error) {
-	addr, err := cluster.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	nsdDir := filepath.Join(dir, "nsd")
-	if err := os.MkdirAll(nsdDir, 0o755); err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(nsdDir, "nsd.conf")
-	// Two server processes for two cores; rate limiting off (its default
-	// RRL would cap it far below its speed).
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`server:
-  ip-address: %s@%s
-  server-count: 2
-  username: ""
-  chroot: ""
-  zonesdir: "%s"
-  database: ""
-  zonelistfile: "%s/zone.list"
-  xfrdfile: "%s/xfrd.state"
-  pidfile: "%s/nsd.pid"
-  logfile: "%s/nsd.log"
-  verbosity: 0
-  rrl-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: %s
-  zonefile: "%s"
-`, host, port, nsdDir, nsdDir, nsdDir, nsdDir, nsdDir, zone, zoneFile)), 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return startProcess("NSD 4.6.1", addr, filepath.Join(nsdDir, "stderr.log"), "nsd", "-d", "-c", conf)
-}
-
-func startMapServer(dir, zoneFile string) (*server, error) {
-	addr, err := cluster.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	return startProcess("miekg/dns map server", addr, filepath.Join(dir, "map.log"), self, "-serve-map", addr, zoneFile)
-}
-
-// serveFromMap is the minimal miekg/dns reference: it answers from a map of
-// the zone's RRsets, over UDP.
-func serveFromMap(addr, zoneFile string) error {
-	f, err := os.Open(zoneFile)
-	if err != nil {
-		return err
-	}
-	type key struct {
-		name  string
-		qtype uint16
-	}
-	records := map[key][]dns.RR{}
-	names := map[string]bool{}
-	var soa dns.RR
-	zp := dns.NewZoneParser(f, zone, zoneFile)
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		h := rr.Header()
-		records[key{h.Name, h.Rrtype}] = append(records[key{h.Name, h.Rrtype}], rr)
-		names[h.Name] = true
-		if h.Rrtype == dns.TypeSOA {
-			soa = rr
-		}
-	}
-	if err := zp.Err(); err != nil {
-		return err
-	}
-	dns.HandleFunc(".", func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		m.Authoritative = true
-		q := req.Question[0]
-		name := strings.ToLower(q.Name)
-		if rrs := records[key{name, q.Qtype}]; len(rrs) > 0 {
-			m.Answer = rrs
-		} else {
-			if !names[name] {
-				m.Rcode = dns.RcodeNameError
-			}
-			m.Ns = []dns.RR{soa}
-		}
-		w.WriteMsg(m)
-	})
-	return dns.ListenAndServe(addr, "udp", nil)
-}
-
-func waitAnswering(addr string, s *fsm.Service) error {
-	m := new(dns.Msg)
-	m.SetQuestion(fqdn(s), dns.TypeA)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		reply, err := dns.Exchange(m, addr)
-		if err == nil && len(reply.Answer) > 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer for %s at %s: %v", fqdn(s), addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-var (
-	qpsLine     = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-	latencyLine = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+)`)
-	lostLine    = regexp.MustCompile(`Queries lost:\s+(\d+)`)
-)
-
-func dnsperf(addr, queries string, seconds int) (qps, latency float64, err error) {
-	host, port, _ := strings.Cut(addr, ":")
-	out, err := exec.Command("dnsperf", "-s", host, "-p", port, "-d", queries,
-		"-l", strconv.Itoa(seconds), "-c", "8", "-T", "1", "-q", "500").CombinedOutput()
-	if err != nil {
-		return 0, 0, fmt.Errorf("dnsperf: %v\n%s", err, out)
-	}
-	q, l := qpsLine.FindSubmatch(out), latencyLine.FindSubmatch(out)
-	if q == nil || l == nil {
-		return 0, 0, fmt.Errorf("cannot read dnsperf output:\n%s", out)
-	}
-	if lost := lostLine.FindSubmatch(out); lost != nil && string(lost[1]) != "0" {
-		fmt.Fprintf(os.Stderr, "%s: %s queries lost\n", addr, lost[1])
-	}
-	qps, _ = strconv.ParseFloat(string(q[1]), 64)
-	latency, _ = strconv.ParseFloat(string(l[1]), 64)
-	return qps, latency, nil
-}
-
-func rssKB(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return kb
-		}
-	}
-	return 0
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "dnsbench: "+format+"\n", args...)
 }
