@@ -49,7 +49,8 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 	ns := namespace(t, cs)
 	var fromAck, fromCall []time.Duration
 	first := make([][]time.Duration, len(c.Replicas)) // per replica, from the acknowledgement
-	lastIndex := func() (last uint64) {               // the leader's: the largest
+	// The leader's last log index: the largest.
+	lastIndex := func() (last uint64) {
 		for _, r := range c.Replicas {
 			st, err := r.Status(context.Background())
 			if err != nil {
