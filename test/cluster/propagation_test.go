@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +82,19 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 	entries := float64(lastIndex()-before) / propagationWrites
 	t.Logf("propagation (%s) over %d writes, answered by all 3 replicas: from the API's acknowledgement %s; from the create call %s; %.2f log entries per write",
 		what, propagationWrites, percentiles(fromAck), percentiles(fromCall), entries)
+	// Every replica, followers included, observed the programming latency
+	// of each write it served, and counted the queries asked.
+	for _, r := range c.Replicas {
+		count, _ := strconv.ParseFloat(metric(t, r, "kdnsd_dns_programming_duration_seconds_count"), 64)
+		sum, _ := strconv.ParseFloat(metric(t, r, "kdnsd_dns_programming_duration_seconds_sum"), 64)
+		if count < propagationWrites {
+			t.Errorf("%s: %g programming latency observations after %d writes", r.ID, count, propagationWrites)
+		}
+		if a, _ := strconv.ParseFloat(metric(t, r, `kdnsd_dns_requests_total\{transport="udp",type="A"\}`), 64); a < propagationWrites {
+			t.Errorf("%s: %g UDP A queries counted after %d answered", r.ID, a, propagationWrites)
+		}
+		t.Logf("%s: programming latency (leader's append → served here) mean %.2f ms over %g indexes", r.ID, 1000*sum/max(count, 1), count)
+	}
 }
 
 // percentiles says p50, p99 and max of ds (sorted in place).
