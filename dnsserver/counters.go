@@ -20,11 +20,16 @@ import (
 // answers are written from goroutines of their own, share a block per
 // server: their answers wait on a connection or an upstream anyway.
 
-// Label values of the counts: the query types and response codes counted
-// one by one, and the rest as "other".
+// What is counted one by one; the rest counts as "other".
 var (
-	QueryTypes = [...]string{"A", "AAAA", "SRV", "PTR", "TXT", "other"}
-	Rcodes     = [...]string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "other"}
+	countedTypes  = [...]uint16{dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeSRV, dnswire.TypePTR, dnswire.TypeTXT}
+	countedRcodes = [...]int{dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeServerFailure, dns.RcodeRefused, dns.RcodeFormatError}
+)
+
+// Label values of the counts, in the order of Counts' arrays.
+var (
+	QueryTypes = labels(countedTypes[:], dns.TypeToString)
+	Rcodes     = labels(countedRcodes[:], dns.RcodeToString)
 	Transports = [...]string{"udp", "tcp"}
 )
 
@@ -34,45 +39,30 @@ const (
 	transportTCP
 )
 
-// typeIndex returns the index in QueryTypes of qtype.
-func typeIndex(qtype uint16) int {
-	switch qtype {
-	case dnswire.TypeA:
-		return 0
-	case dnswire.TypeAAAA:
-		return 1
-	case dnswire.TypeSRV:
-		return 2
-	case dnswire.TypePTR:
-		return 3
-	case dnswire.TypeTXT:
-		return 4
+// labels names counted, then "other".
+func labels[T comparable](counted []T, name map[T]string) []string {
+	var l []string
+	for _, v := range counted {
+		l = append(l, name[v])
 	}
-	return len(QueryTypes) - 1
+	return append(l, "other")
 }
 
-// rcodeIndex returns the index in Rcodes of rcode (extended rcodes
-// included).
-func rcodeIndex(rcode int) int {
-	switch rcode {
-	case dns.RcodeSuccess:
-		return 0
-	case dns.RcodeNameError:
-		return 1
-	case dns.RcodeServerFailure:
-		return 2
-	case dns.RcodeRefused:
-		return 3
-	case dns.RcodeFormatError:
-		return 4
+// index returns the index of v in counted; len(counted), "other", if it is
+// not there.
+func index[T comparable](counted []T, v T) int {
+	for i, c := range counted {
+		if c == v {
+			return i
+		}
 	}
-	return len(Rcodes) - 1
+	return len(counted)
 }
 
 // counts are the counters of one block.
 type counts struct {
-	requests  [len(QueryTypes)]atomic.Uint64
-	responses [len(Rcodes)]atomic.Uint64
+	requests  [len(countedTypes) + 1]atomic.Uint64
+	responses [len(countedRcodes) + 1]atomic.Uint64
 	// general counts the UDP queries the fast path left to the general
 	// path; the others took the fast path.
 	general atomic.Uint64
@@ -95,12 +85,12 @@ type block struct {
 
 // request counts the query msg, of at least a header, by its question type.
 func (b *block) request(msg []byte) {
-	b.requests[typeIndex(questionType(msg))].Add(1)
+	b.requests[index(countedTypes[:], questionType(msg))].Add(1)
 }
 
 // response counts the response resp, of at least a header, by its rcode.
 func (b *block) response(resp []byte) {
-	b.responses[rcodeIndex(responseRcode(resp))].Add(1)
+	b.responses[index(countedRcodes[:], responseRcode(resp))].Add(1)
 }
 
 // questionType returns the type of the first question of msg, a message of
@@ -175,10 +165,10 @@ type Counts struct {
 	// Transports) and type (QueryTypes): every message but those shorter
 	// than a header and responses, which are dropped unanswered. A TCP
 	// message that miekg/dns cannot unpack is not counted.
-	Requests [len(Transports)][len(QueryTypes)]uint64
+	Requests [len(Transports)][len(countedTypes) + 1]uint64
 	// Responses counts the responses written, by transport and rcode
 	// (Rcodes).
-	Responses [len(Transports)][len(Rcodes)]uint64
+	Responses [len(Transports)][len(countedRcodes) + 1]uint64
 	// FastPath and GeneralPath split the UDP queries of the fast path's
 	// server (not of Config.MiekgUDP's) by the path that answered them:
 	// Handler.AnswerUDP without allocating, or the general path.
@@ -224,7 +214,7 @@ func (h countingHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(req.Question) > 0 {
 		qtype = req.Question[0].Qtype
 	}
-	h.b.requests[typeIndex(qtype)].Add(1)
+	h.b.requests[index(countedTypes[:], qtype)].Add(1)
 	h.Handler.ServeDNS(countingWriter{w, h.b}, req)
 }
 
@@ -234,11 +224,11 @@ func (h countingHandler) acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 	a := AcceptQuery(dh)
 	switch a {
 	case dns.MsgReject:
-		h.b.requests[typeIndex(0)].Add(1)
-		h.b.responses[rcodeIndex(dns.RcodeFormatError)].Add(1)
+		h.b.requests[len(countedTypes)].Add(1)
+		h.b.responses[index(countedRcodes[:], dns.RcodeFormatError)].Add(1)
 	case dns.MsgRejectNotImplemented:
-		h.b.requests[typeIndex(0)].Add(1)
-		h.b.responses[rcodeIndex(dns.RcodeNotImplemented)].Add(1)
+		h.b.requests[len(countedTypes)].Add(1)
+		h.b.responses[len(countedRcodes)].Add(1)
 	}
 	return a
 }
@@ -250,7 +240,7 @@ type countingWriter struct {
 }
 
 func (w countingWriter) WriteMsg(m *dns.Msg) error {
-	w.b.responses[rcodeIndex(m.Rcode)].Add(1)
+	w.b.responses[index(countedRcodes[:], m.Rcode)].Add(1)
 	return w.ResponseWriter.WriteMsg(m)
 }
 
