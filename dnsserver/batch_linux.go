@@ -50,8 +50,9 @@ type batch struct {
 	errno               syscall.Errno
 }
 
-// serveBatched reads and answers queries on c until c is closed.
-func (s *udpServer) serveBatched(c *net.UDPConn) error {
+// serveBatched reads and answers queries on c until c is closed, counting
+// them into cnt, a block no other goroutine writes.
+func (s *udpServer) serveBatched(c *net.UDPConn, cnt *block) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -128,6 +129,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			if rh.hdr.Flags&unix.MSG_TRUNC != 0 || len(msg) < dnswire.HeaderLen || msg[2]&0x80 != 0 {
 				continue // too long, no header, or a response: never answered
 			}
+			cnt.request(msg)
 			k := b.nwrite
 			wo := b.woob[k][:0]
 			if s.pktinfo {
@@ -135,6 +137,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 			}
 			resp, ok := s.h.AnswerUDP(b.wbuf[k][:0], msg)
 			if !ok {
+				cnt.general.Add(1)
 				from, ok := sockaddrAddrPort(&b.names[i])
 				if !ok {
 					continue
@@ -147,6 +150,7 @@ func (s *udpServer) serveBatched(c *net.UDPConn) error {
 					resp = b.wbuf[k][:copy(b.wbuf[k][:], resp)] // never larger: UDP-sized
 				}
 			}
+			cnt.response(resp)
 			w := &b.whdr[k].hdr
 			w.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 			w.Namelen = rh.hdr.Namelen

@@ -23,6 +23,13 @@
 //   - Source addresses: on a socket of the unspecified address, each answer
 //     leaves from the address its query was sent to (IP_PKTINFO,
 //     IPV6_PKTINFO), which a client's connected socket requires.
+//   - Counting (counters.go): queries by question type and transport,
+//     responses by rcode, UDP queries by the path that answered them, into
+//     Config.Counters. Each UDP reader counts into a block of counters of
+//     its own, padded to whole cache-line pairs, so that the fast path
+//     never writes a line another core writes; TCP connections share one
+//     block, as do the answers to forwarded UDP queries. Counters.Counts
+//     sums the blocks when asked (at scrape time).
 //   - Shutdown: when ctx is done, both servers stop; TCP connections and
 //     queries being answered by ServeDNS get 5 seconds to finish.
 //

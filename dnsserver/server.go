@@ -52,6 +52,9 @@ type Config struct {
 	// MiekgUDP serves UDP with miekg/dns's server, through ServeDNS,
 	// instead of the fast path: for comparisons.
 	MiekgUDP bool
+	// Counters counts the queries and responses; when nil they are
+	// counted into Counters of the server's own, which nothing reads.
+	Counters *Counters
 }
 
 // shutdownGrace bounds how long Serve waits for TCP connections, and for
@@ -191,25 +194,32 @@ func Serve(ctx context.Context, socks Sockets, cfg Config, ready func()) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log.Info("serving dns", "udp", pcs[0].LocalAddr(), "udp_sockets", len(pcs), "tcp", ln.Addr())
+	counters := cfg.Counters
+	if counters == nil {
+		counters = new(Counters)
+	}
 	started := make(chan struct{}, len(pcs)+1)
 	notify := func() { started <- struct{}{} }
-	tcp := &dns.Server{Listener: ln, Handler: cfg.Handler, MsgAcceptFunc: AcceptQuery, NotifyStartedFunc: notify}
+	th := countingHandler{cfg.Handler, counters.newBlock(transportTCP, false)}
+	tcp := &dns.Server{Listener: ln, Handler: th, MsgAcceptFunc: th.acceptQuery, NotifyStartedFunc: notify}
 	runners := []runner{{"tcp", tcp.ActivateAndServe, tcp.ShutdownContext}}
 	var us *udpServer
 	if cfg.MiekgUDP {
 		for _, pc := range pcs {
-			s := &dns.Server{PacketConn: pc, Handler: cfg.Handler, UDPSize: dns.DefaultMsgSize, MsgAcceptFunc: AcceptQuery, NotifyStartedFunc: notify}
+			uh := countingHandler{cfg.Handler, counters.newBlock(transportUDP, false)}
+			s := &dns.Server{PacketConn: pc, Handler: uh, UDPSize: dns.DefaultMsgSize, MsgAcceptFunc: uh.acceptQuery, NotifyStartedFunc: notify}
 			runners = append(runners, runner{"udp", s.ActivateAndServe, s.ShutdownContext})
 		}
 	} else {
-		us = newUDPServer(cfg.Handler, log, pcs)
+		us = newUDPServer(cfg.Handler, log, pcs, counters)
 		serveUDP := us.serveBatched
 		if cfg.NoBatch {
 			serveUDP = us.serve
 		}
 		for _, pc := range pcs {
+			b := counters.newBlock(transportUDP, true)
 			runners = append(runners, runner{"udp",
-				func() error { notify(); return serveUDP(pc) },
+				func() error { notify(); return serveUDP(pc, b) },
 				func(context.Context) error { return pc.Close() }})
 		}
 	}

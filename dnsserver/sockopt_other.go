@@ -21,4 +21,4 @@ func udpControl(bool) func(network, address string, c syscall.RawConn) error {
 func replyOOB(dst, _ []byte) []byte { return dst[:0] }
 
 // serveBatched is serve: no recvmmsg here.
-func (s *udpServer) serveBatched(c *net.UDPConn) error { return s.serve(c) }
+func (s *udpServer) serveBatched(c *net.UDPConn, cnt *block) error { return s.serve(c, cnt) }

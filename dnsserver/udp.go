@@ -36,18 +36,22 @@ type udpServer struct {
 	pktinfo bool // answer from the address each query was sent to
 	fwd     chan struct{}
 	fwdWG   sync.WaitGroup
+	// fwdCount counts the responses ServeDNS writes to forwarded queries,
+	// from goroutines of their own.
+	fwdCount *block
 }
 
-func newUDPServer(h Handler, log *slog.Logger, conns []*net.UDPConn) *udpServer {
-	s := &udpServer{h: h, log: log, conns: conns, fwd: make(chan struct{}, maxForwarding)}
+func newUDPServer(h Handler, log *slog.Logger, conns []*net.UDPConn, c *Counters) *udpServer {
+	s := &udpServer{h: h, log: log, conns: conns, fwd: make(chan struct{}, maxForwarding), fwdCount: c.newBlock(transportUDP, true)}
 	if a, ok := conns[0].LocalAddr().(*net.UDPAddr); ok && a.IP.IsUnspecified() {
 		s.pktinfo = true
 	}
 	return s
 }
 
-// serve reads and answers queries on c until c is closed.
-func (s *udpServer) serve(c *net.UDPConn) error {
+// serve reads and answers queries on c until c is closed, counting them
+// into cnt, a block no other goroutine writes.
+func (s *udpServer) serve(c *net.UDPConn, cnt *block) error {
 	var (
 		buf  = make([]byte, dnswire.MaxMsgLen)
 		out  = make([]byte, 0, ResponseBufSize)
@@ -68,15 +72,18 @@ func (s *udpServer) serve(c *net.UDPConn) error {
 		if n < dnswire.HeaderLen || msg[2]&0x80 != 0 {
 			continue // no header, or a response: never answered
 		}
+		cnt.request(msg)
 		wo := woob[:0]
 		if s.pktinfo {
 			wo = replyOOB(woob, oob[:oobn])
 		}
 		resp, ok := s.h.AnswerUDP(out, msg)
 		if !ok {
+			cnt.general.Add(1)
 			resp = s.general(c, msg, from, wo, out)
 		}
 		if resp != nil {
+			cnt.response(resp)
 			if _, _, err := c.WriteMsgUDPAddrPort(resp, wo, from); err != nil {
 				s.log.Debug("writing dns response", "remote", from, "err", err)
 			}
@@ -125,6 +132,9 @@ func (s *udpServer) general(c *net.UDPConn, msg []byte, from netip.AddrPort, wo,
 	}
 	oob := slices.Clone(wo)
 	w := &dnswriter.Writer{Local: c.LocalAddr(), Remote: net.UDPAddrFromAddrPort(from), Send: func(b []byte) (int, error) {
+		if len(b) >= dnswire.HeaderLen {
+			s.fwdCount.response(b)
+		}
 		n, _, err := c.WriteMsgUDPAddrPort(b, oob, from)
 		return n, err
 	}}

@@ -33,6 +33,9 @@ var (
 type Entry struct {
 	Index uint64
 	Data  []byte
+	// AppendedAt is when the leader appended the entry to its log, by the
+	// leader's clock; zero when unknown.
+	AppendedAt time.Time
 }
 
 // Store is the durable state machine. It is safe for concurrent use; apply
@@ -226,7 +229,7 @@ func (s *Store) ApplyEntries(entries []Entry) error {
 			blocked = &BlockedError{Index: e.Index, Err: err}
 			break
 		}
-		c.next.index = e.Index
+		c.next.index, c.next.appendedAt = e.Index, e.AppendedAt
 		applied = true
 		for j := range cmds {
 			c.apply(&cmds[j])

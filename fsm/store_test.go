@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kdnsd/kdnsd/internal/boltguard"
 	"github.com/kdnsd/kdnsd/internal/boltguard/boltguardtest"
@@ -198,6 +199,32 @@ func TestApplyIsIdempotentByIndex(t *testing.T) {
 	v := s.View()
 	if v.Index() != 5 || v.Service(ServiceKey{"default", "web"}) == nil || v.Service(ServiceKey{"default", "old"}) != nil {
 		t.Fatalf("replay changed state: index %d", v.Index())
+	}
+}
+
+// TestAppendedAt: a View carries the AppendedAt of the last entry it
+// applied, and one loaded from the file has none.
+func TestAppendedAt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	s := openStore(t, path)
+	at := func(e Entry, ms int64) Entry {
+		e.AppendedAt = time.UnixMilli(ms)
+		return e
+	}
+	mustApply(t, s,
+		at(entry(t, 1, UpsertService(svc("default", "a", "10.96.0.1"))), 1000),
+		at(entry(t, 2, UpsertService(svc("default", "b", "10.96.0.2"))), 2000))
+	if got := s.View().AppendedAt(); !got.Equal(time.UnixMilli(2000)) {
+		t.Errorf("after entries 1 and 2: AppendedAt %v, want entry 2's", got)
+	}
+	// A replayed entry is skipped, with its time.
+	mustApply(t, s, at(entry(t, 2, UpsertService(svc("default", "b", "10.96.0.2"))), 5000))
+	if got := s.View().AppendedAt(); !got.Equal(time.UnixMilli(2000)) {
+		t.Errorf("after replaying entry 2: AppendedAt %v, want its first time", got)
+	}
+	s.Close()
+	if got := openStore(t, path).View().AppendedAt(); !got.IsZero() {
+		t.Errorf("View loaded from the file: AppendedAt %v, want none", got)
 	}
 }
 

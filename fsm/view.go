@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kdnsd/kdnsd/internal/cowmap"
 )
@@ -32,6 +33,9 @@ type View struct {
 	podCount int
 	tracked  Tracked
 	config   *ConfigState // never nil
+
+	// appendedAt is Entry.AppendedAt of the entry at index.
+	appendedAt time.Time
 }
 
 // podGroup is the pods of one namespace.
@@ -52,6 +56,11 @@ func emptyView() *View {
 
 // Index is the Raft log index of the last entry this View includes.
 func (v *View) Index() uint64 { return v.index }
+
+// AppendedAt is when the leader appended the entry at Index to its log, by
+// the leader's clock (see Entry.AppendedAt); zero when unknown: for a View
+// loaded from the store's file or restored from a snapshot.
+func (v *View) AppendedAt() time.Time { return v.appendedAt }
 
 // Service returns a service, or nil.
 func (v *View) Service(k ServiceKey) *Service {

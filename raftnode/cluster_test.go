@@ -24,6 +24,23 @@ func TestCommitReachesEveryReplica(t *testing.T) {
 	}
 }
 
+// TestAppendedAtReachesFollowers: the time the leader appended an entry
+// (raft.Log.AppendedAt) reaches every replica's View, followers' included.
+func TestAppendedAtReachesFollowers(t *testing.T) {
+	ms := newCluster(t, 3)
+	leader := leaderOf(t, ms)
+	before := time.Now()
+	commit(t, leader, fsm.UpsertService(service("web", "10.96.0.10")))
+	after := time.Now()
+	for _, m := range ms {
+		wait.For(t, m.id+" to apply", 5*time.Second, func() bool { return hasService(m, "web") })
+		// One clock in this test: the leader's stamp falls within the commit.
+		if at := m.store.View().AppendedAt(); at.Before(before) || at.After(after) {
+			t.Errorf("%s: AppendedAt %v, not within the commit (%v to %v)", m.id, at, before, after)
+		}
+	}
+}
+
 func TestCommitOnFollowerFails(t *testing.T) {
 	ms := newCluster(t, 3)
 	leader := leaderOf(t, ms)

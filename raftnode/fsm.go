@@ -40,7 +40,7 @@ func (m *stateMachine) ApplyBatch(logs []*raft.Log) []any {
 	entries := make([]fsm.Entry, 0, len(logs))
 	for _, l := range logs {
 		if l.Type == raft.LogCommand {
-			entries = append(entries, fsm.Entry{Index: l.Index, Data: l.Data})
+			entries = append(entries, fsm.Entry{Index: l.Index, Data: l.Data, AppendedAt: l.AppendedAt})
 		}
 	}
 	results := make([]any, len(logs))

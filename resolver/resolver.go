@@ -42,6 +42,10 @@ type Config struct {
 	// PodMode says how <a-b-c-d>.<ns>.pod.<zone> names are answered:
 	// PodInsecure (the default when empty), PodVerified or PodDisabled.
 	PodMode string
+	// Served, when set, is called by Update with each View once queries
+	// are answered from it: where the time it took a change to be served
+	// (the programming latency) is measured.
+	Served func(*fsm.View)
 }
 
 // Pod modes, as CoreDNS's kubernetes plugin names them.
@@ -92,6 +96,7 @@ type Resolver struct {
 	forward dns.Handler
 	nsAddrs []netip.Addr
 	podMode string
+	served  func(*fsm.View)
 	// noRotate turns rotation off, for tests that compare responses byte
 	// for byte.
 	noRotate bool
@@ -139,6 +144,7 @@ func New(cfg Config) (*Resolver, error) {
 		forward: cfg.Forward,
 		nsAddrs: usable(nil, cfg.NSAddrs),
 		podMode: podMode,
+		served:  cfg.Served,
 		zone:    zw,
 
 		chaseTimeout: defaultChaseTimeout,
@@ -202,6 +208,9 @@ func (r *Resolver) Update(v *fsm.View) {
 	start := time.Now()
 	next, rebuilt := r.build(prev, v)
 	r.idx.Store(next)
+	if r.served != nil {
+		r.served(v)
+	}
 	services, slices := v.Counts()
 	r.log.Debug("dns index updated", "index", v.Index(), "services", services, "slices", slices,
 		"names", next.nodes.Len(), "rebuilt", rebuilt, "took", time.Since(start))

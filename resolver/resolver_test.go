@@ -532,3 +532,26 @@ func TestQueriesDuringUpdates(t *testing.T) {
 		t.Errorf("AppliedIndex %d", r.AppliedIndex())
 	}
 }
+
+// TestServed: Config.Served is told of each View once queries are answered
+// from it, and not again for the View already served.
+func TestServed(t *testing.T) {
+	var r *Resolver
+	var served []uint64
+	r, err := New(Config{Served: func(v *fsm.View) {
+		if got := r.AppliedIndex(); got != v.Index() {
+			t.Errorf("Served(%d) called while serving %d", v.Index(), got)
+		}
+		served = append(served, v.Index())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := testView(1), testView(2)
+	r.Update(v1)
+	r.Update(v1)
+	r.Update(v2)
+	if !slices.Equal(served, []uint64{1, 2}) {
+		t.Errorf("Served called for indexes %v, want [1 2]", served)
+	}
+}

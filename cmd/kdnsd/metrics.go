@@ -1,9 +1,12 @@
 package main
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kdnsd/kdnsd/dnsserver"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/raftnode"
@@ -12,10 +15,13 @@ import (
 )
 
 // metrics registers what /metrics exposes: the process, the replica's
-// place in the Raft group, and the forwarder's counters (read once a scrape).
-func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Switch, cw *watcher.ConfigWatcher) *prometheus.Registry {
+// place in the Raft group, the queries and the programming latency
+// (served), and the forwarder's counters (read once a scrape).
+func metrics(node *raftnode.Node, res *resolver.Resolver, served *servingMetrics, fwd *forward.Switch, cw *watcher.ConfigWatcher) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
+		served.programming,
+		dnsCollector{served.dns},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_served_index", Help: "Raft log index of the records this replica answers from."},
@@ -42,6 +48,45 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, fwd *forward.Switch, c
 			func() float64 { return float64(cw.Rejections()) }))
 	}
 	return reg
+}
+
+// servingMetrics are measured where queries are answered: the DNS
+// servers count the queries (dnsserver.Config.Counters), and the resolver
+// reports each View it starts answering from (resolver.Config.Served).
+type servingMetrics struct {
+	dns         *dnsserver.Counters
+	programming prometheus.Histogram
+}
+
+func newServingMetrics() *servingMetrics {
+	return &servingMetrics{
+		dns: new(dnsserver.Counters),
+		programming: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kdnsd_dns_programming_duration_seconds",
+			Help: "Time from the Raft leader appending an entry to its log to this replica answering queries from the index that includes it, " +
+				"once per index served, for its last entry. Measured against the leader's clock: the clock skew between the leader and this replica " +
+				"adds to it or takes from it (less than zero counts as zero).",
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 10, 17),
+		}),
+	}
+}
+
+// served observes the programming latency of v, the View the resolver
+// now answers from: until now since the leader appended v's last entry.
+// Views loaded from the store's file or a snapshot have no such time.
+//
+// The leader's clock stamped the entry (raft.Log.AppendedAt): on a
+// follower whose clock is behind the leader's, the latency comes out short
+// by the difference, and is counted as zero when that makes it negative;
+// on one whose clock is ahead, long by the difference. Run NTP (or
+// chrony) on the nodes: skew of a few milliseconds is what it keeps to.
+// One observation per View: entries applied in one batch before its last,
+// and Views the resolver skipped for a newer one, waited a little longer
+// than what is observed.
+func (m *servingMetrics) served(v *fsm.View) {
+	if t := v.AppendedAt(); !t.IsZero() {
+		m.programming.Observe(max(0, time.Since(t).Seconds()))
+	}
 }
 
 func boolValue(b bool) float64 {
@@ -103,4 +148,35 @@ func (c raftRejectedCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range c.node.RejectedRPCs() {
 		ch <- prometheus.MustNewConstMetric(descRaftRejected, prometheus.CounterValue, float64(n), reason)
 	}
+}
+
+var (
+	descDNSRequests  = prometheus.NewDesc("kdnsd_dns_requests_total", "DNS queries read, by question type and transport.", []string{"type", "transport"}, nil)
+	descDNSResponses = prometheus.NewDesc("kdnsd_dns_responses_total", "DNS responses written, by rcode and transport.", []string{"rcode", "transport"}, nil)
+	descDNSUDPPath   = prometheus.NewDesc("kdnsd_dns_udp_requests_by_path_total",
+		"UDP queries by the path that answered them: fast (written from the raw query without allocating) or general (unpacked by miekg/dns; forwarded queries included).",
+		[]string{"path"}, nil)
+)
+
+// dnsCollector exposes dnsserver.Counters, summed at each scrape.
+type dnsCollector struct{ c *dnsserver.Counters }
+
+func (c dnsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDNSRequests
+	ch <- descDNSResponses
+	ch <- descDNSUDPPath
+}
+
+func (c dnsCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.c.Counts()
+	for t, transport := range dnsserver.Transports {
+		for i, typ := range dnsserver.QueryTypes {
+			ch <- prometheus.MustNewConstMetric(descDNSRequests, prometheus.CounterValue, float64(n.Requests[t][i]), typ, transport)
+		}
+		for i, rcode := range dnsserver.Rcodes {
+			ch <- prometheus.MustNewConstMetric(descDNSResponses, prometheus.CounterValue, float64(n.Responses[t][i]), rcode, transport)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descDNSUDPPath, prometheus.CounterValue, float64(n.FastPath), "fast")
+	ch <- prometheus.MustNewConstMetric(descDNSUDPPath, prometheus.CounterValue, float64(n.GeneralPath), "general")
 }

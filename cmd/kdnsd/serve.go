@@ -400,7 +400,10 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	fwd := forward.NewSwitch(first)
-	res, err := resolver.New(o.resolverConfig(log, fwd))
+	served := newServingMetrics()
+	resCfg := o.resolverConfig(log, fwd)
+	resCfg.Served = served.served
+	res, err := resolver.New(resCfg)
 	if err != nil {
 		return err
 	}
@@ -413,7 +416,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// should fail before it joins (or bootstraps) a cluster.
 	dnsErr, dnsReady := make(chan error, 1), make(chan struct{})
 	go func() {
-		dnsErr <- dnsserver.ListenAndServe(serveCtx, o.dnsAddr, dnsserver.Config{Handler: res, Logger: log}, func() {
+		dnsErr <- dnsserver.ListenAndServe(serveCtx, o.dnsAddr, dnsserver.Config{Handler: res, Logger: log, Counters: served.dns}, func() {
 			log.Info("serving DNS", "addr", o.dnsAddr, "zone", o.zone)
 			// Loop detection sends a probe upstream that must find us
 			// listening if the upstream is us.
@@ -547,7 +550,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	})
 
 	var draining atomic.Bool
-	httpSrv := &http.Server{Handler: statusMux(node, store, res, fwd, watchers.state, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: statusMux(node, store, res, served, fwd, watchers.state, cw, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(httpListener) }()
 
@@ -593,9 +596,9 @@ func serve(ctx context.Context, o serveOptions) error {
 }
 
 // statusMux serves the health, readiness, metrics and status endpoints.
-func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, fwd *forward.Switch, watcherState func() string, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
+func statusMux(node *raftnode.Node, store *fsm.Store, res *resolver.Resolver, served *servingMetrics, fwd *forward.Switch, watcherState func() string, cw *watcher.ConfigWatcher, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, fwd, cw), promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics(node, res, served, fwd, cw), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once answering from records (DNS is up before this server

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,19 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 		what, propagationWrites, percentiles(fromAck), percentiles(fromCall), entries)
 	for i, r := range c.Replicas {
 		t.Logf("  %s alone: %s", r.ID, percentiles(first[i]))
+	}
+	// Every replica, followers included, observed the programming latency
+	// of each write it served, and counted the queries asked.
+	for _, r := range c.Replicas {
+		count, _ := strconv.ParseFloat(metric(t, r, "kdnsd_dns_programming_duration_seconds_count"), 64)
+		sum, _ := strconv.ParseFloat(metric(t, r, "kdnsd_dns_programming_duration_seconds_sum"), 64)
+		if count < propagationWrites {
+			t.Errorf("%s: %g programming latency observations after %d writes", r.ID, count, propagationWrites)
+		}
+		if a, _ := strconv.ParseFloat(metric(t, r, `kdnsd_dns_requests_total\{transport="udp",type="A"\}`), 64); a < propagationWrites {
+			t.Errorf("%s: %g UDP A queries counted after %d answered", r.ID, a, propagationWrites)
+		}
+		t.Logf("%s: programming latency (leader's append → served here) mean %.2f ms over %g indexes", r.ID, 1000*sum/max(count, 1), count)
 	}
 }
 
