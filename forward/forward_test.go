@@ -491,7 +491,11 @@ func TestMaxInFlight(t *testing.T) {
 		return ch
 	}
 	held := fire("a.example.", "b.example.")
-	wait.For(t, "the bound to be reached", 10*time.Second, func() bool { return f.Stats().InFlight == bound })
+	// In flight counts a query from when it takes its slot, before the
+	// upstream has it: wait for both.
+	wait.For(t, "the bound to be reached", 10*time.Second, func() bool {
+		return f.Stats().InFlight == bound && up.queries() == bound
+	})
 	excess := fire("c.example.", "d.example.", "e.example.", "f.example.", "g.example.")
 	// While the upstream still holds the first ones, the excess are
 	// refused at once: counted as overloaded, never sent upstream.
