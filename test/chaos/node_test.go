@@ -104,7 +104,7 @@ func (s *nodeSite) deploy(t *testing.T, sc scenario, _ func(string) string) depl
 		return true
 	})
 	slices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
-	c := &cluster.Cluster{Zone: "cluster.local"}
+	c := &cluster.Cluster{Zone: "cluster.local."}
 	for _, p := range pods {
 		c.Replicas = append(c.Replicas, &cluster.Replica{
 			ID:       p.Name,
@@ -192,18 +192,21 @@ func (s *nodeSite) kill(r *cluster.Replica) error { return s.end(r, syscall.SIGK
 func (s *nodeSite) stop(r *cluster.Replica) error { return s.end(r, syscall.SIGTERM) }
 
 // start waits for the kubelet to have restarted r's container: a kdnsd
-// process of its pod other than the one that ended.
-func (s *nodeSite) start(r *cluster.Replica) error {
+// process of its pod other than the one that ended, which it may have
+// started well before start is called.
+func (s *nodeSite) start(r *cluster.Replica) (time.Time, error) {
 	s.mu.Lock()
 	old := s.killed[r.ID]
 	s.mu.Unlock()
+	var p node.Process
 	if !wait.Poll(podsTimeout, func() bool {
-		p, ok := node.FindKdnsd(r.ID)
+		var ok bool
+		p, ok = node.FindKdnsd(r.ID)
 		return ok && p.PID != old
 	}) {
-		return fmt.Errorf("the kubelet did not restart %s's container within %s", r.ID, podsTimeout)
+		return time.Time{}, fmt.Errorf("the kubelet did not restart %s's container within %s", r.ID, podsTimeout)
 	}
-	return nil
+	return p.Started, nil
 }
 
 // wipe stops r's process, empties its data directory (the pod's volume,

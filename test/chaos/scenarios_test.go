@@ -119,12 +119,12 @@ var scenarios = []scenario{
 				d.down(r, "restarted")
 				d.must(d.site.kill(r))
 			}
-			since := time.Now()
+			since := map[*cluster.Replica]time.Time{}
 			for _, r := range d.c.Replicas {
-				d.must(d.site.start(r))
+				since[r] = d.start(r)
 			}
 			for _, r := range d.c.Replicas {
-				d.back(r, false, since)
+				d.back(r, false, since[r])
 			}
 			return d.startAPIServer
 		}, layout{}},
@@ -287,10 +287,16 @@ func (d *driver) closeOpen(ivs []Interval, r *cluster.Replica, t time.Time) {
 
 // restart starts r again and waits for it to rejoin.
 func (d *driver) restart(r *cluster.Replica, wiped bool) {
-	since := time.Now()
-	d.must(d.site.start(r))
-	d.event(r.ID + " started")
-	d.rejoin(r, wiped, since)
+	d.rejoin(r, wiped, d.start(r))
+}
+
+// start runs r again (or waits for the kubelet to have) and returns when
+// its process started.
+func (d *driver) start(r *cluster.Replica) time.Time {
+	since, err := d.site.start(r)
+	d.must(err)
+	d.eventAt(since, r.ID+" started")
+	return since
 }
 
 // rejoin waits for r, started or continued at since, to answer again and
@@ -390,8 +396,7 @@ func (d *driver) grow() {
 	for _, r := range all[*voters:] {
 		d.down(r, "added")
 		d.sts.RunPod(r)
-		since := time.Now()
-		d.must(d.site.start(r))
+		since := d.start(r)
 		d.watch(r)
 		at := d.back(r, true, since)
 		d.catchUp(r, at, at)

@@ -36,10 +36,11 @@ type site interface {
 	// deploy returns sc's cluster, its voters running and serving.
 	deploy(t *testing.T, sc scenario, newNamespace func(prefix string) string) deployment
 	// kill ends r's kdnsd with SIGKILL, stop with SIGTERM; both return
-	// once it has exited. start runs it again and returns once it runs.
+	// once it has exited. start runs it again, returns once it runs, and
+	// says when its process started.
 	kill(r *cluster.Replica) error
 	stop(r *cluster.Replica) error
-	start(r *cluster.Replica) error
+	start(r *cluster.Replica) (time.Time, error)
 	// wipe kills r's kdnsd and empties its data directory; start runs it
 	// again, empty.
 	wipe(r *cluster.Replica) error
@@ -186,9 +187,13 @@ func (s *localSite) deploy(t *testing.T, sc scenario, newNamespace func(string) 
 	return dep
 }
 
-func (s *localSite) kill(r *cluster.Replica) error   { r.Kill(); return nil }
-func (s *localSite) stop(r *cluster.Replica) error   { r.Stop(); return nil }
-func (s *localSite) start(r *cluster.Replica) error  { return r.Start() }
+func (s *localSite) kill(r *cluster.Replica) error { r.Kill(); return nil }
+func (s *localSite) stop(r *cluster.Replica) error { r.Stop(); return nil }
+func (s *localSite) start(r *cluster.Replica) (time.Time, error) {
+	now := time.Now()
+	return now, r.Start()
+}
+
 func (s *localSite) wipe(r *cluster.Replica) error   { r.Kill(); return os.RemoveAll(r.DataDir) }
 func (s *localSite) pause(r *cluster.Replica) error  { return r.Pause() }
 func (s *localSite) resume(r *cluster.Replica) error { return r.Resume() }
