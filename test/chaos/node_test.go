@@ -2,8 +2,10 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,6 +288,25 @@ func (s *nodeSite) startAPIServer(ctx context.Context) error {
 	if err := s.env.RunScript(ctx, "apiserver", "start"); err != nil {
 		return err
 	}
+	// The pods reach the API server through the kubernetes Service, which
+	// routes again only once kube-apiserver has put its address back in
+	// the Service's endpoints and kube-proxy has its rules again: the
+	// outage lasts until then (the suite runs in the node's namespace,
+	// where the same rules apply).
+	reachable := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if !wait.Poll(podsTimeout, func() bool {
+		resp, err := reachable.Get("https://" + kubernetesService + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}) {
+		return fmt.Errorf("the kubernetes Service (%s) does not reach the API server %s after it started", kubernetesService, podsTimeout)
+	}
 	s.apiDown = false
 	return nil
 }
+
+// kubernetesService is the ClusterIP of the kubernetes Service on the node.
+const kubernetesService = "10.96.0.1:443"

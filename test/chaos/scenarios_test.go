@@ -115,6 +115,9 @@ var scenarios = []scenario{
 			d.leaderFaulted()
 			d.expect(d.c.Replicas...)
 			d.stopAPIServer()
+			// The replicas are hit now: stopping the node's kube-apiserver
+			// (a graceful shutdown) takes seconds.
+			d.h.Fault = time.Now()
 			for _, r := range d.c.Replicas {
 				d.down(r, "restarted")
 				d.must(d.site.kill(r))
