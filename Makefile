@@ -7,7 +7,7 @@ IMAGE     ?= kdnsd:dev
 # Where the real kube-apiserver of the tests is built (outside git).
 export KDNSD_TESTENV_DIR ?= $(HOME)/.cache/kdnsd-testenv
 
-.PHONY: build run test bench chaos chaos-short e2e image lint testenv clean
+.PHONY: build run test bench chaos chaos-short chaos-node e2e image lint testenv clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/kdnsd
@@ -67,6 +67,18 @@ chaos-short: testenv build
 # Figures go to test/e2e/figures.md.
 e2e:
 	bash test/e2e/run.sh
+
+# The chaos suite on that node: the replicas are the pods of deploy/statefulset
+# on a real kubelet (kill -9 and SIGSTOP of a pod's kdnsd process, iptables in
+# the pod's network namespace, the node's kube-apiserver stopped). Writes
+# CHAOS-node.md (CHAOS-node-full.md for CHAOS_NODE_PROFILE=full) and chaos.json
+# + one PNG timeline per scenario in test/chaos/report/node(-full).
+CHAOS_NODE_PROFILE ?= short
+chaos_node_suffix = $(if $(filter full,$(CHAOS_NODE_PROFILE)),-full)
+chaos-node:
+	KDNSD_E2E_SUITE=./test/chaos bash test/e2e/run.sh -test.run TestChaos -chaos -chaos.node -chaos.voters 3 \
+		-chaos.profile $(CHAOS_NODE_PROFILE) -chaos.md $(CURDIR)/CHAOS-node$(chaos_node_suffix).md \
+		-chaos.assets $(CURDIR)/test/chaos/report/node$(chaos_node_suffix)
 
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o deploy/statefulset/kdnsd ./cmd/kdnsd

@@ -1,6 +1,7 @@
 // Package chaos is kdnsd's chaos suite: real kdnsd replicas (the
 // multi-process harness of test/cluster), each in a network namespace of its
-// own inside a private one the suite creates, a real kube-apiserver, a
+// own inside a private one the suite creates, or with -chaos.node the pods of
+// deploy/statefulset on the real node of test/e2e (site_test.go), a real kube-apiserver, a
 // steady stream of writes through it and of UDP queries to every replica,
 // and faults (kill -9, SIGSTOP, iptables partitions, API server outages,
 // wiped data, restarts, scaling, a throttled disk). Everything that happens
@@ -8,7 +9,8 @@
 // cluster DNS must keep (availability, no phantom, monotonic reads, bounded
 // staleness, convergence, failover), and the report (CHAOS.md or
 // CHAOS-5.md, chaos.json, one PNG timeline per scenario) shows the figures. The scenarios run only with
-// -chaos (make chaos, make chaos-short); the checker's own tests always run.
+// -chaos (make chaos, make chaos-short, make chaos-node); the checker's own
+// tests always run.
 package chaos
 
 import (

@@ -24,10 +24,10 @@ var (
 	histories = flag.String("chaos.histories", "", "when set, every scenario's whole recorded history is written there as <scenario>.json (large)")
 	kdnsdBin  = flag.String("chaos.kdnsd", "", "the kdnsd binary under test (default: built from this checkout)")
 	logsDir   = flag.String("chaos.logs", "", "when set, every replica's log is copied there as <scenario>-<replica>.log")
+	onNode    = flag.Bool("chaos.node", false, "run the scenarios on the pods of kdnsd's StatefulSet on the real node of test/e2e (make chaos-node runs the suite there)")
 )
 
 var (
-	env *testenv.Env // TestChaos's, from testenv.Get
 	bin string
 	nw  *network
 	// skipReason, when set, is why the scenarios cannot run here.
@@ -47,6 +47,10 @@ func TestMain(m *testing.M) {
 	case *voters != 3 && *voters != 5:
 		fmt.Fprintf(os.Stderr, "chaos: -chaos.voters %d: want 3 or 5\n", *voters)
 		os.Exit(2)
+	case *onNode:
+		// run.sh runs the suite inside the node's network namespace,
+		// where the pods' addresses are reached.
+		os.Exit(m.Run())
 	case os.Getenv(insideEnv) == "":
 		if skipReason = netnsUnavailable(); skipReason != "" {
 			os.Exit(m.Run())
@@ -93,7 +97,7 @@ func inside(m *testing.M) int {
 // proxiedKubeconfig writes the kdnsd identity's kubeconfig with the API
 // server at proxy (the bridge's side of apiProxy), still verified as the
 // loopback address its certificate names.
-func proxiedKubeconfig(t *testing.T, proxy string) string {
+func proxiedKubeconfig(t *testing.T, env *testenv.Env, proxy string) string {
 	t.Helper()
 	cfg, err := clientcmd.LoadFromFile(env.KdnsdKubeconfig)
 	if err != nil {

@@ -145,22 +145,33 @@ func (nw *network) wrapper(dir string, i int, bin, cgroup string) (string, error
 	return path, os.WriteFile(path, []byte(script), 0o755)
 }
 
-// cut drops, in replica i's namespace, what comes from the replicas in
-// peers, and with both also what goes to them.
-func (nw *network) cut(i int, peers []int, both bool) error {
-	var steps [][]string
-	for _, p := range peers {
-		steps = append(steps, nw.in(i, "iptables", "-A", "INPUT", "-s", replicaIP(p), "-j", "DROP"))
-		if both {
-			steps = append(steps, nw.in(i, "iptables", "-A", "OUTPUT", "-d", replicaIP(p), "-j", "DROP"))
-		}
-	}
-	return runAll(steps)
+// cut drops, in replica i's namespace, what comes from peers (their
+// addresses), and with both also what goes to them.
+func (nw *network) cut(i int, peers []string, both bool) error {
+	return runAll(cutSteps(func(argv ...string) []string { return nw.in(i, argv...) }, peers, both))
 }
 
 // heal removes every rule of replica i's namespace.
 func (nw *network) heal(i int) error {
-	return runAll([][]string{nw.in(i, "iptables", "-F", "INPUT"), nw.in(i, "iptables", "-F", "OUTPUT")})
+	return runAll(healSteps(func(argv ...string) []string { return nw.in(i, argv...) }))
+}
+
+// cutSteps are the iptables rules, each run through in (which enters the
+// replica's network namespace), that drop what comes from peers, and with
+// both also what goes to them; healSteps remove them.
+func cutSteps(in func(argv ...string) []string, peers []string, both bool) [][]string {
+	var steps [][]string
+	for _, p := range peers {
+		steps = append(steps, in("iptables", "-A", "INPUT", "-s", p, "-j", "DROP"))
+		if both {
+			steps = append(steps, in("iptables", "-A", "OUTPUT", "-d", p, "-j", "DROP"))
+		}
+	}
+	return steps
+}
+
+func healSteps(in func(argv ...string) []string) [][]string {
+	return [][]string{in("iptables", "-F", "INPUT"), in("iptables", "-F", "OUTPUT")}
 }
 
 func (nw *network) close() {

@@ -39,12 +39,12 @@ func relative(h *History) []string {
 
 // WriteReport writes the markdown report to mdPath and chaos.json into
 // assets, where Timeline put the PNGs.
-func WriteReport(mdPath, assets, profile string, b Bounds, reports []ScenarioReport) error {
+func WriteReport(mdPath, assets string, run Run, b Bounds, reports []ScenarioReport) error {
 	raw, err := json.MarshalIndent(struct {
 		Profile   string            `json:"profile"`
 		Bounds    map[string]string `json:"bounds"`
 		Scenarios []ScenarioReport  `json:"scenarios"`
-	}{profile, map[string]string{"staleness": b.Staleness.String(), "failover": b.Failover.String(), "marker": b.Marker.String()}, reports}, "", "  ")
+	}{run.Profile, map[string]string{"staleness": b.Staleness.String(), "failover": b.Failover.String(), "marker": b.Marker.String()}, reports}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -55,10 +55,22 @@ func WriteReport(mdPath, assets, profile string, b Bounds, reports []ScenarioRep
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(mdPath, []byte(markdown(profile, filepath.ToSlash(rel), b, reports)), 0o644)
+	return os.WriteFile(mdPath, []byte(markdown(run, filepath.ToSlash(rel), b, reports)), 0o644)
 }
 
-func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string {
+// Run says how the scenarios ran, for the report's head.
+type Run struct {
+	Profile string
+	// Command is what wrote the report; Setting says, in sentences that
+	// end where "a real kube-apiserver" follows, where the replicas ran.
+	Command, Setting string
+}
+
+// localSetting is the Setting of make chaos and make chaos-short.
+const localSetting = "The runs on 3 and on 5 voters are reported apart (CHAOS.md, CHAOS-5.md). Real kdnsd processes, each in its own\n" +
+	"network namespace (Raft over mutual TLS between them),"
+
+func markdown(run Run, assets string, b Bounds, reports []ScenarioReport) string {
 	var sb strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	voters := 0
@@ -66,10 +78,9 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 		voters = reports[0].Voters
 	}
 	p("# Chaos report\n\n")
-	p("Written by `%s` (profile **%s**, %d voters) from the run of %s on %d CPUs; the runs on 3 and on 5 voters\n",
-		runCommand(profile, voters), profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
-	p("are reported apart (CHAOS.md, CHAOS-5.md). Real kdnsd processes, each in its own\n")
-	p("network namespace (Raft over mutual TLS between them), a real kube-apiserver, ~20 writes/s through it\n")
+	p("Written by `%s` (profile **%s**, %d voters) from the run of %s on %d CPUs.\n",
+		run.Command, run.Profile, voters, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
+	p("%s a real kube-apiserver, ~20 writes/s through it\n", run.Setting)
 	p("(EndpointSlice + headless Service: create, address updates, delete), and %d probes/s to every replica over UDP\n", readRate)
 	p("(applied index, then a name: live, deleted or never existing). The suite's code and the definitions are in\n")
 	p("`test/chaos`; raw figures in `%s/chaos.json`.\n\n", assets)
@@ -135,8 +146,9 @@ func markdown(profile, assets string, b Bounds, reports []ScenarioReport) string
 	return sb.String()
 }
 
-// runCommand is the make target that writes a report of profile on voters.
-func runCommand(profile string, voters int) string {
+// localCommand is the make target that writes a local run's report of
+// profile on voters.
+func localCommand(profile string, voters int) string {
 	switch {
 	case profile == "short":
 		return "make chaos-short"

@@ -25,7 +25,7 @@ func TestReport(t *testing.T) {
 		}
 		reports = append(reports, ScenarioReport{Result: Check(h, testBounds), About: "hand-made", Hold: "10s", Timeline: png, Events: relative(h)})
 	}
-	if err := WriteReport(filepath.Join(dir, "CHAOS.md"), dir, "short", testBounds, reports); err != nil {
+	if err := WriteReport(filepath.Join(dir, "CHAOS.md"), dir, Run{Profile: "short", Command: localCommand("short", 3), Setting: localSetting}, testBounds, reports); err != nil {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "CHAOS.md"))

@@ -3,11 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/test/cluster"
-	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -54,7 +49,9 @@ type scenario struct {
 	layout layout
 }
 
-// layout is what a scenario needs of its cluster beyond the voters.
+// layout is what a scenario needs of its cluster beyond the voters; only
+// the local site lays out more (the node runs the scenarios that need
+// nothing more).
 type layout struct {
 	// grow is how many replicas beyond the voters are laid out for the
 	// scenario to start itself. Such a cluster runs with Kubernetes
@@ -80,24 +77,24 @@ var scenarios = []scenario{
 		func(d *driver) func() {
 			l := d.leaderFaulted()
 			d.down(l, "killed")
-			l.Kill()
+			d.must(d.site.kill(l))
 			return func() { d.restart(l, false) }
 		}, layout{}},
 	{"kill-follower", "kill -9 of a follower; restarted at the heal", false, holdFor(15*time.Second, 10*time.Second),
 		func(d *driver) func() {
 			f := d.follower()
 			d.down(f, "killed")
-			f.Kill()
+			d.must(d.site.kill(f))
 			return func() { d.restart(f, false) }
 		}, layout{}},
 	{"stop-leader", "SIGSTOP of the leader (10× the election timeout and more), then SIGCONT", true, holdFor(10*time.Second, 5*time.Second),
 		func(d *driver) func() {
 			l := d.leaderFaulted()
 			d.down(l, "stopped")
-			d.must(l.Pause())
+			d.must(d.site.pause(l))
 			return func() {
 				since := time.Now()
-				d.must(l.Resume())
+				d.must(d.site.resume(l))
 				d.rejoin(l, false, since)
 			}
 		}, layout{}},
@@ -118,16 +115,19 @@ var scenarios = []scenario{
 			d.leaderFaulted()
 			d.expect(d.c.Replicas...)
 			d.stopAPIServer()
+			// The replicas are hit now: stopping the node's kube-apiserver
+			// (a graceful shutdown) takes seconds.
+			d.h.Fault = time.Now()
 			for _, r := range d.c.Replicas {
 				d.down(r, "restarted")
-				r.Kill()
+				d.must(d.site.kill(r))
 			}
-			since := time.Now()
+			since := map[*cluster.Replica]time.Time{}
 			for _, r := range d.c.Replicas {
-				d.must(r.Start())
+				since[r] = d.start(r)
 			}
 			for _, r := range d.c.Replicas {
-				d.back(r, false, since)
+				d.back(r, false, since[r])
 			}
 			return d.startAPIServer
 		}, layout{}},
@@ -135,8 +135,7 @@ var scenarios = []scenario{
 		func(d *driver) func() {
 			f := d.follower()
 			d.down(f, "wiped")
-			f.Kill()
-			d.must(os.RemoveAll(f.DataDir))
+			d.must(d.site.wipe(f))
 			return func() { d.restart(f, true) }
 		}, layout{}},
 	{"rolling-restart", "every replica stopped with SIGTERM and restarted in turn, followers first, each once the previous caught up", false, holdFor(0, 0),
@@ -146,7 +145,7 @@ var scenarios = []scenario{
 			d.expect(d.c.Replicas...)
 			for _, r := range append(order, l) {
 				d.down(r, "rolled")
-				r.Stop()
+				d.must(d.site.stop(r))
 				d.restart(r, false)
 			}
 			return func() {}
@@ -181,6 +180,7 @@ const (
 // driver runs one scenario and records it.
 type driver struct {
 	t     *testing.T
+	site  site
 	c     *cluster.Cluster
 	h     *History
 	w     *writer
@@ -218,7 +218,7 @@ func (d *driver) leader() *cluster.Replica {
 		// A stopped replica never answers: bound each round.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		l = d.c.Leader(ctx)
+		l = leaderOf(ctx, d.c.Replicas)
 		return l != nil
 	})
 	return l
@@ -290,10 +290,16 @@ func (d *driver) closeOpen(ivs []Interval, r *cluster.Replica, t time.Time) {
 
 // restart starts r again and waits for it to rejoin.
 func (d *driver) restart(r *cluster.Replica, wiped bool) {
-	since := time.Now()
-	d.must(r.Start())
-	d.event(r.ID + " started")
-	d.rejoin(r, wiped, since)
+	d.rejoin(r, wiped, d.start(r))
+}
+
+// start runs r again (or waits for the kubelet to have) and returns when
+// its process started.
+func (d *driver) start(r *cluster.Replica) time.Time {
+	since, err := d.site.start(r)
+	d.must(err)
+	d.eventAt(since, r.ID+" started")
+	return since
 }
 
 // rejoin waits for r, started or continued at since, to answer again and
@@ -374,18 +380,12 @@ func (d *driver) catchUp(r *cluster.Replica, from, target time.Time) {
 // partition cuts r off from the other replicas (both ways, or only what
 // comes from them) and returns the heal.
 func (d *driver) partition(r *cluster.Replica, both bool) func() {
-	i := slices.Index(d.c.Replicas, r)
-	var peers []int
-	for j := range d.c.Replicas {
-		if j != i {
-			peers = append(peers, j)
-		}
-	}
+	peers := slices.DeleteFunc(slices.Clone(d.c.Replicas), func(p *cluster.Replica) bool { return p == r })
 	from := time.Now()
-	d.must(nw.cut(i, peers, both))
+	d.must(d.site.cut(r, peers, both))
 	d.event(r.ID + " partitioned")
 	return func() {
-		d.must(nw.heal(i))
+		d.must(d.site.heal(r))
 		d.event(r.ID + " healed")
 		d.catchUp(r, from, time.Now())
 	}
@@ -399,8 +399,7 @@ func (d *driver) grow() {
 	for _, r := range all[*voters:] {
 		d.down(r, "added")
 		d.sts.RunPod(r)
-		since := time.Now()
-		d.must(r.Start())
+		since := d.start(r)
 		d.watch(r)
 		at := d.back(r, true, since)
 		d.catchUp(r, at, at)
@@ -420,7 +419,7 @@ func (d *driver) shrink() {
 		d.mu.Lock()
 		d.h.Removed = append(d.h.Removed, r.ID)
 		d.mu.Unlock()
-		r.Stop()
+		d.must(d.site.stop(r))
 		d.sts.DeletePod(r)
 	}
 	d.waitVoters(d.c.Replicas[:*voters])
@@ -437,7 +436,7 @@ func (d *driver) waitVoters(rs []*cluster.Replica) {
 	wait.For(d.t, fmt.Sprintf("voters %v", want), rejoinTimeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		l := d.c.Leader(ctx)
+		l := leaderOf(ctx, d.c.Replicas)
 		if l == nil {
 			return false
 		}
@@ -461,14 +460,14 @@ func (d *driver) stopAPIServer() {
 	d.mu.Lock()
 	d.h.APIDown = append(d.h.APIDown, Interval{From: time.Now(), Why: "API server stopped"})
 	d.mu.Unlock()
-	d.must(env.StopAPIServer())
+	d.must(d.site.stopAPIServer())
 	d.event("API server stopped")
 }
 
 // startAPIServer starts the API server and waits until it is ready, which
 // ends the outage.
 func (d *driver) startAPIServer() {
-	d.must(env.StartAPIServer(context.Background()))
+	d.must(d.site.startAPIServer(context.Background()))
 	now := time.Now()
 	d.mu.Lock()
 	d.h.APIDown[len(d.h.APIDown)-1].To = now
@@ -476,10 +475,10 @@ func (d *driver) startAPIServer() {
 	d.event("API server ready again")
 }
 
-// runScenario runs sc on a new cluster and returns its history.
-func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftFlags []string) *History {
-	dir := t.TempDir()
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+// runScenario runs sc on a cluster the site deploys and returns its
+// history.
+func runScenario(t *testing.T, st site, sc scenario, short bool) *History {
+	cs, err := kubernetes.NewForConfig(st.admin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,85 +490,23 @@ func runScenario(t *testing.T, sc scenario, short bool, kubeconfig string, raftF
 		}
 		return ns.Name
 	}
-	c, err := cluster.NewOnHosts(bin, kubeconfig, dir, *voters)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range sc.layout.grow {
-		if err := c.AddOnHost(replicaIP(len(c.Replicas))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.ExtraArgs = raftFlags
-	var sts *cluster.StatefulSet
-	if sc.layout.grow > 0 {
-		sts = cluster.NewStatefulSet(t, cs, newNamespace(sc.name+"-sts"), int32(*voters))
-		c.Namespace = sts.Namespace
-		c.ExtraArgs = append(slices.Clone(raftFlags), "--bootstrap-expect", fmt.Sprint(*voters))
-	}
-	var ds *disks
-	if sc.layout.disks {
-		if why := disksUnavailable(); why != "" {
-			t.Skip(why)
-		}
-		if ds, err = newDisks(dir, len(c.Replicas)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(ds.close) // after the replicas are killed (cleanups run last first)
-	}
-	for i, r := range c.Replicas {
-		r.Move(replicaIP(i))
-		cgroup := ""
-		if ds != nil {
-			r.DataDir, cgroup = ds.dataDir(i, r.ID), ds.cgroups[i]
-		}
-		if r.Bin, err = nw.wrapper(dir, i, bin, cgroup); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		c.StopAll()
-		for _, r := range c.Replicas {
-			// StopAll signals; the disks can be unmounted once every
-			// replica has exited.
-			wait.Poll(10*time.Second, func() bool { return !r.Running() })
-		}
-		if *logsDir != "" {
-			for _, r := range c.Replicas {
-				if err := copyFile(r.LogPath, filepath.Join(*logsDir, sc.name+"-"+r.ID+".log")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					t.Errorf("keep %s's log: %v", r.ID, err)
-				}
-			}
-		}
-		if t.Failed() {
-			for _, r := range c.Replicas {
-				t.Logf("--- %s log tail:\n%s", r.ID, r.LogTail(30))
-			}
-		}
-	})
 	// A scenario that fails while the API server is down must not leave
 	// it down for the next (a no-op when it runs).
 	t.Cleanup(func() {
-		if err := env.StartAPIServer(context.Background()); err != nil {
+		if err := st.startAPIServer(context.Background()); err != nil {
 			t.Errorf("restart the API server: %v", err)
 		}
 	})
+	dep := st.deploy(t, sc, newNamespace)
+	c := dep.c
 	started := c.Replicas[:*voters]
-	for _, r := range started {
-		if sts != nil {
-			sts.RunPod(r)
-		}
-		if err := r.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	rec := &recorder{}
 	w := &writer{cs: cs, ns: newNamespace(sc.name), zone: c.Zone, rec: rec}
 	h := &History{Scenario: sc.name, Voters: *voters, MarkerAnswered: map[string]time.Time{}, Converged: map[string]time.Time{}}
 	for _, r := range c.Replicas {
 		h.Replicas = append(h.Replicas, r.ID)
 	}
-	d := &driver{t: t, c: c, h: h, w: w, rec: rec, short: short, sts: sts, disks: ds}
+	d := &driver{t: t, site: st, c: c, h: h, w: w, rec: rec, short: short, sts: dep.sts, disks: dep.disks}
 	d.leader()
 	for _, r := range started {
 		wait.For(t, r.ID+" to serve the zone", 30*time.Second, func() bool { return probe(r, w.fqdn("never0")).Rcode == dns.RcodeNameError })
@@ -728,18 +665,12 @@ func TestChaos(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	env = testenv.Get(t)
-	u, err := url.Parse(env.Host)
-	if err != nil {
-		t.Fatal(err)
+	var st site
+	if *onNode {
+		st = newNodeSite(t)
+	} else {
+		st = newLocalSite(t)
 	}
-	proxy, stopProxy, err := apiProxy(net.JoinHostPort(u.Hostname(), u.Port()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopProxy()
-	kubeconfig := proxiedKubeconfig(t, proxy)
-	raftFlags := raftCA(t)
 	short := *profile == "short"
 	dir, md := *assetsDir, *reportMD
 	if dir == "" {
@@ -753,11 +684,11 @@ func TestChaos(t *testing.T) {
 	}
 	var reports []ScenarioReport
 	for _, sc := range scenarios {
-		if short && !sc.short {
+		if short && !sc.short || *onNode && sc.layout != (layout{}) {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {
-			h := runScenario(t, sc, short, kubeconfig, raftFlags)
+			h := runScenario(t, st, sc, short)
 			res := Check(h, bounds)
 			if *histories != "" {
 				raw, err := json.Marshal(h)
@@ -782,7 +713,7 @@ func TestChaos(t *testing.T) {
 			}
 		})
 	}
-	if err := WriteReport(md, dir, *profile, bounds, reports); err != nil {
+	if err := WriteReport(md, dir, st.run(*profile), bounds, reports); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("report written to %s (timelines and chaos.json in %s)", md, dir)

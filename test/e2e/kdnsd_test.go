@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,52 +20,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/admin"
-	"github.com/kdnsd/kdnsd/test/testenv"
+	"github.com/kdnsd/kdnsd/test/e2e/node"
 )
 
 const (
-	kdnsdNamespace = "kube-system"
-	kdnsdSelector  = "app.kubernetes.io/name=kdnsd"
+	kdnsdNamespace = node.Namespace
+	kdnsdSelector  = node.Selector
 	clusterDNSIP   = "10.96.0.10" // kube-dns in deploy/statefulset, kubelet's clusterDNS
 )
 
-// installKdnsd installs deploy/statefulset the way an operator does, from a
-// copy of it (so a CA the test makes never lands in the checkout): with
-// `kdnsd certs init raft-ca` when the kustomization generates the Raft CA
-// secret, then `kubectl apply -k`.
+// installKdnsd installs deploy/statefulset the way an operator does
+// (node.Env.Install).
 func installKdnsd(t *testing.T) {
 	t.Helper()
-	root, err := testenv.RepoRoot()
+	out, err := nodeEnv.Install(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "statefulset")
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "deploy", "statefulset"))); err != nil {
-		t.Fatal(err)
-	}
-	kustomization, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	switch {
-	case os.IsNotExist(err):
-		// Before deploy/statefulset had its own kustomization, the operator
-		// applied rbac.yaml, then kdnsd.yaml: the same, as one kustomization.
-		t.Log("deploy/statefulset has no kustomization.yaml: applying rbac.yaml and kdnsd.yaml through one")
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [rbac.yaml, kdnsd.yaml]\n"
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	case err != nil:
-		t.Fatal(err)
-	case strings.Contains(string(kustomization), "raft-ca/"):
-		ca := filepath.Join(dir, "raft-ca")
-		if err := os.RemoveAll(ca); err != nil { // a CA of the checkout's own
-			t.Fatal(err)
-		}
-		out, err := exec.CommandContext(t.Context(), kdnsdBin, "certs", "init", ca).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kdnsd certs init: %v\n%s", err, out)
-		}
-	}
-	t.Logf("kubectl apply -k deploy/statefulset:\n%s", mustKubectl(t, "apply", "-k", dir))
+	t.Logf("kubectl apply -k deploy/statefulset:\n%s", out)
 }
 
 // kdnsdPods lists kdnsd's pods by name.

@@ -9,24 +9,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kdnsd/kdnsd/test/e2e/node"
 )
 
-// The node run.sh brought up, as it describes it in the environment.
+// nodeEnv is the node run.sh brought up, as it describes it in the
+// environment.
 var (
-	kubectlBin = os.Getenv("KDNSD_E2E_KUBECTL")
-	kubeconfig = os.Getenv("KDNSD_E2E_KUBECONFIG")
-	nodeScript = os.Getenv("KDNSD_E2E_NODE_SH")
-	kdnsdBin   = os.Getenv("KDNSD_E2E_KDNSD") // the operator's CLI
-	stateDir   = os.Getenv("KDNSD_E2E_STATE")
+	nodeEnv    node.Env
 	figuresOut = os.Getenv("KDNSD_E2E_FIGURES")
 )
 
 func TestMain(m *testing.M) {
-	for _, v := range []string{kubectlBin, kubeconfig, nodeScript, kdnsdBin, stateDir} {
-		if v == "" {
-			fmt.Fprintln(os.Stderr, "e2e: these tests need the node that test/e2e/run.sh brings up: run `make e2e` as root")
-			os.Exit(2)
-		}
+	var err error
+	if nodeEnv, err = node.FromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(2)
 	}
 	up, err := startUpstream(upstreamAddr)
 	if err != nil {

@@ -9,12 +9,16 @@
 #      deploy/statefulset with `kubectl apply -k` as an operator does
 #   5. node.sh down, on every exit
 #
-# Extra arguments go to the test binary (e.g. -test.run 'TestKdnsd/rollout').
+# The tests are test/e2e's, or those of the package in $KDNSD_E2E_SUITE
+# (`make chaos-node`: ./test/chaos, which runs its scenarios on the node's
+# pods with -chaos.node). Extra arguments go to the test binary (e.g.
+# -test.run 'TestKdnsd/rollout').
 # Figures are written to $KDNSD_E2E_FIGURES (default test/e2e/figures.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+suite=${KDNSD_E2E_SUITE:-./test/e2e}
 export KDNSD_E2E_STATE=${KDNSD_E2E_STATE:-/var/lib/kdnsd-e2e}
 log() { printf 'e2e: %s\n' "$*" >&2; }
 die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }
@@ -37,7 +41,7 @@ for program in pause dnsclient; do
 	docker build -q -t "kdnsd-e2e/$program:e2e" --build-arg PROGRAM="$program" \
 		-f test/e2e/images/Dockerfile "$images" >/dev/null
 done
-go test -c -tags e2e -o "$images/e2e.test" ./test/e2e
+go test -c -tags e2e -o "$images/suite.test" "$suite"
 CGO_ENABLED=0 go build -trimpath -o "$images/kdnsd" ./cmd/kdnsd # the operator's CLI (certs init)
 log "images and test binary built"
 
@@ -50,5 +54,5 @@ export KDNSD_E2E_KUBECONFIG="$KDNSD_E2E_STATE/admin.kubeconfig"
 export KDNSD_E2E_NODE_SH="$here/node.sh"
 export KDNSD_E2E_KDNSD="$images/kdnsd"
 export KDNSD_E2E_FIGURES=${KDNSD_E2E_FIGURES:-$here/figures.md}
-cd "$here" # where go test would run the package's tests
-nsenter --net=/run/netns/kdnsd-e2e "$images/e2e.test" -test.v -test.count=1 -test.timeout 25m "$@"
+cd "$repo/$suite" # where go test would run the package's tests
+nsenter --net=/run/netns/kdnsd-e2e "$images/suite.test" -test.v -test.count=1 -test.timeout 25m "$@"

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kdnsd/kdnsd/test/e2e/node"
 )
 
 // loadRate is the lookups per second the DNS client starts during a
@@ -189,7 +191,7 @@ func rbacForReal(t *testing.T, cs kubernetes.Interface) {
 		mustKubectl(t, "auth", "can-i", "--list", "--as", "system:serviceaccount:kube-system:kdnsd", "-n", kdnsdNamespace))
 
 	token := strings.TrimSpace(mustKubectl(t, "create", "token", "kdnsd", "-n", kdnsdNamespace, "--duration", "10m"))
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", nodeEnv.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,19 +454,19 @@ func apiServerDown(t *testing.T, cs kubernetes.Interface) {
 		}
 	})
 
-	killed := map[string]kdnsdProcess{}
+	killed := map[string]node.Process{}
 	for _, name := range names {
 		killed[name] = killKdnsd(t, name, syscall.SIGKILL)
 	}
 	var restarts []string
 	for _, name := range names {
 		ip := pods[name].Status.PodIP
-		var proc kdnsdProcess
+		var proc node.Process
 		var firstAnswer time.Time
 		ctx, cancel := context.WithTimeout(t.Context(), apiOutage)
 		for ctx.Err() == nil && firstAnswer.IsZero() {
-			if proc.pid == 0 {
-				if p, ok := findKdnsd(name); ok && p.pid != killed[name].pid {
+			if proc.PID == 0 {
+				if p, ok := node.FindKdnsd(name); ok && p.PID != killed[name].PID {
 					proc = p
 				}
 			}
@@ -473,11 +475,11 @@ func apiServerDown(t *testing.T, cs kubernetes.Interface) {
 			}
 		}
 		cancel()
-		if firstAnswer.IsZero() || proc.pid == 0 {
-			t.Errorf("%s: no answer from a restarted kdnsd within the outage (restarted process: %v)", name, proc.pid != 0)
+		if firstAnswer.IsZero() || proc.PID == 0 {
+			t.Errorf("%s: no answer from a restarted kdnsd within the outage (restarted process: %v)", name, proc.PID != 0)
 			continue
 		}
-		restarts = append(restarts, fmt.Sprintf("%s %s", name, firstAnswer.Sub(proc.started).Round(10*time.Millisecond)))
+		restarts = append(restarts, fmt.Sprintf("%s %s", name, firstAnswer.Sub(proc.Started).Round(10*time.Millisecond)))
 		for qname, ip := range want {
 			if r, err := queryPod(pods[name].Status.PodIP, qname); err != nil || !answersA(r, ip) {
 				t.Errorf("%s restarted without the API server: %s: %v %v, want %s", name, qname, r, err, ip)
