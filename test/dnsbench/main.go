@@ -58,10 +58,17 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 20000, "offered load (dnsperf -Q) of the CPU-per-query runs")
 	flag.IntVar(&c.trials, "trials", 20, "propagation trials")
 	flag.StringVar(&c.chart, "chart", "", "write a PNG chart of the results to this path")
+	restart := flag.Bool("restart", false, "only measure a one-replica kdnsd restarted with its API server unreachable, at -services (BENCHMARKS.md)")
 	serveMap := flag.String("serve-map", "", "internal: serve the zone file given as the argument from a Go map on this address")
 	flag.Parse()
 	if *serveMap != "" {
 		log.Fatal(serveFromMap(*serveMap, flag.Arg(0)))
+	}
+	if *restart {
+		if err := measureRestart(c.kdnsd, c.services); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	if err := run(c); err != nil {
 		log.Fatal(err)
