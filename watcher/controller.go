@@ -92,6 +92,12 @@ type term struct {
 	commitErr  error
 	apiErrs    map[string]*apiError // by resource name
 
+	// seen holds, for each key an informer reported after its initial
+	// list and not yet committed, when the first such event arrived (see
+	// Config.Committed).
+	seenMu sync.Mutex
+	seen   map[key]time.Time
+
 	// apiBack is set when probeAPI ended the term because the API server
 	// answers again while informers were held up: Run starts a new term.
 	apiBack atomic.Bool
@@ -122,6 +128,7 @@ func newTerm(w *Watcher) *term {
 		log:     w.log,
 		phase:   "syncing",
 		apiErrs: map[string]*apiError{},
+		seen:    map[key]time.Time{},
 		started: time.Now(),
 	}
 }
@@ -308,22 +315,59 @@ func (t *term) setErr(field *error, err error) {
 	t.mu.Unlock()
 }
 
-// handler queues the key of every object an informer reports. Deletions may
-// come as cache.DeletedFinalStateUnknown (the watch missed the delete and a
-// relist noticed it); its key is all that is needed.
+// handler queues the key of every object an informer reports, and notes
+// when an event after the initial list first reported it (for
+// Config.Committed). Deletions may come as cache.DeletedFinalStateUnknown
+// (the watch missed the delete and a relist noticed it); its key is all
+// that is needed.
 func (t *term) handler(k kind) cache.ResourceEventHandler {
-	enqueue := func(obj any) {
+	enqueue := func(obj any, initial bool) {
 		name, err := cache.DeletionHandlingObjectToName(obj)
 		if err != nil {
 			t.log.Error("cannot name object from informer", "err", err)
 			return
 		}
-		t.q.Add(key{kind: k, namespace: name.Namespace, name: name.Name})
+		key := key{kind: k, namespace: name.Namespace, name: name.Name}
+		if !initial && t.w.committed != nil {
+			t.seenMu.Lock()
+			if _, ok := t.seen[key]; !ok {
+				t.seen[key] = time.Now()
+			}
+			t.seenMu.Unlock()
+		}
+		t.q.Add(key)
 	}
-	return cache.ResourceEventHandlerFuncs{
+	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj, false) },
+		DeleteFunc: func(obj any) { enqueue(obj, false) },
+	}
+}
+
+// observeCommitted reports to Config.Committed how long each of keys, whose
+// change was just committed, waited since an event first reported it.
+func (t *term) observeCommitted(keys []key) {
+	if t.w.committed == nil {
+		return
+	}
+	now := time.Now()
+	t.seenMu.Lock()
+	defer t.seenMu.Unlock()
+	for _, k := range keys {
+		if at, ok := t.seen[k]; ok {
+			delete(t.seen, k)
+			t.w.committed(now.Sub(at))
+		}
+	}
+}
+
+// forgetSeen drops the event times of keys whose objects turned out equal
+// to the View's: they changed nothing, so they have no latency to report.
+func (t *term) forgetSeen(keys []key) {
+	t.seenMu.Lock()
+	defer t.seenMu.Unlock()
+	for _, k := range keys {
+		delete(t.seen, k)
 	}
 }
 
@@ -640,17 +684,22 @@ func (t *term) process(ctx context.Context, batch []key) {
 		t.followFormat(view)
 	}
 	cmds := make([]fsm.Command, 0, len(batch))
+	var changed, unchanged []key
 	for _, k := range batch {
 		switch k.kind {
 		case kindFormat:
 			continue
 		case kindNamespace, kindPod:
 			if !t.replicating {
+				unchanged = append(unchanged, k)
 				continue // the diff when replication starts covers it
 			}
 		}
 		if c, ok := t.diff(view, k); ok {
 			cmds = append(cmds, c)
+			changed = append(changed, k)
+		} else {
+			unchanged = append(unchanged, k)
 		}
 	}
 	cmds = t.tracking(view, batch, cmds)
@@ -667,6 +716,8 @@ func (t *term) process(ctx context.Context, batch []key) {
 	}
 	switch {
 	case err == nil:
+		t.observeCommitted(changed)
+		t.forgetSeen(unchanged)
 		for _, k := range batch {
 			t.q.Forget(k)
 			t.q.Done(k)

@@ -52,6 +52,11 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBatch caps the commands per Raft entry; 0 means DefaultMaxBatch.
 	MaxBatch int
+	// Committed, when set, is told for each change an informer event
+	// reported (not its initial list) how long it took from the first such
+	// event to the commit of the entry that carries it, on the leader: the
+	// first part of a change's programming latency.
+	Committed func(waited time.Duration)
 }
 
 // DefaultMaxBatch is Config.MaxBatch's default.
@@ -103,6 +108,7 @@ type Watcher struct {
 	maxBatch  int
 	watchPods bool
 	version   func() int
+	committed func(time.Duration)
 
 	mu      sync.Mutex
 	running bool

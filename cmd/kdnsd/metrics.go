@@ -21,6 +21,7 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, served *servingMetrics
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		served.programming,
+		served.eventToCommit,
 		dnsCollector{served.dns},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -50,26 +51,41 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, served *servingMetrics
 	return reg
 }
 
-// servingMetrics are measured where queries are answered: the DNS
-// servers count the queries (dnsserver.Config.Counters), and the resolver
-// reports each View it starts answering from (resolver.Config.Served).
+// servingMetrics are measured along the way of a query and of a change: the
+// DNS servers count the queries (dnsserver.Config.Counters), the leader's
+// watcher reports each change it committed (watcher.Config.Committed), and
+// the resolver each View it starts answering from (resolver.Config.Served).
 type servingMetrics struct {
-	dns         *dnsserver.Counters
-	programming prometheus.Histogram
+	dns           *dnsserver.Counters
+	eventToCommit prometheus.Histogram
+	programming   prometheus.Histogram
 }
 
 func newServingMetrics() *servingMetrics {
 	return &servingMetrics{
 		dns: new(dnsserver.Counters),
+		eventToCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kdnsd_watcher_event_to_commit_seconds",
+			Help: "On the leader: time from an informer event reporting a change of a Service, EndpointSlice, Namespace or Pod " +
+				"to the commit of the Raft entry that carries it (the part of the programming latency before the leader's append, and the append).",
+			Buckets: programmingBuckets,
+		}),
 		programming: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "kdnsd_dns_programming_duration_seconds",
 			Help: "Time from the Raft leader appending an entry to its log to this replica answering queries from the index that includes it, " +
 				"once per index served, for its last entry. Measured against the leader's clock: the clock skew between the leader and this replica " +
 				"adds to it or takes from it (less than zero counts as zero).",
-			Buckets: prometheus.ExponentialBucketsRange(0.001, 10, 17),
+			Buckets: programmingBuckets,
 		}),
 	}
 }
+
+// programmingBuckets: 1 ms to 10 s.
+var programmingBuckets = prometheus.ExponentialBucketsRange(0.001, 10, 17)
+
+// committed observes how long a change waited from its informer event to
+// its commit (watcher.Config.Committed).
+func (m *servingMetrics) committed(waited time.Duration) { m.eventToCommit.Observe(waited.Seconds()) }
 
 // served observes the programming latency of v, the View the resolver
 // now answers from: until now since the leader appended v's last entry.

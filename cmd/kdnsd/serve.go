@@ -482,7 +482,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	podsWanted := func() bool { return resolver.PodModeOf(o.podMode, store.View()) == resolver.PodVerified }
 	newWatcher := func(pods bool) (*watcher.Watcher, error) {
 		return watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
-			WatchPods: pods, CommandVersion: node.CommandVersion})
+			WatchPods: pods, CommandVersion: node.CommandVersion, Committed: served.committed})
 	}
 	watchers := &leaderWatchers{node: node}
 	w, err := newWatcher(podsWanted())

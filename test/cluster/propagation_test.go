@@ -101,6 +101,18 @@ func measurePropagation(t *testing.T, c *Cluster, what string) {
 		}
 		t.Logf("%s: programming latency (leader's append → served here) mean %.2f ms over %g indexes", r.ID, 1000*sum/max(count, 1), count)
 	}
+	// The leader (the only one that watched) observed each write from its
+	// informer event to its commit.
+	var events, waited float64
+	for _, r := range c.Replicas {
+		n, _ := strconv.ParseFloat(metric(t, r, "kdnsd_watcher_event_to_commit_seconds_count"), 64)
+		sum, _ := strconv.ParseFloat(metric(t, r, "kdnsd_watcher_event_to_commit_seconds_sum"), 64)
+		events, waited = events+n, waited+sum
+	}
+	if events < propagationWrites {
+		t.Errorf("%g event-to-commit observations after %d writes", events, propagationWrites)
+	}
+	t.Logf("on the leader, informer event → committed: mean %.2f ms over %g changes", 1000*waited/max(events, 1), events)
 }
 
 // percentiles says p50, p99 and max of ds (sorted in place).
