@@ -296,7 +296,7 @@ func TestProcess(t *testing.T) {
 // TestTombstone checks that a delete the informer only learned of by relist
 // (cache.DeletedFinalStateUnknown) still queues the right key.
 func TestTombstone(t *testing.T) {
-	tm := &term{q: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[key]())}
+	tm := &term{w: &Watcher{}, q: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[key]())}
 	defer tm.q.ShutDown()
 	tm.handler(kindSlice).OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/gone", Obj: nil})
 	tm.handler(kindService).OnDelete(&corev1.Service{ObjectMeta: meta("ns", "svc")})
@@ -323,6 +323,17 @@ func TestNewDefaults(t *testing.T) {
 	}
 	if w.maxBatch != DefaultMaxBatch || w.State() != "idle" {
 		t.Fatalf("defaults: %d %q", w.maxBatch, w.State())
+	}
+	var heard time.Duration
+	w, err = New(Config{Client: client, Views: views, Raft: &fakeRaft{}, Committed: func(d time.Duration) { heard = d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.committed == nil {
+		t.Fatal("Config.Committed was not kept")
+	}
+	if w.committed(time.Second); heard != time.Second {
+		t.Fatalf("Config.Committed heard %s", heard)
 	}
 	for _, bad := range []Config{
 		{Views: views, Raft: &fakeRaft{}},

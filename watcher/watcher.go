@@ -137,6 +137,7 @@ func New(cfg Config) (*Watcher, error) {
 		maxBatch:  cfg.MaxBatch,
 		watchPods: cfg.WatchPods,
 		version:   cfg.CommandVersion,
+		committed: cfg.Committed,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
