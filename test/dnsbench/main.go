@@ -135,7 +135,7 @@ func run(c config) error {
 		}
 		r := &result{server: s, addrs: addrs, fed: true}
 		results = append(results, r)
-		if _, err := slowestAnswer(ctx, addrs, name, want, began, startTimeout); err != nil {
+		if _, err := slowestAnswer(addrs, name, want, began, startTimeout); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		r.startup = time.Since(began)
@@ -190,7 +190,7 @@ func run(c config) error {
 			return err
 		}
 		results = append(results, &result{server: s, addrs: []string{s.addr}, reference: true})
-		if _, err := slowestAnswer(ctx, []string{s.addr}, name, want, time.Now(), startTimeout); err != nil {
+		if _, err := slowestAnswer([]string{s.addr}, name, want, time.Now(), startTimeout); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}

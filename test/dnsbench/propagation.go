@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // propagationNamespace holds the services the propagation trials create.
@@ -56,7 +55,7 @@ func measurePropagation(ctx context.Context, cs kubernetes.Interface, targets []
 		errs := make(chan error, len(targets))
 		for _, t := range targets {
 			wg.Go(func() {
-				d, err := slowestAnswer(ctx, t.addrs, fqdn(svc), ip.String(), acked, 30*time.Second)
+				d, err := slowestAnswer(t.addrs, fqdn(svc), ip.String(), acked, 30*time.Second)
 				if err != nil {
 					errs <- fmt.Errorf("propagation trial %d, %s: %w", i+1, t.name, err)
 					return
@@ -85,9 +84,7 @@ func measurePropagation(ctx context.Context, cs kubernetes.Interface, targets []
 // slowestAnswer polls every address until it answers name with want, and
 // returns the time from since to the last of them doing so; it gives up
 // after timeout.
-func slowestAnswer(ctx context.Context, addrs []string, name, want string, since time.Time, timeout time.Duration) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func slowestAnswer(addrs []string, name, want string, since time.Time, timeout time.Duration) (time.Duration, error) {
 	var mu sync.Mutex
 	var last time.Time
 	var wg sync.WaitGroup
@@ -95,12 +92,9 @@ func slowestAnswer(ctx context.Context, addrs []string, name, want string, since
 	for _, addr := range addrs {
 		wg.Go(func() {
 			client := &dns.Client{Timeout: time.Second}
-			for !answers(client, addr, name, want) {
-				if ctx.Err() != nil {
-					errs <- fmt.Errorf("%s did not answer %s with %s within %v", addr, name, want, timeout)
-					return
-				}
-				time.Sleep(200 * time.Microsecond)
+			if !wait.Timing(timeout, func() bool { return answers(client, addr, name, want) }) {
+				errs <- fmt.Errorf("%s did not answer %s with %s within %v", addr, name, want, timeout)
+				return
 			}
 			at := time.Now()
 			mu.Lock()
@@ -116,15 +110,4 @@ func slowestAnswer(ctx context.Context, addrs []string, name, want string, since
 		return 0, err
 	}
 	return last.Sub(since), nil
-}
-
-// percentile is the nearest-rank p-th percentile of ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[min(max(rank, 0), len(s)-1)]
 }

@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/kdnsd/kdnsd/test/cluster"
 )
 
 // result is everything measured of one server.
@@ -125,7 +127,7 @@ func (rep *report) writeMarkdown(w io.Writer) {
 		}
 		prop := "| – | – | –"
 		if len(r.propagation) > 0 {
-			prop = fmt.Sprintf("| %s | %s | %s", ms(percentile(r.propagation, 50)), ms(percentile(r.propagation, 99)), ms(slices.Max(r.propagation)))
+			prop = fmt.Sprintf("| %s | %s | %s", ms(cluster.Percentile(r.propagation, 50)), ms(cluster.Percentile(r.propagation, 99)), ms(slices.Max(r.propagation)))
 		}
 		p("| %s | %s | %d %s |\n", r.server.name, ms(r.startup), r.watches, prop)
 	}
@@ -207,8 +209,8 @@ func (rep *report) propagationPanel() (*plot.Plot, error) {
 			continue
 		}
 		names = append(names, r.server.name)
-		median = append(median, float64(percentile(r.propagation, 50))/float64(time.Millisecond))
-		p99 = append(p99, float64(percentile(r.propagation, 99))/float64(time.Millisecond))
+		median = append(median, float64(cluster.Percentile(r.propagation, 50))/float64(time.Millisecond))
+		p99 = append(p99, float64(cluster.Percentile(r.propagation, 99))/float64(time.Millisecond))
 	}
 	width := vg.Points(12)
 	for i, series := range []struct {

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"testing"
@@ -28,8 +28,8 @@ func TestPercentile(t *testing.T) {
 		{"p95 of 20 is the 19th", twenty, 95, 19 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := percentile(tc.ds, tc.p); got != tc.want {
-				t.Errorf("percentile(%v, %v) = %v, want %v", tc.ds, tc.p, got, tc.want)
+			if got := Percentile(tc.ds, tc.p); got != tc.want {
+				t.Errorf("Percentile(%v, %v) = %v, want %v", tc.ds, tc.p, got, tc.want)
 			}
 		})
 	}
