@@ -411,6 +411,7 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes map[string]func(context.Context) error) {
 	tick := time.NewTicker(apiProbeInterval)
 	defer tick.Stop()
+	var lastErr string // the last probe failure logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -423,7 +424,16 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 		t.mu.Lock()
 		held := t.heldUpLocked()
 		t.mu.Unlock()
-		if len(held) == 0 || !t.answers(ctx, held, probes) {
+		if len(held) == 0 {
+			continue
+		}
+		if err := t.answers(ctx, held, probes); err != nil {
+			// Logged when it changes: why the API server does not count as
+			// back is what an operator asks while the informers wait.
+			if msg := err.Error(); msg != lastErr && ctx.Err() == nil {
+				t.log.Info("Kubernetes API probe failed; informers stay held up", "err", err)
+				lastErr = msg
+			}
 			continue
 		}
 		// An informer that recovered on its own meanwhile needs no restart.
@@ -438,17 +448,16 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 	}
 }
 
-// answers reports whether one list of each of the resources succeeds.
-func (t *term) answers(ctx context.Context, resources []string, probes map[string]func(context.Context) error) bool {
+// answers returns the first error of one list of each of the resources.
+func (t *term) answers(ctx context.Context, resources []string, probes map[string]func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, apiProbeTimeout)
 	defer cancel()
 	for _, name := range resources {
 		if err := probes[name](ctx); err != nil {
-			t.log.Debug("Kubernetes API probe failed", "resource", name, "err", err)
-			return false
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return true
+	return nil
 }
 
 // waitForCaches waits until every informer has listed once. It reports false

@@ -114,6 +114,7 @@ func (s *nodeSite) deploy(t *testing.T, sc scenario, _ func(string) string) depl
 			HTTPAddr: net.JoinHostPort(p.Status.PodIP, "8080"),
 		})
 	}
+	deployed := time.Now()
 	// A scenario that fails mid-fault must not leave it for the next.
 	t.Cleanup(func() {
 		for _, r := range c.Replicas {
@@ -126,6 +127,11 @@ func (s *nodeSite) deploy(t *testing.T, sc scenario, _ func(string) string) depl
 		}
 		if err := s.startAPIServer(context.Background()); err != nil {
 			t.Errorf("restart the API server: %v", err)
+		}
+		if *logsDir != "" {
+			for _, r := range c.Replicas {
+				s.keepLogs(t, sc.name, r.ID, deployed)
+			}
 		}
 		if t.Failed() {
 			for _, r := range c.Replicas {
@@ -140,6 +146,29 @@ func (s *nodeSite) deploy(t *testing.T, sc scenario, _ func(string) string) depl
 		})
 	}
 	return deployment{c: c}
+}
+
+// keepLogs writes what pod's kdnsd containers logged since `since` to
+// -chaos.logs as <scenario>-<pod>.log, and the container that ran before
+// the current one (the pods outlive scenarios; a kill restarts the
+// container) as <scenario>-<pod>-previous.log.
+func (s *nodeSite) keepLogs(t *testing.T, scenario, pod string, since time.Time) {
+	for suffix, previous := range map[string]bool{"": false, "-previous": true} {
+		args := []string{"-n", node.Namespace, "logs", "--timestamps", "--since-time=" + since.UTC().Format(time.RFC3339), pod}
+		if previous {
+			args = append(args, "--previous")
+		}
+		out, err := s.env.Kubectl(context.Background(), args...)
+		if err != nil {
+			if !previous { // there may be no previous container
+				t.Errorf("keep %s's log: %v", pod, err)
+			}
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(*logsDir, scenario+"-"+pod+suffix+".log"), []byte(out), 0o644); err != nil {
+			t.Errorf("keep %s's log: %v", pod, err)
+		}
+	}
 }
 
 func podReady(p corev1.Pod) bool {
