@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,9 @@ type term struct {
 	barrierErr error
 	commitErr  error
 	apiErrs    map[string]*apiError // by resource name
+	// outage is set by probeAPI when the client's requests have failed for
+	// apiUnreachableGrace, until the term ends (see probeAPI); its r is nil.
+	outage *apiError
 
 	// seen holds, for each key an informer reported after its initial
 	// list and not yet committed, when the first such event arrived (see
@@ -145,7 +149,24 @@ func (t *term) state() string {
 	if held := t.heldUpLocked(); len(held) > 0 {
 		return fmt.Sprintf("backoff: list/watch %s: %v", held[0], t.apiErrs[held[0]].err)
 	}
+	if t.outage != nil {
+		return fmt.Sprintf("backoff: API server unreachable since %s: %v", t.outage.at.Format(time.RFC3339), t.outage.err)
+	}
 	return t.phase
+}
+
+// unreachable returns since when every request of the watcher's client
+// has failed, if that is longer than apiUnreachableGrace, and the last
+// failure; a zero time otherwise or when the client is not tracked.
+func (t *term) unreachable() (time.Time, error) {
+	if t.w.reach == nil {
+		return time.Time{}, nil
+	}
+	since, err := t.w.reach.Unreachable()
+	if since.IsZero() || time.Since(since) < apiUnreachableGrace {
+		return time.Time{}, nil
+	}
+	return since, err
 }
 
 // heldUpLocked returns the resources, in a fixed order, whose last list or
@@ -395,19 +416,28 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 }
 
 // probeAPI ends the term (setting apiBack, then calling cancel) when the API
-// server answers again while list/watch errors hold up informers, so that
-// Run lists afresh at once. client-go's reflector retries a failed list or
-// watch only after a backoff that doubles from 0.8 s (with up to as much
-// again of jitter) to 30 s and resets after two quiet minutes; neither the
-// shared informer factory nor the informer lets it be set. After an outage
-// of a minute, or a first list refused while a restarted API server's
-// authorizer is not ready, the next attempt can thus be many seconds after
-// the API server is back. Instead, while some informer is held up (heldUpLocked),
-// probeAPI lists one object of each held-up resource every
-// apiProbeInterval, one request at a time: an operator sees at most about
-// two cheap requests a second from the leader while the API server is
-// down, and none while the informers work. A term that Run started after
-// such a restart may have a holdoff before probing (nextHoldoff).
+// server answers again while informers are held up, so that Run lists
+// afresh at once. client-go's reflector retries a failed list or watch only
+// after a backoff that doubles from 0.8 s (with up to as much again of
+// jitter) to 30 s and resets after two quiet minutes; neither the shared
+// informer factory nor the informer lets it be set. After an outage of a
+// minute, or a first list refused while a restarted API server's authorizer
+// is not ready, the next attempt can thus be many seconds after the API
+// server is back.
+//
+// Informers are held up while list/watch errors say so (heldUpLocked), and
+// from the moment the client's requests have failed for apiUnreachableGrace
+// (Config.Reachability: a refused re-watch reaches no error handler) until
+// a probe succeeds: that outage is latched in t.outage, since an answer
+// that is itself a failure (a restarted API server's 403 before its
+// authorizer is ready) already counts as one for the client.
+//
+// While informers are held up, probeAPI lists one object of each held-up
+// resource (each resource, in an outage) every apiProbeInterval, one
+// request at a time: an operator sees at most about two cheap requests a
+// second from the leader while the API server is down, and none while the
+// informers work. A term that Run started after such a restart may have a
+// holdoff before probing (nextHoldoff).
 func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes map[string]func(context.Context) error) {
 	tick := time.NewTicker(apiProbeInterval)
 	defer tick.Stop()
@@ -422,8 +452,15 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 			continue
 		}
 		t.mu.Lock()
+		if since, err := t.unreachable(); !since.IsZero() && t.outage == nil {
+			t.outage = &apiError{err: err, at: since}
+		}
 		held := t.heldUpLocked()
+		outage := t.outage != nil
 		t.mu.Unlock()
+		if outage {
+			held = slices.Sorted(maps.Keys(probes))
+		}
 		if len(held) == 0 {
 			continue
 		}
@@ -437,8 +474,10 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 			continue
 		}
 		// An informer that recovered on its own meanwhile needs no restart.
+		// (After an outage there is no telling: the probe's answer is also
+		// the client's, so restart.)
 		t.mu.Lock()
-		stillHeld := len(t.heldUpLocked()) > 0
+		stillHeld := outage || len(t.heldUpLocked()) > 0
 		t.mu.Unlock()
 		if stillHeld {
 			t.apiBack.Store(true)

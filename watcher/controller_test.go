@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -191,12 +192,12 @@ func newHarness(t *testing.T, cfg *rest.Config) *harness {
 	if cfg == nil {
 		cfg = testenv.Get(t).KdnsdConfig()
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, reach, err := kubeclient.NewTracked(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raft := &fakeRaft{store: store}
-	w, err := New(Config{Client: client, Views: store, Raft: raft, Logger: testLogger(t)})
+	w, err := New(Config{Client: client, Reachability: reach, Views: store, Raft: raft, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -918,44 +919,59 @@ func parallel(t *testing.T, n int, f func(i int) error) {
 
 // TestAPIServerRestart stops the real kube-apiserver in mid-term for long
 // enough that client-go's list/watch backoff grows to seconds, and starts it
-// again: a Service created after the restart is committed. How long that
-// took after the API server was ready is logged, not asserted (term.probeAPI
-// aims at about apiProbeInterval; a slow machine takes longer).
+// again: the outage shows in State, and a Service created after the restart
+// is committed. Killed, the API server breaks its watches and the informers
+// report the failures; shut down (SIGTERM), it closes them cleanly and the
+// informers retry the refused watches in silence, so that only the
+// client's failed requests (Config.Reachability) tell. How long the commit
+// took after the API server was ready is logged, not asserted
+// (term.probeAPI aims at about apiProbeInterval; a slow machine takes
+// longer).
 func TestAPIServerRestart(t *testing.T) {
 	env := testenv.Get(t)
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	ns := createNamespace(t, h.admin, "restart")
-	h.start()
-	h.waitStreaming()
+	for _, tc := range []struct {
+		name string
+		stop func() error
+	}{
+		{"killed", env.StopAPIServer},
+		{"shut down", env.ShutDownAPIServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			ctx := context.Background()
+			ns := createNamespace(t, h.admin, "restart")
+			h.start()
+			h.waitStreaming()
 
-	if err := env.StopAPIServer(); err != nil {
-		t.Fatal(err)
+			if err := tc.stop(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				// A no-op unless the test failed while the API server was down.
+				if err := env.StartAPIServer(context.Background()); err != nil {
+					t.Errorf("restart API server: %v", err)
+				}
+			})
+			h.waitState("backoff for the API server", func(s string) bool { return strings.HasPrefix(s, "backoff: ") })
+			// The outage itself: the reflectors' retries back off meanwhile
+			// (0.8 s doubling), so that after it their next try would be
+			// seconds away.
+			time.Sleep(10 * time.Second)
+			if err := env.StartAPIServer(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ready := time.Now()
+			m := h.raft.mark()
+			after, err := h.admin.CoreV1().Services(ns).Create(ctx, clusterIPService(ns, "after", tcpPort("p", 80)), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.waitView("service created after the restart", viewMatchesService(after))
+			t.Logf("service created after the restart committed %v after the API server was ready", time.Since(ready).Round(time.Millisecond))
+			h.waitStreaming()
+			h.expectCmds(m, ns, "upsert-service after")
+		})
 	}
-	t.Cleanup(func() {
-		// A no-op unless the test failed while the API server was down.
-		if err := env.StartAPIServer(context.Background()); err != nil {
-			t.Errorf("restart API server: %v", err)
-		}
-	})
-	h.waitState("backoff for the API server", func(s string) bool { return strings.HasPrefix(s, "backoff: list/watch") })
-	// The outage itself: the reflectors' retries back off meanwhile
-	// (0.8 s doubling), so that after it their next try would be seconds
-	// away.
-	time.Sleep(10 * time.Second)
-	if err := env.StartAPIServer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ready := time.Now()
-	m := h.raft.mark()
-	after, err := h.admin.CoreV1().Services(ns).Create(ctx, clusterIPService(ns, "after", tcpPort("p", 80)), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.waitView("service created after the restart", viewMatchesService(after))
-	t.Logf("service created after the restart committed %v after the API server was ready", time.Since(ready).Round(time.Millisecond))
-	h.waitStreaming()
-	h.expectCmds(m, ns, "upsert-service after")
 }
 
 // TestCommittedLatency: Config.Committed hears of a change an event

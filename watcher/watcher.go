@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 )
 
 // ViewSource gives the current state of the local replica.
@@ -36,6 +37,12 @@ type Config struct {
 	// services and namespaces (core) and endpointslices (discovery.k8s.io)
 	// in all namespaces, and on pods with WatchPods.
 	Client kubernetes.Interface
+	// Reachability, when set, records the outcome of every request Client
+	// makes, and of no other client's (kubeclient.NewTracked makes both).
+	// It is how a term sees an outage that client-go's informers keep to
+	// themselves (see term.probeAPI); without it only list/watch errors
+	// their error handler hears count.
+	Reachability *kubeclient.Reachability
 	// WatchPods: replicate pods too (for pod records in verified mode).
 	WatchPods bool
 	// CommandVersion returns the command format Raft commits in now
@@ -89,6 +96,11 @@ const (
 	// apiProbeTimeout bounds one probe, so that a black-holed API server
 	// also sees one request at a time.
 	apiProbeTimeout = 2 * time.Second
+	// apiUnreachableGrace is how long Client's requests must have failed
+	// (Config.Reachability) before a term probes for the API server
+	// without a list/watch error to go by: shorter outages are left to the
+	// reflectors' own first retries, which come within 0.8–1.6 s.
+	apiUnreachableGrace = 2 * time.Second
 	// apiRestartMaxHoldoff caps how long a term started by such a restart
 	// waits before it may be restarted again while its own first list
 	// fails (see nextHoldoff).
@@ -102,6 +114,7 @@ const (
 // replica leads. Create it with New; call Run once per leadership term.
 type Watcher struct {
 	client    kubernetes.Interface
+	reach     *kubeclient.Reachability // nil: not tracked
 	views     ViewSource
 	raft      Committer
 	log       *slog.Logger
@@ -131,6 +144,7 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	w := &Watcher{
 		client:    cfg.Client,
+		reach:     cfg.Reachability,
 		views:     cfg.Views,
 		raft:      cfg.Raft,
 		log:       cfg.Logger,

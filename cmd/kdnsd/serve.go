@@ -34,6 +34,7 @@ import (
 	"github.com/kdnsd/kdnsd/dnsserver"
 	"github.com/kdnsd/kdnsd/forward"
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/membership"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/resolver"
@@ -367,6 +368,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	// The watcher's client is its own, so that its requests alone tell it
+	// whether the API server answers (kubeclient.Reachability).
+	watchClient, watchReach, err := kubeclient.NewTracked(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
@@ -406,6 +413,16 @@ func serve(ctx context.Context, o serveOptions) error {
 	res, err := resolver.New(resCfg)
 	if err != nil {
 		return err
+	}
+	// The records on disk are indexed before the DNS sockets open: a
+	// restarted replica's first answers come from them, not the SERVFAIL of
+	// a resolver that has no index yet (a chaos run on the node saw three
+	// such answers right after a restart). Until then queries are refused,
+	// which a stub resolver takes as a cue to ask the next server at once.
+	if v := store.View(); v.Index() > 0 {
+		start := time.Now()
+		res.Update(v)
+		log.Info("indexed the stored records", "applied_index", v.Index(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
@@ -481,7 +498,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// watcher when that changes.
 	podsWanted := func() bool { return resolver.PodModeOf(o.podMode, store.View()) == resolver.PodVerified }
 	newWatcher := func(pods bool) (*watcher.Watcher, error) {
-		return watcher.New(watcher.Config{Client: client, Views: store, Raft: node, Logger: log,
+		return watcher.New(watcher.Config{Client: watchClient, Reachability: watchReach, Views: store, Raft: node, Logger: log,
 			WatchPods: pods, CommandVersion: node.CommandVersion, Committed: served.committed})
 	}
 	watchers := &leaderWatchers{node: node}

@@ -123,7 +123,8 @@ type Figures struct {
 	// none was seen, 0 when the leader was not hit.
 	Failover      float64        `json:"failover_ms"`
 	LeaderChanges []LeaderChange `json:"leader_changes"`
-	// MarkerAllLive is the time from the fault (History.MarkerFrom) until
+	// MarkerAllLive is the time from the fault (History.MarkerFrom, or
+	// the end of the API server outage it fell in) until
 	// every live replica connected to the majority answered the write made
 	// after it, in ms; -1 when one never did.
 	MarkerAllLive float64 `json:"marker_all_live_ms"`
@@ -530,6 +531,15 @@ func checkFailover(h *History, f *Figures, b Bounds) Verdict {
 	from := h.MarkerFrom
 	if from.IsZero() {
 		from = h.Fault
+	}
+	// The API server can take the write at its own address before the
+	// replicas can read it (on the node, kube-proxy routes the kubernetes
+	// Service to it again only after its own watch recovers, seen 30–80 s
+	// later): the clock starts when the outage ends for the replicas.
+	for _, iv := range h.APIDown {
+		if !from.Before(iv.From) && from.Before(iv.To) {
+			from = iv.To
+		}
 	}
 	var missing []string
 	for _, r := range h.MarkerExpected {

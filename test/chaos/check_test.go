@@ -178,6 +178,16 @@ func TestCheck(t *testing.T) {
 			h.MarkerAnswered["r2"] = at(25)
 			h.MarkerFrom = at(24)
 		}, ""},
+		{"or from the outage's end, when the API took it before the replicas could read it", func(h *History) {
+			h.APIDown = []Interval{{From: at(10), To: at(24)}}
+			h.MarkerAnswered["r2"] = at(25)
+			h.MarkerFrom = at(12)
+		}, ""},
+		{"an outage that ended before the API took the write changes nothing", func(h *History) {
+			h.APIDown = []Interval{{From: at(10), To: at(11)}}
+			h.MarkerAnswered["r2"] = at(25)
+			h.MarkerFrom = at(12)
+		}, PropFailover},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := healthy()

@@ -70,7 +70,8 @@ type History struct {
 	MarkerAnswered map[string]time.Time
 	// MarkerFrom is when the marker's clock starts: the fault, or in an
 	// API server outage the moment the API first accepted the marker's
-	// write (no write can be made before it).
+	// write (no write can be made before it); the checker starts it at the
+	// outage's end (APIDown) when that is later.
 	MarkerFrom time.Time
 	// MarkerExpected lists the replicas that had to answer the marker: the
 	// live ones connected to the majority.

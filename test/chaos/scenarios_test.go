@@ -578,10 +578,14 @@ func (d *driver) followMarker(ctx context.Context) {
 	}
 	d.h.Marker = name
 	d.mu.Lock()
-	if len(d.h.APIDown) > 0 {
+	outage := len(d.h.APIDown) > 0
+	if outage {
 		d.h.MarkerFrom = accepted
 	}
 	d.mu.Unlock()
+	if outage {
+		d.eventAt(accepted, "the API server took the write after the fault")
+	}
 	var wg sync.WaitGroup
 	for _, id := range d.h.MarkerExpected {
 		r := d.c.Replicas[slices.IndexFunc(d.c.Replicas, func(r *cluster.Replica) bool { return r.ID == id })]

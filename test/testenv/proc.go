@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Child processes are started with Pdeathsig=SIGKILL so that they die with
@@ -86,6 +87,17 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 func (p *proc) kill() {
 	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
 	<-p.exited
+}
+
+// terminate SIGTERMs p and waits until it has exited, killing it after
+// grace.
+func (p *proc) terminate(grace time.Duration) {
+	_ = syscall.Kill(p.pid(), syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(grace):
+		p.kill()
+	}
 }
 
 // exitError describes how p ended, with the tail of its log.

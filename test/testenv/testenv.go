@@ -133,16 +133,31 @@ func (e *Env) Pids() []int {
 // every object) in place, so that tests can see how clients ride out an API
 // server outage. StartAPIServer brings it back. It is a no-op while the API
 // server is already down.
-func (e *Env) StopAPIServer() error {
+func (e *Env) StopAPIServer() error { return e.stopAPIServer(false) }
+
+// ShutDownAPIServer is StopAPIServer by SIGTERM, as a kubelet or an
+// operator stops kube-apiserver: it closes its watches cleanly before it
+// exits (where a kill breaks them), and clients see the outage otherwise.
+func (e *Env) ShutDownAPIServer() error { return e.stopAPIServer(true) }
+
+// apiServerShutdownGrace bounds ShutDownAPIServer's wait before it kills.
+const apiServerShutdownGrace = time.Minute
+
+func (e *Env) stopAPIServer(graceful bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
 		return errors.New("testenv: StopAPIServer after Stop")
 	}
-	if e.kas != nil {
-		e.kas.kill()
-		e.kas = nil
+	if e.kas == nil {
+		return nil
 	}
+	if graceful {
+		e.kas.terminate(apiServerShutdownGrace)
+	} else {
+		e.kas.kill()
+	}
+	e.kas = nil
 	return nil
 }
 
