@@ -143,24 +143,101 @@ func ReverseName(a netip.Addr) string {
 }
 
 // Section is the precomputed wire form of the answer and additional sections
-// of a positive response for one owner name and type.
+// of a positive response for one owner name and type. It is small and
+// built in place (Builder.Finish), so that its owner can hold it by value:
+// an index holds hundreds of thousands.
 type Section struct {
-	wire  []byte   // answer records, then additional records
-	anEnd []uint16 // end offset in wire of each answer record
-	ar    uint16   // additional records
+	// wire is the answer records, then the additional records, then the
+	// end offset of each answer record (two octets each, big-endian): one
+	// allocation, read only.
+	wire string
+	// next is where the rotation of a rotating Section stands.
+	next atomic.Uint32
+	typ  uint16
+	an   uint16 // answer records
+	ar   uint16 // additional records
 	// rotate is set on RRsets of several A, AAAA or SRV records. Their
 	// answer records hold no compression target and point only at the
 	// question, so they can be sent in any order; each response starts
 	// one record further (round robin, as CoreDNS's loadbalance).
 	rotate bool
-	next   atomic.Uint32
+}
+
+// Type returns the type of the Section's RRset.
+func (s *Section) Type() uint16 { return s.typ }
+
+// records returns the length of the answer and additional records.
+func (s *Section) records() int { return len(s.wire) - 2*int(s.an) }
+
+// anEnd returns the end offset of answer record i.
+func (s *Section) anEnd(i int) int {
+	t := s.records() + 2*i
+	return int(s.wire[t])<<8 | int(s.wire[t+1])
 }
 
 func (s *Section) anLen() int {
-	if len(s.anEnd) == 0 {
+	if s.an == 0 {
 		return 0
 	}
-	return int(s.anEnd[len(s.anEnd)-1])
+	return s.anEnd(int(s.an) - 1)
+}
+
+// Target returns the name in the RDATA of the first answer record of s, a
+// CNAME, NS or PTR RRset that a Builder wrote for owner, uncompressed; false
+// if s has no such record. It is for rare paths: the name is rebuilt, and
+// allocated, on each call.
+func (s *Section) Target(owner string) (string, bool) {
+	recs := s.wire[:s.records()]
+	// The message the pointers were made for: the header, the question
+	// (owner, type, class), then recs.
+	msg := func(off int) (string, int, bool) {
+		switch q := HeaderLen + len(owner); {
+		case off >= HeaderLen && off < q:
+			return owner, off - HeaderLen, true
+		case off >= q+4 && off < q+4+len(recs):
+			return recs, off - q - 4, true
+		}
+		return "", 0, false
+	}
+	if s.an == 0 {
+		return "", false
+	}
+	// Past the owner name (a pointer, or labels ending in one or the
+	// root), type, class, TTL and RDLENGTH.
+	i := 0
+	for i < len(recs) && recs[i] != 0 && recs[i]&0xc0 == 0 {
+		i += 1 + int(recs[i])
+	}
+	switch {
+	case i < len(recs) && recs[i] == 0:
+		i++
+	case i+1 < len(recs):
+		i += 2
+	}
+	i += 10
+	var name []byte
+	w := recs
+	for hops := 0; i < len(w) && hops < 128; {
+		switch c := w[i]; {
+		case c == 0:
+			return string(append(name, 0)), true
+		case c&0xc0 == 0xc0:
+			if i+1 >= len(w) {
+				return "", false
+			}
+			var ok bool
+			if w, i, ok = msg(int(c&0x3f)<<8 | int(w[i+1])); !ok {
+				return "", false
+			}
+			hops++
+		case i+1+int(c) <= len(w):
+			name = append(name, w[i:i+1+int(c)]...)
+			i += 1 + int(c)
+		default:
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // Builder writes resource records into a pretend message whose header and
@@ -195,19 +272,24 @@ func (b *Builder) Begin(owner string) {
 	b.start = len(b.buf)
 }
 
-// Finish returns the sections written since Begin.
-func (b *Builder) Finish() *Section {
-	wire := make([]byte, len(b.buf)-b.start)
-	copy(wire, b.buf[b.start:])
-	return &Section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
+// Finish stores the sections written since Begin in s, an RRset of type
+// typ. s must not be in use by a response.
+func (b *Builder) Finish(s *Section, typ uint16) {
+	n := len(b.buf)
+	for _, e := range b.anEnd {
+		b.buf = binary.BigEndian.AppendUint16(b.buf, e)
+	}
+	s.wire = string(b.buf[b.start:])
+	b.buf = b.buf[:n]
+	s.next.Store(0)
+	s.typ, s.an, s.ar, s.rotate = typ, uint16(len(b.anEnd)), b.ar, false
 }
 
 // FinishRotating is Finish for an RRset that may be rotated: one whose
 // answer records are A, AAAA or SRV records of the question's owner.
-func (b *Builder) FinishRotating() *Section {
-	s := b.Finish()
-	s.rotate = len(s.anEnd) > 1
-	return s
+func (b *Builder) FinishRotating(s *Section, typ uint16) {
+	b.Finish(s, typ)
+	s.rotate = s.an > 1
 }
 
 func (b *Builder) lookup(suffix string) (int, bool) {

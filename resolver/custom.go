@@ -87,12 +87,15 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	defer func(saved uint32) { b.TTL = saved }(b.TTL)
 	cnames := map[*node]string{} // CNAME nodes and their targets
 	for _, name := range names {
-		n := &node{}
-		for _, typ := range customOrder {
+		// The CNAME first, where node.cname finds it: it answers every
+		// type, so the other RRsets keep customOrder.
+		types := slices.DeleteFunc(slices.Clone(customOrder), func(typ uint16) bool { return len(sets[rrsetKey{name, typ}]) == 0 })
+		if i := slices.Index(types, dnswire.TypeCNAME); i > 0 {
+			types = slices.Insert(slices.Delete(types, i, i+1), 0, dnswire.TypeCNAME)
+		}
+		n := newNode(len(types))
+		for _, typ := range types {
 			rdatas := sets[rrsetKey{name, typ}]
-			if len(rdatas) == 0 {
-				continue
-			}
 			b.TTL = ttls[rrsetKey{name, typ}]
 			b.Begin(name)
 			for _, rd := range rdatas {
@@ -100,13 +103,13 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			}
 			switch typ {
 			case dnswire.TypeCNAME: // alone at its name (dnsconfig checks)
-				n.cname = b.Finish()
+				b.Finish(n.add(), typ)
 				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
 				cnames[n] = string(rdatas[0])
 			case dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeSRV:
-				n.sets = append(n.sets, rrset{typ, b.FinishRotating()})
+				b.FinishRotating(n.add(), typ)
 			default:
-				n.sets = append(n.sets, rrset{typ, b.Finish()})
+				b.Finish(n.add(), typ)
 			}
 		}
 		if r.classify([]byte(name)) == zoneOther {
@@ -215,14 +218,14 @@ func (r *Resolver) answerOutside(m *dnswire.Response, n *node, q *query, limit i
 		return r.outside(m)
 	}
 	m.Flags |= dnswire.FlagAA
-	sec := n.cname
+	sec := n.cname()
 	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
 		return nil, actChase
 	}
 	if sec == nil {
 		if q.Qtype == dnswire.TypeANY {
 			if len(n.sets) > 0 {
-				sec = n.sets[0].sec
+				sec = &n.sets[0]
 			}
 		} else {
 			sec = n.set(q.Qtype)

@@ -69,29 +69,65 @@ func (ix *index) lookup(key []byte) *node {
 	return e.node
 }
 
-// node is one owner name. A node without sets and cname is an empty
-// non-terminal: the name exists, but has no records.
+// node is one owner name. A node without sets is an empty non-terminal:
+// the name exists, but has no records.
 type node struct {
-	sets  []rrset          // at most one per type, in the order ANY picks from
-	cname *dnswire.Section // answers every type (ExternalName services)
-	// cnameInZone: cname's target is in the cluster zone, where it is
+	// sets has at most one RRset per type, in the order ANY picks from. A
+	// CNAME comes first, and answers every type (ExternalName services).
+	sets []dnswire.Section
+	// cnameInZone: the CNAME's target is in the cluster zone, where it is
 	// chased without Config.Forward.
 	cnameInZone bool
-}
-
-type rrset struct {
-	typ uint16
-	sec *dnswire.Section
 }
 
 // ent is every empty non-terminal's node.
 var ent = &node{}
 
+// newNode returns a node with room for k sets. Most names have one or two,
+// which are allocated with the node in one block: the index holds one node
+// per name, hundreds of thousands of them.
+func newNode(k int) *node {
+	switch k {
+	case 0:
+		return &node{}
+	case 1:
+		p := new(struct {
+			n node
+			s [1]dnswire.Section
+		})
+		p.n.sets = p.s[:0]
+		return &p.n
+	case 2:
+		p := new(struct {
+			n node
+			s [2]dnswire.Section
+		})
+		p.n.sets = p.s[:0]
+		return &p.n
+	}
+	return &node{sets: make([]dnswire.Section, 0, k)}
+}
+
+// add returns n's next set, for a dnswire.Builder to finish; newNode made
+// room for it.
+func (n *node) add() *dnswire.Section {
+	n.sets = n.sets[:len(n.sets)+1]
+	return &n.sets[len(n.sets)-1]
+}
+
 func (n *node) set(typ uint16) *dnswire.Section {
 	for i := range n.sets {
-		if n.sets[i].typ == typ {
-			return n.sets[i].sec
+		if n.sets[i].Type() == typ {
+			return &n.sets[i]
 		}
+	}
+	return nil
+}
+
+// cname returns n's CNAME, or nil.
+func (n *node) cname() *dnswire.Section {
+	if len(n.sets) > 0 && n.sets[0].Type() == dnswire.TypeCNAME {
+		return &n.sets[0]
 	}
 	return nil
 }
@@ -111,10 +147,6 @@ type svcRecords struct {
 type namedNode struct {
 	name string
 	node *node
-	// rank, when set, settles which of two services' nodes of the same
-	// name is served, without a warning: the smaller. PTR records and pod
-	// names, which several services may legitimately share, have one.
-	rank string
 }
 
 // claim returns rec's claim on name; rec must claim it.
@@ -139,6 +171,24 @@ type svcClaim struct {
 	nn  namedNode
 }
 
+// rank orders the claims of a PTR name, which several services may
+// legitimately share: a cluster IP's before an endpoint's, then by the
+// smallest target. Pod names, which several services may share too, are
+// equal, as are the names of two services, which the log reports. rank is
+// only asked where several services claim a name, so it is derived from
+// the claim rather than held by every one.
+func (c svcClaim) rank() string {
+	ptr := c.nn.node.set(dnswire.TypePTR)
+	if ptr == nil {
+		return ""
+	}
+	target, _ := ptr.Target(c.nn.name)
+	if c.rec.svc.Headless {
+		return "1" + target // headless's PTRs name endpoints
+	}
+	return "0" + target
+}
+
 // better reports whether a beats b for a name: records beat an empty
 // non-terminal, then the smaller rank, then the service with the smaller
 // key.
@@ -146,8 +196,8 @@ func better(a, b svcClaim) bool {
 	if (a.nn.node == ent) != (b.nn.node == ent) {
 		return b.nn.node == ent
 	}
-	if a.nn.rank != b.nn.rank {
-		return a.nn.rank < b.nn.rank
+	if ra, rb := a.rank(), b.rank(); ra != rb {
+		return ra < rb
 	}
 	ak, bk := a.rec.svc.Key(), b.rec.svc.Key()
 	if ak.Namespace != bk.Namespace {
@@ -183,7 +233,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		c = r.buildCustom(cfg, ttl)
 	}
 	ix.custom = c
-	u := &update{ix: ix, log: r.log}
+	u := &update{ix: ix, log: r.log, podZone: r.podZone}
 	// The keys of the services to rebuild: those that differ from prev's
 	// View, or all. A key may come twice.
 	var changed iter.Seq[fsm.ServiceKey]
@@ -232,6 +282,7 @@ type update struct {
 	services *cowmap.Builder[fsm.ServiceKey, *svcRecords]
 	shared   *cowmap.Builder[string, *sharedName]
 	oldBase  map[string]*node
+	podZone  string // pod.<zone>
 }
 
 // replace replaces old, the records of service k, with rec; either may be
@@ -279,12 +330,19 @@ func (u *update) claim(rec *svcRecords, nn namedNode) bool {
 		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
 		u.nodes.Set(nn.name, entry{node: e.node})
 	}
-	if nn.node != ent && nn.rank == "" && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return c.nn.rank == "" }) {
+	if u.clash(nn) && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return u.clash(c.nn) }) {
 		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
 			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
 	}
 	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
 	return false
+}
+
+// clash reports whether two services' claims of nn's name are a clash the
+// log reports: those with records, but for PTR and pod names, which several
+// services may legitimately share.
+func (u *update) clash(nn namedNode) bool {
+	return nn.node != ent && nn.node.set(dnswire.TypePTR) == nil && !strings.HasSuffix(nn.name, u.podZone)
 }
 
 // unclaim removes rec's claim nn; settle then decides what is served.
@@ -382,26 +440,28 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 		}
 	}
 	base := make(map[string]*node, 8+len(c.names))
-	apex := &node{}
+	apex := newNode(2)
 	b.Begin(r.zone)
 	b.SOA(r.zone, &ix.soa)
-	apex.sets = append(apex.sets, rrset{dnswire.TypeSOA, b.Finish()})
+	b.Finish(apex.add(), dnswire.TypeSOA)
 	b.Begin(r.zone)
 	b.NameRecord(r.zone, dnswire.TypeNS, r.mname)
 	for _, a := range nsAddrs {
 		b.Addr(true, r.mname, a) // glue
 	}
-	apex.sets = append(apex.sets, rrset{dnswire.TypeNS, b.Finish()})
+	b.Finish(apex.add(), dnswire.TypeNS)
 	base[r.zone] = apex
 	base[r.svcZone] = ent
 	base[r.nsZone] = ent
-	base[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
+	base[r.mname] = r.addrNode(r.mname, nsAddrs)
 	if ix.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		base[r.podZone] = ent
 	}
 	b.Begin(r.version)
 	b.TXT(r.version, schemaVersion)
-	base[r.version] = &node{sets: []rrset{{dnswire.TypeTXT, b.Finish()}}}
+	txt := newNode(1)
+	b.Finish(txt.add(), dnswire.TypeTXT)
+	base[r.version] = txt
 	r.addCustom(u, base, c)
 	ix.base = base
 	for name, n := range base {
@@ -451,15 +511,16 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods
 	// Sorted for claim, each name once: its first node with records, else
 	// an empty non-terminal.
 	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
-	rec.names = out[:0] // compacted in place
+	names := out[:0] // compacted in place
 	for _, nn := range out {
-		switch last := len(rec.names) - 1; {
-		case last < 0 || rec.names[last].name != nn.name:
-			rec.names = append(rec.names, nn)
-		case rec.names[last].node == ent:
-			rec.names[last] = nn
+		switch last := len(names) - 1; {
+		case last < 0 || names[last].name != nn.name:
+			names = append(names, nn)
+		case names[last].node == ent:
+			names[last] = nn
 		}
 	}
+	rec.names = slices.Clone(names) // without the room append left
 	return rec
 }
 
@@ -484,7 +545,7 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 				if !ok {
 					continue
 				}
-				out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, []netip.Addr{a})}, rank: "pod"})
+				out = append(out, namedNode{name: name, node: r.addrNode(name, []netip.Addr{a})})
 			}
 		}
 	}
@@ -495,8 +556,8 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 }
 
 // ptr returns the PTR node of address a, naming targets (sorted, without
-// duplicates). rank orders it against another service's PTR of a.
-func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
+// duplicates: the first is svcClaim.rank's).
+func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
 	name := dnswire.ReverseName(a)
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
@@ -504,16 +565,19 @@ func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
 	for _, t := range targets {
 		r.b.NameRecord(name, dnswire.TypePTR, t)
 	}
-	return namedNode{name: name, node: &node{sets: []rrset{{dnswire.TypePTR, r.b.Finish()}}}, rank: rank + targets[0]}
+	n := newNode(1)
+	r.b.Finish(n.add(), dnswire.TypePTR)
+	return namedNode{name: name, node: n}
 }
 
 func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
-	n := &node{}
+	n := newNode(0)
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
+		n = newNode(1)
 		r.b.Begin(base)
 		r.b.NameRecord(base, dnswire.TypeCNAME, target)
-		n.cname = r.b.Finish()
+		r.b.Finish(n.add(), dnswire.TypeCNAME)
 		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
 	} else {
 		r.log.Warn("external name is not a valid dns name; service has no records",
@@ -524,12 +588,12 @@ func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
 
 func (r *Resolver) clusterIP(base string, s *fsm.Service) []namedNode {
 	addrs := usable(nil, s.ClusterIPs)
-	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, addrs)}}}
+	out := []namedNode{{name: base, node: r.addrNode(base, addrs)}}
 	out = r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		return []srvTarget{{port: p.Port, name: base, addrs: addrs}}
 	})
 	for _, a := range addrs {
-		out = append(out, r.ptr(a, "0", base)) // before endpoints' PTRs
+		out = append(out, r.ptr(a, base))
 	}
 	return out
 }
@@ -565,7 +629,8 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		ts := targets(p)
 		n := ent
 		if len(ts) > 0 {
-			n = &node{sets: []rrset{{dnswire.TypeSRV, r.srvSet(name, ts)}}}
+			n = newNode(1)
+			r.srvSet(n.add(), name, ts)
 		}
 		out = append(out, namedNode{name: name, node: n})
 		if parent := name[2+len(p.Name):]; !slices.ContainsFunc(out, func(n namedNode) bool { return n.name == parent }) {
@@ -575,10 +640,10 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 	return out
 }
 
-// srvSet builds an SRV RRset with the targets' addresses as additional
-// records. The weights are equal, so clients spread evenly; they add up to
-// about 100.
-func (r *Resolver) srvSet(owner string, ts []srvTarget) *dnswire.Section {
+// srvSet builds into sec an SRV RRset with the targets' addresses as
+// additional records. The weights are equal, so clients spread evenly;
+// they add up to about 100.
+func (r *Resolver) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
 	b := &r.b
 	b.Begin(owner)
 	weight := uint16(max(1, 100/len(ts)))
@@ -595,26 +660,32 @@ func (r *Resolver) srvSet(owner string, ts []srvTarget) *dnswire.Section {
 			b.Addr(true, t.name, a)
 		}
 	}
-	return b.FinishRotating()
+	b.FinishRotating(sec, dnswire.TypeSRV)
 }
 
-// addrSets returns the A and the AAAA RRset of owner, leaving out an empty one.
-func (r *Resolver) addrSets(owner string, addrs []netip.Addr) []rrset {
-	var sets []rrset
+// addrNode returns the node of owner with the A and the AAAA RRset of
+// addrs, leaving out an empty one.
+func (r *Resolver) addrNode(owner string, addrs []netip.Addr) *node {
+	v4 := 0
+	for _, a := range addrs {
+		if a.Is4() {
+			v4++
+		}
+	}
+	n := newNode(min(v4, 1) + min(len(addrs)-v4, 1))
 	for _, typ := range [2]uint16{dnswire.TypeA, dnswire.TypeAAAA} {
+		if typ == dnswire.TypeA && v4 == 0 || typ == dnswire.TypeAAAA && v4 == len(addrs) {
+			continue
+		}
 		r.b.Begin(owner)
-		found := false
 		for _, a := range addrs {
 			if a.Is4() == (typ == dnswire.TypeA) {
 				r.b.Addr(false, owner, a)
-				found = true
 			}
 		}
-		if found {
-			sets = append(sets, rrset{typ, r.b.FinishRotating()})
-		}
+		r.b.FinishRotating(n.add(), typ)
 	}
-	return sets
+	return n
 }
 
 // usable appends to dst the addresses of as that can be published, unmapped
@@ -703,12 +774,12 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 	if len(all) == 0 {
 		return nil
 	}
-	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, all)}}}
+	out := []namedNode{{name: base, node: r.addrNode(base, all)}}
 	for _, name := range order {
-		out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, addrsOf[name])}})
+		out = append(out, namedNode{name: name, node: r.addrNode(name, addrsOf[name])})
 	}
 	for _, a := range ptrOrder {
-		out = append(out, r.ptr(a, "1", ptrTargets[a]...))
+		out = append(out, r.ptr(a, ptrTargets[a]...))
 	}
 	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget

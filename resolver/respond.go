@@ -191,7 +191,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		r.negative(&m, ix, len(qname))
 		return m.Done(), actAnswer
 	}
-	sec := n.cname
+	sec := n.cname()
 	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
 		return nil, actChase // the general path answers with the chain
 	}
@@ -199,7 +199,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		if q.Qtype == dnswire.TypeANY {
 			// RFC 8482: answer ANY with one RRset.
 			if len(n.sets) > 0 {
-				sec = n.sets[0].sec
+				sec = &n.sets[0]
 			}
 		} else {
 			sec = n.set(q.Qtype)
