@@ -132,27 +132,19 @@ func (n *node) cname() *dnswire.Section {
 	return nil
 }
 
-// svcRecords are the names and records of one service.
+// svcRecords is one service of the index, with the pointers its names
+// were built from (Resolver.service), for the next build to compare. Which
+// names it claims is not kept: the index serves each at its name, and the
+// build that replaces the service builds its old names again to take them
+// back, which costs one service where keeping them would cost every one.
 type svcRecords struct {
 	svc    *fsm.Service
 	slices []*fsm.EndpointSlice
-	// names are the names the service claims, sorted, each once:
-	// <ns>.svc.<zone>, an empty non-terminal that exists while any service
-	// of the namespace does, and, if the service has records,
-	// <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
-	// endpointPods, its pod names. None if the service's name is invalid.
-	names []namedNode
 }
 
 type namedNode struct {
 	name string
 	node *node
-}
-
-// claim returns rec's claim on name; rec must claim it.
-func (rec *svcRecords) claim(name string) namedNode {
-	i, _ := slices.BinarySearchFunc(rec.names, name, func(n namedNode, name string) int { return strings.Compare(n.name, name) })
-	return rec.names[i]
 }
 
 // sharedName is the claims of services on one name, where several may
@@ -262,12 +254,19 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		if old != nil && old.svc == s && slices.Equal(old.slices, sl) {
 			continue // came twice, or came back
 		}
+		var oldNames, names []namedNode
+		if old != nil {
+			// As prev built them: its pod mode is this one's. The log
+			// had its say then.
+			oldNames = r.service(quiet, old.svc, old.slices, ix.endpointPods)
+		}
 		var rec *svcRecords
 		if s != nil {
-			rec = r.service(s, sl, ix.endpointPods)
+			rec = &svcRecords{svc: s, slices: sl}
+			names = r.service(r.log, s, sl, ix.endpointPods)
 			rebuilt++
 		}
-		u.replace(k, old, rec)
+		u.replace(k, old, oldNames, rec, names)
 	}
 	r.setBase(u, v, c)
 	ix.nodes, ix.services, ix.shared = u.nodes.Freeze(), u.services.Freeze(), u.shared.Freeze()
@@ -285,26 +284,22 @@ type update struct {
 	podZone  string // pod.<zone>
 }
 
-// replace replaces old, the records of service k, with rec; either may be
-// nil.
-func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
+// replace replaces old, service k with the names oldNames, with rec and
+// names; either service may be nil.
+func (u *update) replace(k fsm.ServiceKey, old *svcRecords, oldNames []namedNode, rec *svcRecords, names []namedNode) {
 	if rec != nil {
 		u.services.Set(k, rec)
 	} else {
 		u.services.Delete(k)
 	}
 	var unsettled []string
-	if old != nil {
-		for _, nn := range old.names {
-			u.unclaim(old, nn)
-			unsettled = append(unsettled, nn.name)
-		}
+	for _, nn := range oldNames {
+		u.unclaim(old, nn)
+		unsettled = append(unsettled, nn.name)
 	}
-	if rec != nil {
-		for _, nn := range rec.names {
-			if !u.claim(rec, nn) {
-				unsettled = append(unsettled, nn.name)
-			}
+	for _, nn := range names {
+		if !u.claim(rec, nn) {
+			unsettled = append(unsettled, nn.name)
 		}
 	}
 	for _, name := range unsettled {
@@ -327,7 +322,8 @@ func (u *update) claim(rec *svcRecords, nn namedNode) bool {
 			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
 			return true
 		}
-		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
+		// The owner's node is the one served (settle).
+		sh = (&sharedName{}).with(svcClaim{e.owner, namedNode{nn.name, e.node}})
 		u.nodes.Set(nn.name, entry{node: e.node})
 	}
 	if u.clash(nn) && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return u.clash(c.nn) }) {
@@ -388,13 +384,11 @@ func (sh *sharedName) without(c svcClaim) *sharedName {
 }
 
 // settle makes the node served at name the one its claims give: the best
-// service claim, else none (setBase then puts base's back).
+// service claim, else none (setBase then puts base's back). A name with an
+// owner is settled: claim and unclaim give it its owner's node.
 func (u *update) settle(name string) {
 	e, _ := u.nodes.Get(name)
 	if e.owner != nil {
-		if e.node != e.owner.claim(name).node {
-			u.nodes.Set(name, entry{node: e.owner.claim(name).node, owner: e.owner})
-		}
 		return
 	}
 	n := (*node)(nil)
@@ -485,30 +479,37 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// service returns the records of one service, with the pod names of its
-// endpoint addresses if endpointPods.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) *svcRecords {
-	rec := &svcRecords{svc: s, slices: sl}
+// quiet is the log of a service built again (see svcRecords).
+var quiet = slog.New(slog.DiscardHandler)
+
+// service returns the names and records of one service, with the pod names
+// of its endpoint addresses if endpointPods, sorted, each name once:
+// <ns>.svc.<zone>, an empty non-terminal that exists while any service of
+// the namespace does, and, if the service has records,
+// <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
+// endpointPods, its pod names. None if the service's name is invalid. What
+// cannot be served goes to log.
+func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) []namedNode {
 	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
-		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
-		return rec
+		log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
+		return nil
 	}
 	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
-		out = r.externalName(base, s)
+		out = r.externalName(log, base, s)
 	case s.Headless:
-		out = r.headless(base, s, sl)
+		out = r.headless(log, base, s, sl)
 	default:
-		out = r.clusterIP(base, s)
+		out = r.clusterIP(log, base, s)
 	}
 	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
 	// The namespace exists whatever the service's records.
 	out = append(out, namedNode{name: base[1+len(s.Name):], node: ent})
-	// Sorted for claim, each name once: its first node with records, else
+	// Each name once (sorted to find them): its first node with records, else
 	// an empty non-terminal.
 	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
 	names := out[:0] // compacted in place
@@ -520,8 +521,7 @@ func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods
 			names[last] = nn
 		}
 	}
-	rec.names = slices.Clone(names) // without the room append left
-	return rec
+	return names
 }
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
@@ -570,7 +570,7 @@ func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
 	return namedNode{name: name, node: n}
 }
 
-func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
+func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	n := newNode(0)
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
@@ -580,16 +580,16 @@ func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
 		r.b.Finish(n.add(), dnswire.TypeCNAME)
 		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
 	} else {
-		r.log.Warn("external name is not a valid dns name; service has no records",
+		log.Warn("external name is not a valid dns name; service has no records",
 			"namespace", s.Namespace, "service", s.Name, "externalName", s.ExternalName)
 	}
 	return []namedNode{{name: base, node: n}}
 }
 
-func (r *Resolver) clusterIP(base string, s *fsm.Service) []namedNode {
+func (r *Resolver) clusterIP(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	addrs := usable(nil, s.ClusterIPs)
 	out := []namedNode{{name: base, node: r.addrNode(base, addrs)}}
-	out = r.ports(out, base, s, func(p fsm.Port) []srvTarget {
+	out = r.ports(log, out, base, s, func(p fsm.Port) []srvTarget {
 		return []srvTarget{{port: p.Port, name: base, addrs: addrs}}
 	})
 	for _, a := range addrs {
@@ -608,7 +608,7 @@ type srvTarget struct {
 
 // ports adds the SRV names of s's named ports, with targets from targets,
 // and the _<proto> empty non-terminals above them.
-func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
+func (r *Resolver) ports(log *slog.Logger, out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
 	for _, p := range s.Ports {
 		if p.Name == "" {
 			continue // only named ports have SRV records
@@ -619,7 +619,7 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		}
 		name, ok := dnswire.Name(base, "_"+p.Name, "_"+proto)
 		if !ok {
-			r.log.Warn("service port has no valid dns name; skipped", "namespace", s.Namespace,
+			log.Warn("service port has no valid dns name; skipped", "namespace", s.Namespace,
 				"service", s.Name, "port", p.Name, "protocol", p.Protocol)
 			continue
 		}
@@ -710,7 +710,7 @@ func usable(dst []netip.Addr, as []netip.Addr) []netip.Addr {
 // its endpoints. Without published addresses the service has no names at
 // all (spec 1.1.0 section 2.4.1: NXDOMAIN), so none below it either
 // (RFC 8020).
-func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+func (r *Resolver) headless(log *slog.Logger, base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	var all []netip.Addr
 	inAll := map[netip.Addr]bool{}
 	// Endpoint names in order of first appearance, with their addresses.
@@ -745,7 +745,7 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			if ep.Hostname != "" {
 				var ok bool
 				if host, ok = dnswire.Name(base, ep.Hostname); !ok {
-					r.log.Warn("endpoint hostname is not a valid dns label; using its address",
+					log.Warn("endpoint hostname is not a valid dns label; using its address",
 						"namespace", s.Namespace, "service", s.Name, "hostname", ep.Hostname)
 				}
 			}
@@ -781,7 +781,7 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 	for _, a := range ptrOrder {
 		out = append(out, r.ptr(a, ptrTargets[a]...))
 	}
-	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
+	return r.ports(log, out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget
 		type key struct {
 			port uint16
