@@ -21,13 +21,15 @@ import (
 // a change of what every service's records depend on (TTL, pod mode) builds
 // every service again; what the result is never depends on the road taken
 // (see claims).
+//
+// The index keeps no list of a service's names: view holds the service and
+// slices they were built from, and the build that replaces a service builds
+// its old names again from those to take them back, which costs one
+// service where keeping them would cost every one.
 type index struct {
 	view  *fsm.View
 	soa   dnswire.SOA
 	nodes cowmap.Map[string, entry] // by lower-case wire name
-	// services keeps each service's records with the pointers they were
-	// built from, for the next build to compare and to take back.
-	services cowmap.Map[fsm.ServiceKey, *svcRecords]
 	// shared holds the claims of every name that more than one service
 	// claims (and of some that one does; see entry).
 	shared cowmap.Map[string, *sharedName]
@@ -60,7 +62,7 @@ type index struct {
 // is base's.
 type entry struct {
 	node  *node
-	owner *svcRecords
+	owner *fsm.Service
 }
 
 // lookup returns the node of the lower-cased wire name key, or nil.
@@ -132,16 +134,6 @@ func (n *node) cname() *dnswire.Section {
 	return nil
 }
 
-// svcRecords is one service of the index, with the pointers its names
-// were built from (Resolver.service), for the next build to compare. Which
-// names it claims is not kept: the index serves each at its name, and the
-// build that replaces the service builds its old names again to take them
-// back, which costs one service where keeping them would cost every one.
-type svcRecords struct {
-	svc    *fsm.Service
-	slices []*fsm.EndpointSlice
-}
-
 type namedNode struct {
 	name string
 	node *node
@@ -158,8 +150,11 @@ type sharedName struct {
 	claims []svcClaim
 }
 
+// svcClaim is one service's claim. A service's claims are told apart from
+// another's by its *fsm.Service, which a new index's claims may share with
+// the previous one's: those go before these come (update.replace).
 type svcClaim struct {
-	rec *svcRecords
+	svc *fsm.Service
 	nn  namedNode
 }
 
@@ -175,7 +170,7 @@ func (c svcClaim) rank() string {
 		return ""
 	}
 	target, _ := ptr.Target(c.nn.name)
-	if c.rec.svc.Headless {
+	if c.svc.Headless {
 		return "1" + target // headless's PTRs name endpoints
 	}
 	return "0" + target
@@ -191,7 +186,7 @@ func better(a, b svcClaim) bool {
 	if ra, rb := a.rank(), b.rank(); ra != rb {
 		return ra < rb
 	}
-	ak, bk := a.rec.svc.Key(), b.rec.svc.Key()
+	ak, bk := a.svc.Key(), b.svc.Key()
 	if ak.Namespace != bk.Namespace {
 		return ak.Namespace < bk.Namespace
 	}
@@ -227,17 +222,18 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	ix.custom = c
 	u := &update{ix: ix, log: r.log, podZone: r.podZone}
 	// The keys of the services to rebuild: those that differ from prev's
-	// View, or all. A key may come twice.
+	// View (from), or all.
 	var changed iter.Seq[fsm.ServiceKey]
+	var from *fsm.View
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
-		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
+		u.nodes, u.shared = prev.nodes.Builder(), prev.shared.Builder()
 		u.oldBase = prev.base
-		changed = v.ChangedServices(prev.view)
+		from = prev.view
+		changed = v.ChangedServices(from)
 	} else {
-		u.nodes, u.services, u.shared = ix.nodes.Builder(), ix.services.Builder(), ix.shared.Builder()
-		// Size the maps once: a service has about six names.
+		u.nodes, u.shared = ix.nodes.Builder(), ix.shared.Builder()
+		// Size the map once: a service has about six names.
 		nsvc, _ := v.Counts()
-		u.services.Grow(nsvc)
 		u.nodes.Grow(6 * nsvc)
 		changed = func(yield func(fsm.ServiceKey) bool) {
 			for s := range v.Services() {
@@ -248,28 +244,35 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		}
 	}
 	rebuilt := 0
+	done := map[fsm.ServiceKey]bool{} // ChangedServices may name a key twice
 	for k := range changed {
-		old, _ := u.services.Get(k)
+		var old *fsm.Service
+		var oldSl []*fsm.EndpointSlice
+		if from != nil {
+			if done[k] {
+				continue
+			}
+			done[k] = true
+			old, oldSl = from.Service(k), from.SlicesOf(k)
+		}
 		s, sl := v.Service(k), v.SlicesOf(k)
-		if old != nil && old.svc == s && slices.Equal(old.slices, sl) {
-			continue // came twice, or came back
+		if old == s && slices.Equal(oldSl, sl) {
+			continue // came back
 		}
 		var oldNames, names []namedNode
 		if old != nil {
 			// As prev built them: its pod mode is this one's. The log
 			// had its say then.
-			oldNames = r.service(quiet, old.svc, old.slices, ix.endpointPods)
+			oldNames = r.service(quiet, old, oldSl, ix.endpointPods)
 		}
-		var rec *svcRecords
 		if s != nil {
-			rec = &svcRecords{svc: s, slices: sl}
 			names = r.service(r.log, s, sl, ix.endpointPods)
 			rebuilt++
 		}
-		u.replace(k, old, oldNames, rec, names)
+		u.replace(old, oldNames, s, names)
 	}
 	r.setBase(u, v, c)
-	ix.nodes, ix.services, ix.shared = u.nodes.Freeze(), u.services.Freeze(), u.shared.Freeze()
+	ix.nodes, ix.shared = u.nodes.Freeze(), u.shared.Freeze()
 	return ix, rebuilt
 }
 
@@ -278,27 +281,22 @@ type update struct {
 	ix       *index
 	log      *slog.Logger
 	nodes    *cowmap.Builder[string, entry]
-	services *cowmap.Builder[fsm.ServiceKey, *svcRecords]
 	shared   *cowmap.Builder[string, *sharedName]
 	oldBase  map[string]*node
 	podZone  string // pod.<zone>
 }
 
-// replace replaces old, service k with the names oldNames, with rec and
-// names; either service may be nil.
-func (u *update) replace(k fsm.ServiceKey, old *svcRecords, oldNames []namedNode, rec *svcRecords, names []namedNode) {
-	if rec != nil {
-		u.services.Set(k, rec)
-	} else {
-		u.services.Delete(k)
-	}
+// replace replaces the claims oldNames of old with the claims names of
+// svc, the same service in the new View; either may be nil, or both the
+// same *fsm.Service (when only its slices changed).
+func (u *update) replace(old *fsm.Service, oldNames []namedNode, svc *fsm.Service, names []namedNode) {
 	var unsettled []string
 	for _, nn := range oldNames {
 		u.unclaim(old, nn)
 		unsettled = append(unsettled, nn.name)
 	}
 	for _, nn := range names {
-		if !u.claim(rec, nn) {
+		if !u.claim(svc, nn) {
 			unsettled = append(unsettled, nn.name)
 		}
 	}
@@ -307,19 +305,19 @@ func (u *update) replace(k fsm.ServiceKey, old *svcRecords, oldNames []namedNode
 	}
 }
 
-// claim adds rec's claim nn, and reports whether the name is settled: no
-// other service claims it, so rec's node is served. If not, settle decides.
-func (u *update) claim(rec *svcRecords, nn namedNode) bool {
+// claim adds svc's claim nn, and reports whether the name is settled: no
+// other service claims it, so svc's node is served. If not, settle decides.
+func (u *update) claim(svc *fsm.Service, nn namedNode) bool {
 	e, ok := u.nodes.Get(nn.name)
 	if !ok {
 		// Not served, so no service claims it (a claimed name always is).
-		u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+		u.nodes.Set(nn.name, entry{node: nn.node, owner: svc})
 		return true
 	}
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
 		if e.owner == nil {
-			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+			u.nodes.Set(nn.name, entry{node: nn.node, owner: svc})
 			return true
 		}
 		// The owner's node is the one served (settle).
@@ -328,9 +326,9 @@ func (u *update) claim(rec *svcRecords, nn namedNode) bool {
 	}
 	if u.clash(nn) && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return u.clash(c.nn) }) {
 		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
-			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
+			"namespace", svc.Namespace, "service", svc.Name)
 	}
-	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
+	u.shared.Set(nn.name, sh.with(svcClaim{svc, nn}))
 	return false
 }
 
@@ -341,21 +339,21 @@ func (u *update) clash(nn namedNode) bool {
 	return nn.node != ent && nn.node.set(dnswire.TypePTR) == nil && !strings.HasSuffix(nn.name, u.podZone)
 }
 
-// unclaim removes rec's claim nn; settle then decides what is served.
-func (u *update) unclaim(rec *svcRecords, nn namedNode) {
+// unclaim removes svc's claim nn; settle then decides what is served.
+func (u *update) unclaim(svc *fsm.Service, nn namedNode) {
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
 		e, _ := u.nodes.Get(nn.name)
-		u.nodes.Set(nn.name, entry{node: e.node}) // rec was its owner
+		u.nodes.Set(nn.name, entry{node: e.node}) // svc was its owner
 		return
 	}
-	sh = sh.without(svcClaim{rec, nn})
+	sh = sh.without(svcClaim{svc, nn})
 	switch {
 	case sh.ents == 0 && len(sh.claims) == 0:
 		u.shared.Delete(nn.name)
 	case sh.ents == 0 && len(sh.claims) == 1:
 		u.shared.Delete(nn.name)
-		u.nodes.Set(nn.name, entry{node: sh.claims[0].nn.node, owner: sh.claims[0].rec})
+		u.nodes.Set(nn.name, entry{node: sh.claims[0].nn.node, owner: sh.claims[0].svc})
 	default:
 		u.shared.Set(nn.name, sh)
 	}
@@ -378,7 +376,7 @@ func (sh *sharedName) without(c svcClaim) *sharedName {
 	if c.nn.node == ent {
 		out.ents--
 	} else {
-		out.claims = slices.DeleteFunc(slices.Clone(sh.claims), func(x svcClaim) bool { return x.rec == c.rec })
+		out.claims = slices.DeleteFunc(slices.Clone(sh.claims), func(x svcClaim) bool { return x.svc == c.svc })
 	}
 	return out
 }
@@ -479,7 +477,7 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// quiet is the log of a service built again (see svcRecords).
+// quiet is the log of a service built again (see index).
 var quiet = slog.New(slog.DiscardHandler)
 
 // service returns the names and records of one service, with the pod names
