@@ -93,7 +93,7 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 		if i := slices.Index(types, dnswire.TypeCNAME); i > 0 {
 			types = slices.Insert(slices.Delete(types, i, i+1), 0, dnswire.TypeCNAME)
 		}
-		n := newNode(len(types))
+		n := &node{}
 		for _, typ := range types {
 			rdatas := sets[rrsetKey{name, typ}]
 			b.TTL = ttls[rrsetKey{name, typ}]
@@ -224,9 +224,7 @@ func (r *Resolver) answerOutside(m *dnswire.Response, n *node, q *query, limit i
 	}
 	if sec == nil {
 		if q.Qtype == dnswire.TypeANY {
-			if len(n.sets) > 0 {
-				sec = &n.sets[0]
-			}
+			sec = n.first()
 		} else {
 			sec = n.set(q.Qtype)
 		}

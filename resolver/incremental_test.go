@@ -101,7 +101,7 @@ func indexDiff(a, b *index) string {
 		case !ok:
 			return fmt.Sprintf("%s missing", dnswire.Presentation(name))
 		case (ea.node == ent) != (eb.node == ent) || !reflect.DeepEqual(ea.node, eb.node):
-			return fmt.Sprintf("%s: node %+v, want %+v", dnswire.Presentation(name), *ea.node, *eb.node)
+			return fmt.Sprintf("%s: node %+v, want %+v", dnswire.Presentation(name), ea.node, eb.node)
 		}
 	}
 	if a.shadowed != b.shadowed {

@@ -71,12 +71,15 @@ func (ix *index) lookup(key []byte) *node {
 	return e.node
 }
 
-// node is one owner name. A node without sets is an empty non-terminal:
-// the name exists, but has no records.
+// node is one owner name: a list of its RRsets, one per node, at most one
+// per type, in the order ANY picks from; most names have one, so a node
+// is one small allocation. A CNAME comes first, and answers every type
+// (ExternalName services). A node without a set (one no Builder finished,
+// whose type is 0) is an empty non-terminal: the name exists, but has no
+// records.
 type node struct {
-	// sets has at most one RRset per type, in the order ANY picks from. A
-	// CNAME comes first, and answers every type (ExternalName services).
-	sets []dnswire.Section
+	rrset dnswire.Section
+	next  *node // the name's next RRset
 	// cnameInZone: the CNAME's target is in the cluster zone, where it is
 	// chased without Config.Forward.
 	cnameInZone bool
@@ -85,42 +88,31 @@ type node struct {
 // ent is every empty non-terminal's node.
 var ent = &node{}
 
-// newNode returns a node with room for k sets. Most names have one or two,
-// which are allocated with the node in one block: the index holds one node
-// per name, hundreds of thousands of them.
-func newNode(k int) *node {
-	switch k {
-	case 0:
-		return &node{}
-	case 1:
-		p := new(struct {
-			n node
-			s [1]dnswire.Section
-		})
-		p.n.sets = p.s[:0]
-		return &p.n
-	case 2:
-		p := new(struct {
-			n node
-			s [2]dnswire.Section
-		})
-		p.n.sets = p.s[:0]
-		return &p.n
-	}
-	return &node{sets: make([]dnswire.Section, 0, k)}
-}
-
-// add returns n's next set, for a dnswire.Builder to finish; newNode made
-// room for it.
+// add returns a set for a dnswire.Builder to finish, after n's sets.
 func (n *node) add() *dnswire.Section {
-	n.sets = n.sets[:len(n.sets)+1]
-	return &n.sets[len(n.sets)-1]
+	if n.rrset.Type() == 0 {
+		return &n.rrset
+	}
+	for n.next != nil {
+		n = n.next
+	}
+	n.next = &node{}
+	return &n.next.rrset
 }
 
+// first returns n's first set, or nil.
+func (n *node) first() *dnswire.Section {
+	if n.rrset.Type() == 0 {
+		return nil
+	}
+	return &n.rrset
+}
+
+// set returns n's set of type typ, or nil.
 func (n *node) set(typ uint16) *dnswire.Section {
-	for i := range n.sets {
-		if n.sets[i].Type() == typ {
-			return &n.sets[i]
+	for ; n != nil; n = n.next {
+		if t := n.rrset.Type(); t == typ && t != 0 {
+			return &n.rrset
 		}
 	}
 	return nil
@@ -128,8 +120,8 @@ func (n *node) set(typ uint16) *dnswire.Section {
 
 // cname returns n's CNAME, or nil.
 func (n *node) cname() *dnswire.Section {
-	if len(n.sets) > 0 && n.sets[0].Type() == dnswire.TypeCNAME {
-		return &n.sets[0]
+	if n.rrset.Type() == dnswire.TypeCNAME {
+		return &n.rrset
 	}
 	return nil
 }
@@ -278,12 +270,12 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 
 // update is an index being built from the previous one.
 type update struct {
-	ix       *index
-	log      *slog.Logger
-	nodes    *cowmap.Builder[string, entry]
-	shared   *cowmap.Builder[string, *sharedName]
-	oldBase  map[string]*node
-	podZone  string // pod.<zone>
+	ix      *index
+	log     *slog.Logger
+	nodes   *cowmap.Builder[string, entry]
+	shared  *cowmap.Builder[string, *sharedName]
+	oldBase map[string]*node
+	podZone string // pod.<zone>
 }
 
 // replace replaces the claims oldNames of old with the claims names of
@@ -432,7 +424,7 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 		}
 	}
 	base := make(map[string]*node, 8+len(c.names))
-	apex := newNode(2)
+	apex := &node{}
 	b.Begin(r.zone)
 	b.SOA(r.zone, &ix.soa)
 	b.Finish(apex.add(), dnswire.TypeSOA)
@@ -451,7 +443,7 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 	}
 	b.Begin(r.version)
 	b.TXT(r.version, schemaVersion)
-	txt := newNode(1)
+	txt := &node{}
 	b.Finish(txt.add(), dnswire.TypeTXT)
 	base[r.version] = txt
 	r.addCustom(u, base, c)
@@ -563,16 +555,16 @@ func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
 	for _, t := range targets {
 		r.b.NameRecord(name, dnswire.TypePTR, t)
 	}
-	n := newNode(1)
+	n := &node{}
 	r.b.Finish(n.add(), dnswire.TypePTR)
 	return namedNode{name: name, node: n}
 }
 
 func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) []namedNode {
-	n := newNode(0)
+	n := &node{}
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
-		n = newNode(1)
+		n = &node{}
 		r.b.Begin(base)
 		r.b.NameRecord(base, dnswire.TypeCNAME, target)
 		r.b.Finish(n.add(), dnswire.TypeCNAME)
@@ -627,7 +619,7 @@ func (r *Resolver) ports(log *slog.Logger, out []namedNode, base string, s *fsm.
 		ts := targets(p)
 		n := ent
 		if len(ts) > 0 {
-			n = newNode(1)
+			n = &node{}
 			r.srvSet(n.add(), name, ts)
 		}
 		out = append(out, namedNode{name: name, node: n})
@@ -664,24 +656,23 @@ func (r *Resolver) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
 // addrNode returns the node of owner with the A and the AAAA RRset of
 // addrs, leaving out an empty one.
 func (r *Resolver) addrNode(owner string, addrs []netip.Addr) *node {
-	v4 := 0
-	for _, a := range addrs {
-		if a.Is4() {
-			v4++
-		}
-	}
-	n := newNode(min(v4, 1) + min(len(addrs)-v4, 1))
-	for _, typ := range [2]uint16{dnswire.TypeA, dnswire.TypeAAAA} {
-		if typ == dnswire.TypeA && v4 == 0 || typ == dnswire.TypeAAAA && v4 == len(addrs) {
-			continue
-		}
+	n := &node{}
+	for _, v4 := range [2]bool{true, false} {
 		r.b.Begin(owner)
+		found := false
 		for _, a := range addrs {
-			if a.Is4() == (typ == dnswire.TypeA) {
+			if a.Is4() == v4 {
 				r.b.Addr(false, owner, a)
+				found = true
 			}
 		}
-		r.b.FinishRotating(n.add(), typ)
+		if found {
+			typ := uint16(dnswire.TypeAAAA)
+			if v4 {
+				typ = dnswire.TypeA
+			}
+			r.b.FinishRotating(n.add(), typ)
+		}
 	}
 	return n
 }

@@ -198,9 +198,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	if sec == nil {
 		if q.Qtype == dnswire.TypeANY {
 			// RFC 8482: answer ANY with one RRset.
-			if len(n.sets) > 0 {
-				sec = &n.sets[0]
-			}
+			sec = n.first()
 		} else {
 			sec = n.set(q.Qtype)
 		}
