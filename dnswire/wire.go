@@ -148,14 +148,16 @@ func ReverseName(a netip.Addr) string {
 // an index holds hundreds of thousands.
 type Section struct {
 	// wire is the answer records, then the additional records, then the
-	// end offset of each answer record (two octets each, big-endian): one
-	// allocation, read only.
+	// end offset of each answer record but the first (two octets each,
+	// big-endian): one allocation, read only, with nothing after the
+	// records of the common RRset of one record.
 	wire string
 	// next is where the rotation of a rotating Section stands.
 	next atomic.Uint32
 	typ  uint16
 	an   uint16 // answer records
 	ar   uint16 // additional records
+	end0 uint16 // the end offset of the first answer record
 	// rotate is set on RRsets of several A, AAAA or SRV records. Their
 	// answer records hold no compression target and point only at the
 	// question, so they can be sent in any order; each response starts
@@ -167,11 +169,19 @@ type Section struct {
 func (s *Section) Type() uint16 { return s.typ }
 
 // records returns the length of the answer and additional records.
-func (s *Section) records() int { return len(s.wire) - 2*int(s.an) }
+func (s *Section) records() int {
+	if s.an == 0 {
+		return len(s.wire)
+	}
+	return len(s.wire) - 2*(int(s.an)-1)
+}
 
 // anEnd returns the end offset of answer record i.
 func (s *Section) anEnd(i int) int {
-	t := s.records() + 2*i
+	if i == 0 {
+		return int(s.end0)
+	}
+	t := s.records() + 2*(i-1)
 	return int(s.wire[t])<<8 | int(s.wire[t+1])
 }
 
@@ -276,8 +286,13 @@ func (b *Builder) Begin(owner string) {
 // typ. s must not be in use by a response.
 func (b *Builder) Finish(s *Section, typ uint16) {
 	n := len(b.buf)
-	for _, e := range b.anEnd {
-		b.buf = binary.BigEndian.AppendUint16(b.buf, e)
+	s.end0 = 0
+	for i, e := range b.anEnd {
+		if i == 0 {
+			s.end0 = e
+		} else {
+			b.buf = binary.BigEndian.AppendUint16(b.buf, e)
+		}
 	}
 	s.wire = string(b.buf[b.start:])
 	b.buf = b.buf[:n]

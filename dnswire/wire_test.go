@@ -338,3 +338,53 @@ func TestTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestSectionLayout: a finished Section gives back the answer records'
+// ends and the records' length that the Builder wrote, whatever the
+// number of answer and additional records, and whether it rotates.
+func TestSectionLayout(t *testing.T) {
+	owner, _ := ParseName("web.default.svc.cluster.local.")
+	target, _ := ParseName("db.default.svc.cluster.local.")
+	for _, c := range []struct {
+		name       string
+		answers    int
+		additional int
+		rotating   bool
+	}{
+		{"none", 0, 0, false},
+		{"one", 1, 0, false},
+		{"one with additional", 1, 1, false},
+		{"two", 2, 0, true},
+		{"three with additional", 3, 2, true},
+		{"one rotating", 1, 0, true}, // nothing to rotate
+	} {
+		b := Builder{TTL: 30}
+		b.Begin(owner)
+		for i := range c.answers {
+			b.SRV(owner, 0, 10, uint16(80+i), target)
+		}
+		for i := range c.additional {
+			b.Addr(true, target, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+		}
+		ends := slices.Clone(b.anEnd)
+		records := len(b.buf) - b.start
+		var s Section
+		if c.rotating {
+			b.FinishRotating(&s, TypeSRV)
+		} else {
+			b.Finish(&s, TypeSRV)
+		}
+		var got []uint16
+		for i := range int(s.an) {
+			got = append(got, uint16(s.anEnd(i)))
+		}
+		if !slices.Equal(got, ends) || s.records() != records || int(s.ar) != c.additional || s.Type() != TypeSRV ||
+			s.rotate != (c.rotating && c.answers > 1) || s.wire[:records] != string(b.buf[b.start:b.start+records]) {
+			t.Errorf("%s: ends %v, records %d, %d additional, type %d, rotate %v; want %v, %d, %d, %d, %v",
+				c.name, got, s.records(), s.ar, s.Type(), s.rotate, ends, records, c.additional, TypeSRV, c.rotating && c.answers > 1)
+		}
+		if s.anLen() != int(slices.Max(append(ends, 0))) {
+			t.Errorf("%s: anLen %d", c.name, s.anLen())
+		}
+	}
+}

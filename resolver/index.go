@@ -497,6 +497,17 @@ func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointS
 	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
+	// A name below base ends with its octets: base's key, and the
+	// namespace's, can point into that name's instead of holding their own.
+	if i := slices.IndexFunc(out, func(nn namedNode) bool { return len(nn.name) > len(base) && strings.HasSuffix(nn.name, base) }); i >= 0 {
+		suffix := out[i].name[len(out[i].name)-len(base):]
+		for i := range out {
+			if out[i].name == base {
+				out[i].name = suffix
+			}
+		}
+		base = suffix
+	}
 	// The namespace exists whatever the service's records.
 	out = append(out, namedNode{name: base[1+len(s.Name):], node: ent})
 	// Each name once (sorted to find them): its first node with records, else
