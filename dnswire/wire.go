@@ -194,23 +194,18 @@ func (s *Section) anLen() int {
 
 // Target returns the name in the RDATA of the first answer record of s, a
 // CNAME, NS or PTR RRset that a Builder wrote for owner, uncompressed; false
-// if s has no such record. It is for rare paths: the name is rebuilt, and
-// allocated, on each call.
+// if s has no such record. The name is allocated: see AppendTarget.
 func (s *Section) Target(owner string) (string, bool) {
+	t, ok := s.AppendTarget(nil, []byte(owner))
+	return string(t), ok
+}
+
+// AppendTarget appends to dst the name Target returns, so that a caller
+// with room in dst (MaxNameLen octets) allocates nothing.
+func (s *Section) AppendTarget(dst, owner []byte) ([]byte, bool) {
 	recs := s.wire[:s.records()]
-	// The message the pointers were made for: the header, the question
-	// (owner, type, class), then recs.
-	msg := func(off int) (string, int, bool) {
-		switch q := HeaderLen + len(owner); {
-		case off >= HeaderLen && off < q:
-			return owner, off - HeaderLen, true
-		case off >= q+4 && off < q+4+len(recs):
-			return recs, off - q - 4, true
-		}
-		return "", 0, false
-	}
 	if s.an == 0 {
-		return "", false
+		return dst, false
 	}
 	// Past the owner name (a pointer, or labels ending in one or the
 	// root), type, class, TTL and RDLENGTH.
@@ -225,29 +220,50 @@ func (s *Section) Target(owner string) (string, bool) {
 		i += 2
 	}
 	i += 10
-	var name []byte
-	w := recs
-	for hops := 0; i < len(w) && hops < 128; {
-		switch c := w[i]; {
+	// The name's labels are in recs, or, past a pointer, in the message
+	// the pointers were made for: the header, the question (owner, type,
+	// class), then recs. The question is read from owner.
+	inOwner := false
+	at := func(k int) byte {
+		if inOwner {
+			return owner[k]
+		}
+		return recs[k]
+	}
+	size := func() int {
+		if inOwner {
+			return len(owner)
+		}
+		return len(recs)
+	}
+	start := len(dst)
+	for hops := 0; i < size() && hops < 128; {
+		switch c := at(i); {
 		case c == 0:
-			return string(append(name, 0)), true
+			return append(dst, 0), true
 		case c&0xc0 == 0xc0:
-			if i+1 >= len(w) {
-				return "", false
+			if i+1 >= size() {
+				return dst[:start], false
 			}
-			var ok bool
-			if w, i, ok = msg(int(c&0x3f)<<8 | int(w[i+1])); !ok {
-				return "", false
+			switch off, q := int(c&0x3f)<<8|int(at(i+1)), HeaderLen+len(owner); {
+			case off >= HeaderLen && off < q:
+				inOwner, i = true, off-HeaderLen
+			case off >= q+4 && off < q+4+len(recs):
+				inOwner, i = false, off-q-4
+			default:
+				return dst[:start], false
 			}
 			hops++
-		case i+1+int(c) <= len(w):
-			name = append(name, w[i:i+1+int(c)]...)
+		case i+1+int(c) <= size():
+			for k := i; k < i+1+int(c); k++ {
+				dst = append(dst, at(k))
+			}
 			i += 1 + int(c)
 		default:
-			return "", false
+			return dst[:start], false
 		}
 	}
-	return "", false
+	return dst[:start], false
 }
 
 // Builder writes resource records into a pretend message whose header and

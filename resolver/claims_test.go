@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
@@ -67,5 +68,55 @@ func TestSharedPTR(t *testing.T) {
 				t.Errorf("%s, order %v: PTR %q, want %q", c.name, order, got, c.want)
 			}
 		}
+	}
+}
+
+// TestChased: which CNAMEs the resolver chases without Forward: a target in
+// the zone, or, from a custom record, a custom name outside it; never a
+// Service's CNAME to a custom name outside the zone, which it answers
+// alone. With Forward, every one.
+func TestChased(t *testing.T) {
+	ext := func(name, target string) *fsm.Service {
+		return &fsm.Service{Namespace: "default", Name: name, Type: fsm.TypeExternalName, ExternalName: target}
+	}
+	rec := fsm.Records{
+		Services: []*fsm.Service{ext("in", "web.default.svc.cluster.local"), ext("out", "example.com"),
+			ext("custom", "db.corp.example")},
+		Config: &fsm.ConfigState{Index: 1, Config: &fsm.DNSConfig{Source: "test", Records: []fsm.Record{
+			{Name: "db.corp.example.", Type: "A", Data: "10.1.2.3"},
+			{Name: "www.corp.example.", Type: "CNAME", Data: "db.corp.example."},
+			{Name: "far.corp.example.", Type: "CNAME", Data: "example.com."},
+			{Name: "alias.tools.cluster.local.", Type: "CNAME", Data: "in.default.svc.cluster.local."},
+		}}},
+	}
+	r := newTestResolver(t, rec.View(1))
+	ix := r.idx.Load()
+	for _, c := range []struct {
+		name string
+		want bool
+	}{
+		{"in.default.svc.cluster.local.", true},
+		{"out.default.svc.cluster.local.", false},
+		{"custom.default.svc.cluster.local.", false},
+		{"www.corp.example.", true},
+		{"far.corp.example.", false},
+		{"alias.tools.cluster.local.", true},
+	} {
+		key, _ := dnswire.ParseName(c.name)
+		n := ix.lookup([]byte(key))
+		if n == nil {
+			n = ix.outsideNode([]byte(key))
+		}
+		if n == nil || n.cname() == nil {
+			t.Fatalf("%s: no CNAME", c.name)
+		}
+		if got := r.chased(ix, n, n.cname(), []byte(key)); got != c.want {
+			t.Errorf("%s: chased %v, want %v", c.name, got, c.want)
+		}
+		r.forward = dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) {})
+		if !r.chased(ix, n, n.cname(), []byte(key)) {
+			t.Errorf("%s: not chased with Forward", c.name)
+		}
+		r.forward = nil
 	}
 }

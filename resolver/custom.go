@@ -85,7 +85,6 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	}
 	b := &r.b
 	defer func(saved uint32) { b.TTL = saved }(b.TTL)
-	cnames := map[*node]string{} // CNAME nodes and their targets
 	for _, name := range names {
 		// The CNAME first, where node.cname finds it: it answers every
 		// type, so the other RRsets keep customOrder.
@@ -104,8 +103,6 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			switch typ {
 			case dnswire.TypeCNAME: // alone at its name (dnsconfig checks)
 				b.Finish(n.add(), typ)
-				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
-				cnames[n] = string(rdatas[0])
 			case dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeSRV:
 				b.FinishRotating(n.add(), typ)
 			default:
@@ -117,11 +114,6 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			continue
 		}
 		c.names = append(c.names, namedNode{name: name, node: n})
-	}
-	// A CNAME to a custom name outside the zone is chased as one into the
-	// zone is: from the index, without Forward too.
-	for n, target := range cnames {
-		n.cnameInZone = n.cnameInZone || c.other[target] != nil
 	}
 	return c
 }
@@ -213,13 +205,13 @@ func (ix *index) outsideNode(key []byte) *node {
 
 // answerOutside answers q from n, custom records of a name outside the
 // cluster and reverse zones: as in the zone, but NODATA without SOA.
-func (r *Resolver) answerOutside(m *dnswire.Response, n *node, q *query, limit int) ([]byte, action) {
+func (r *Resolver) answerOutside(m *dnswire.Response, ix *index, n *node, key []byte, q *query, limit int) ([]byte, action) {
 	if q.Qclass != dnswire.ClassIN || q.Qtype == dnswire.TypeAXFR || q.Qtype == dnswire.TypeIXFR {
 		return r.outside(m)
 	}
 	m.Flags |= dnswire.FlagAA
 	sec := n.cname()
-	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
+	if sec != nil && !q.noChase && chases(q.Qtype) && r.chased(ix, n, sec, key) {
 		return nil, actChase
 	}
 	if sec == nil {

@@ -27,9 +27,12 @@ import (
 // its old names again from those to take them back, which costs one
 // service where keeping them would cost every one.
 type index struct {
-	view  *fsm.View
-	soa   dnswire.SOA
-	nodes cowmap.Map[string, entry] // by lower-case wire name
+	view *fsm.View
+	soa  dnswire.SOA
+	// nodes is what the index serves, by lower-case wire name. Who claims
+	// a name is in shared, else in the node served (node.owner, soleEnt),
+	// else no service does and the node is base's.
+	nodes cowmap.Map[string, *node]
 	// shared holds the claims of every name that more than one service
 	// claims (and of some that one does; see entry).
 	shared cowmap.Map[string, *sharedName]
@@ -56,19 +59,10 @@ type index struct {
 	shadowed int
 }
 
-// entry is what the index serves at one name, and who claims it: owner,
-// when set, is the one service that claims the name, with node; when nil,
-// the name's claims are in index.shared, or no service claims it and node
-// is base's.
-type entry struct {
-	node  *node
-	owner *fsm.Service
-}
-
 // lookup returns the node of the lower-cased wire name key, or nil.
 func (ix *index) lookup(key []byte) *node {
-	e, _ := cowmap.GetBytes(ix.nodes, key)
-	return e.node
+	n, _ := cowmap.GetBytes(ix.nodes, key)
+	return n
 }
 
 // node is one owner name: a list of its RRsets, one per node, at most one
@@ -80,13 +74,22 @@ func (ix *index) lookup(key []byte) *node {
 type node struct {
 	rrset dnswire.Section
 	next  *node // the name's next RRset
-	// cnameInZone: the CNAME's target is in the cluster zone, where it is
-	// chased without Config.Forward.
-	cnameInZone bool
+	// owner is the service whose records these are (on a name's first
+	// node); nil for the index's own names and custom records.
+	owner *fsm.Service
 }
 
-// ent is every empty non-terminal's node.
+// ent is every empty non-terminal's node, but soleEnt.
 var ent = &node{}
+
+// soleEnt is the node of an empty non-terminal that one service claims,
+// and no other: it answers as ent does, and tells the index that a service
+// claims the name (see index.nodes).
+var soleEnt = &node{}
+
+// sole reports whether n, served at a name that shared does not hold, is
+// one service's claim.
+func sole(n *node) bool { return n == soleEnt || n.owner != nil }
 
 // add returns a set for a dnswire.Builder to finish, after n's sets.
 func (n *node) add() *dnswire.Section {
@@ -272,7 +275,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 type update struct {
 	ix      *index
 	log     *slog.Logger
-	nodes   *cowmap.Builder[string, entry]
+	nodes   *cowmap.Builder[string, *node]
 	shared  *cowmap.Builder[string, *sharedName]
 	oldBase map[string]*node
 	podZone string // pod.<zone>
@@ -300,21 +303,27 @@ func (u *update) replace(old *fsm.Service, oldNames []namedNode, svc *fsm.Servic
 // claim adds svc's claim nn, and reports whether the name is settled: no
 // other service claims it, so svc's node is served. If not, settle decides.
 func (u *update) claim(svc *fsm.Service, nn namedNode) bool {
-	e, ok := u.nodes.Get(nn.name)
+	mine := nn.node
+	if mine == ent {
+		mine = soleEnt
+	}
+	cur, ok := u.nodes.Get(nn.name)
 	if !ok {
 		// Not served, so no service claims it (a claimed name always is).
-		u.nodes.Set(nn.name, entry{node: nn.node, owner: svc})
+		u.nodes.Set(nn.name, mine)
 		return true
 	}
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
-		if e.owner == nil {
-			u.nodes.Set(nn.name, entry{node: nn.node, owner: svc})
+		if !sole(cur) { // base's
+			u.nodes.Set(nn.name, mine)
 			return true
 		}
-		// The owner's node is the one served (settle).
-		sh = (&sharedName{}).with(svcClaim{e.owner, namedNode{nn.name, e.node}})
-		u.nodes.Set(nn.name, entry{node: e.node})
+		first := svcClaim{nil, namedNode{nn.name, ent}}
+		if cur != soleEnt {
+			first = svcClaim{cur.owner, namedNode{nn.name, cur}}
+		}
+		sh = (&sharedName{}).with(first)
 	}
 	if u.clash(nn) && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return u.clash(c.nn) }) {
 		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
@@ -335,17 +344,21 @@ func (u *update) clash(nn namedNode) bool {
 func (u *update) unclaim(svc *fsm.Service, nn namedNode) {
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
-		e, _ := u.nodes.Get(nn.name)
-		u.nodes.Set(nn.name, entry{node: e.node}) // svc was its owner
+		u.nodes.Delete(nn.name) // svc was its one claimant
 		return
 	}
+	// One claim left is held as claim holds it, so that the index is the
+	// same whichever road it took.
 	sh = sh.without(svcClaim{svc, nn})
 	switch {
 	case sh.ents == 0 && len(sh.claims) == 0:
 		u.shared.Delete(nn.name)
 	case sh.ents == 0 && len(sh.claims) == 1:
 		u.shared.Delete(nn.name)
-		u.nodes.Set(nn.name, entry{node: sh.claims[0].nn.node, owner: sh.claims[0].svc})
+		u.nodes.Set(nn.name, sh.claims[0].nn.node)
+	case sh.ents == 1 && len(sh.claims) == 0:
+		u.shared.Delete(nn.name)
+		u.nodes.Set(nn.name, soleEnt)
 	default:
 		u.shared.Set(nn.name, sh)
 	}
@@ -374,41 +387,39 @@ func (sh *sharedName) without(c svcClaim) *sharedName {
 }
 
 // settle makes the node served at name the one its claims give: the best
-// service claim, else none (setBase then puts base's back). A name with an
-// owner is settled: claim and unclaim give it its owner's node.
+// service claim, else none (setBase then puts base's back). A name one
+// service claims is settled: claim and unclaim give it its node.
 func (u *update) settle(name string) {
-	e, _ := u.nodes.Get(name)
-	if e.owner != nil {
+	cur, _ := u.nodes.Get(name)
+	sh, ok := u.shared.Get(name)
+	if !ok {
+		if cur != nil && !sole(cur) {
+			u.nodes.Delete(name)
+		}
 		return
 	}
-	n := (*node)(nil)
-	if sh, ok := u.shared.Get(name); ok {
-		n = ent
-		if len(sh.claims) > 0 {
-			best := sh.claims[0]
-			for _, c := range sh.claims[1:] {
-				if better(c, best) {
-					best = c
-				}
+	n := ent
+	if len(sh.claims) > 0 {
+		best := sh.claims[0]
+		for _, c := range sh.claims[1:] {
+			if better(c, best) {
+				best = c
 			}
-			n = best.nn.node
 		}
+		n = best.nn.node
 	}
-	switch {
-	case n == nil:
-		u.nodes.Delete(name)
-	case n != e.node:
-		u.nodes.Set(name, entry{node: n})
+	if n != cur {
+		u.nodes.Set(name, n)
 	}
 }
 
 // claimed reports whether a service claims name.
 func (u *update) claimed(name string) bool {
-	if e, _ := u.nodes.Get(name); e.owner != nil {
+	if _, ok := u.shared.Get(name); ok {
 		return true
 	}
-	_, ok := u.shared.Get(name)
-	return ok
+	n, ok := u.nodes.Get(name)
+	return ok && sole(n)
 }
 
 // setBase builds the index's own names and the custom records c, puts
@@ -449,8 +460,8 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 	r.addCustom(u, base, c)
 	ix.base = base
 	for name, n := range base {
-		if e, _ := u.nodes.Get(name); e.owner == nil && e.node != n && !u.claimed(name) {
-			u.nodes.Set(name, entry{node: n})
+		if cur, _ := u.nodes.Get(name); cur != n && !u.claimed(name) {
+			u.nodes.Set(name, n)
 		}
 	}
 	for name := range u.oldBase {
@@ -510,6 +521,11 @@ func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointS
 	}
 	// The namespace exists whatever the service's records.
 	out = append(out, namedNode{name: base[1+len(s.Name):], node: ent})
+	for _, nn := range out {
+		if nn.node != ent {
+			nn.node.owner = s
+		}
+	}
 	// Each name once (sorted to find them): its first node with records, else
 	// an empty non-terminal.
 	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
@@ -575,11 +591,9 @@ func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) [
 	n := &node{}
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
-		n = &node{}
 		r.b.Begin(base)
 		r.b.NameRecord(base, dnswire.TypeCNAME, target)
 		r.b.Finish(n.add(), dnswire.TypeCNAME)
-		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
 	} else {
 		log.Warn("external name is not a valid dns name; service has no records",
 			"namespace", s.Namespace, "service", s.Name, "externalName", s.ExternalName)

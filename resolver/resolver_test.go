@@ -355,17 +355,17 @@ func TestIncrementalUpdate(t *testing.T) {
 	after := r.idx.Load()
 
 	// The names one service claims are rebuilt only if it changed.
-	for name, e := range after.nodes.All() {
-		if e.owner == nil || e.node == ent {
-			continue // the index's own, shared, or without records
+	for name, n := range after.nodes.All() {
+		if n.owner == nil {
+			continue // the index's own, or without records
 		}
 		old, _ := before.nodes.Get(name)
-		reused := old.node == e.node
-		changed := e.owner.Name == "web" || e.owner.Name == "hlpub"
+		reused := old == n
+		changed := n.owner.Name == "web" || n.owner.Name == "hlpub"
 		if reused == changed {
-			t.Errorf("%s of %v: reused %v", dnswire.Presentation(name), e.owner.Key(), reused)
+			t.Errorf("%s of %v: reused %v", dnswire.Presentation(name), n.owner.Key(), reused)
 		}
-		if e.owner.Name == "v4only" {
+		if n.owner.Name == "v4only" {
 			t.Errorf("%s of the deleted service still indexed", dnswire.Presentation(name))
 		}
 	}
