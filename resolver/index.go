@@ -34,7 +34,7 @@ type index struct {
 	// else no service does and the node is base's.
 	nodes cowmap.Map[string, *node]
 	// shared holds the claims of every name that more than one service
-	// claims (and of some that one does; see entry).
+	// claims (an empty non-terminal counts once per service).
 	shared cowmap.Map[string, *sharedName]
 	// base is the index's names that are not a service's: the apex, its
 	// NS and version names, and the custom records with the empty
@@ -79,7 +79,7 @@ type node struct {
 	owner *fsm.Service
 }
 
-// ent is every empty non-terminal's node, but soleEnt.
+// ent is the node of the empty non-terminals that are not soleEnt.
 var ent = &node{}
 
 // soleEnt is the node of an empty non-terminal that one service claims,
@@ -526,8 +526,8 @@ func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointS
 			nn.node.owner = s
 		}
 	}
-	// Each name once (sorted to find them): its first node with records, else
-	// an empty non-terminal.
+	// Each name once (sorted to find them): its first node with records,
+	// else an empty non-terminal.
 	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
 	names := out[:0] // compacted in place
 	for _, nn := range out {
