@@ -91,12 +91,12 @@ func (m *Response) AppendAnswer(sec *Section, limit int, rotate bool) {
 	if m.EDNS {
 		space -= OptLen
 	}
-	n := len(sec.anEnd)
+	n := int(sec.an)
 	an := sec.anLen()
 	start := 0 // offset in sec.wire of the first answer record sent
 	if sec.rotate && rotate {
 		if k := int(sec.next.Add(1) % uint32(n)); k > 0 {
-			start = int(sec.anEnd[k-1])
+			start = sec.anEnd(k - 1)
 		}
 	}
 	switch {
@@ -104,8 +104,8 @@ func (m *Response) AppendAnswer(sec *Section, limit int, rotate bool) {
 		m.Out = append(m.Out, sec.wire[start:an]...)
 		m.Out = append(m.Out, sec.wire[:start]...)
 		m.AN = uint16(n)
-		if len(sec.wire) <= space {
-			m.Out = append(m.Out, sec.wire[an:]...)
+		if recs := sec.records(); recs <= space {
+			m.Out = append(m.Out, sec.wire[an:recs]...)
 			m.AR = sec.ar
 		}
 	default:
@@ -115,7 +115,7 @@ func (m *Response) AppendAnswer(sec *Section, limit int, rotate bool) {
 			if end == an {
 				end = 0
 			}
-			next := int(sec.anEnd[recordIndex(sec, end)])
+			next := sec.anEnd(recordIndex(sec, end))
 			if next-end > space {
 				break
 			}
@@ -135,10 +135,10 @@ func recordIndex(sec *Section, off int) int {
 	if off == 0 {
 		return 0
 	}
-	lo, hi := 0, len(sec.anEnd)
+	lo, hi := 0, int(sec.an)
 	for lo < hi { // the first end > off
 		mid := (lo + hi) / 2
-		if int(sec.anEnd[mid]) <= off {
+		if sec.anEnd(mid) <= off {
 			lo = mid + 1
 		} else {
 			hi = mid

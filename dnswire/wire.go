@@ -143,24 +143,127 @@ func ReverseName(a netip.Addr) string {
 }
 
 // Section is the precomputed wire form of the answer and additional sections
-// of a positive response for one owner name and type.
+// of a positive response for one owner name and type. It is small and
+// built in place (Builder.Finish), so that its owner can hold it by value:
+// an index holds hundreds of thousands.
 type Section struct {
-	wire  []byte   // answer records, then additional records
-	anEnd []uint16 // end offset in wire of each answer record
-	ar    uint16   // additional records
+	// wire is the answer records, then the additional records, then the
+	// end offset of each answer record but the first (two octets each,
+	// big-endian): one allocation, read only, with nothing after the
+	// records of the common RRset of one record.
+	wire string
+	// next is where the rotation of a rotating Section stands.
+	next atomic.Uint32
+	typ  uint16
+	an   uint16 // answer records
+	ar   uint16 // additional records
+	end0 uint16 // the end offset of the first answer record
 	// rotate is set on RRsets of several A, AAAA or SRV records. Their
 	// answer records hold no compression target and point only at the
 	// question, so they can be sent in any order; each response starts
 	// one record further (round robin, as CoreDNS's loadbalance).
 	rotate bool
-	next   atomic.Uint32
+}
+
+// Type returns the type of the Section's RRset.
+func (s *Section) Type() uint16 { return s.typ }
+
+// records returns the length of the answer and additional records.
+func (s *Section) records() int {
+	if s.an == 0 {
+		return len(s.wire)
+	}
+	return len(s.wire) - 2*(int(s.an)-1)
+}
+
+// anEnd returns the end offset of answer record i.
+func (s *Section) anEnd(i int) int {
+	if i == 0 {
+		return int(s.end0)
+	}
+	t := s.records() + 2*(i-1)
+	return int(s.wire[t])<<8 | int(s.wire[t+1])
 }
 
 func (s *Section) anLen() int {
-	if len(s.anEnd) == 0 {
+	if s.an == 0 {
 		return 0
 	}
-	return int(s.anEnd[len(s.anEnd)-1])
+	return s.anEnd(int(s.an) - 1)
+}
+
+// Target returns the name in the RDATA of the first answer record of s, a
+// CNAME, NS or PTR RRset that a Builder wrote for owner, uncompressed; false
+// if s has no such record. The name is allocated: see AppendTarget.
+func (s *Section) Target(owner string) (string, bool) {
+	t, ok := s.AppendTarget(nil, []byte(owner))
+	return string(t), ok
+}
+
+// AppendTarget appends to dst the name Target returns, so that a caller
+// with room in dst (MaxNameLen octets) allocates nothing.
+func (s *Section) AppendTarget(dst, owner []byte) ([]byte, bool) {
+	recs := s.wire[:s.records()]
+	if s.an == 0 {
+		return dst, false
+	}
+	// Past the owner name (a pointer, or labels ending in one or the
+	// root), type, class, TTL and RDLENGTH.
+	i := 0
+	for i < len(recs) && recs[i] != 0 && recs[i]&0xc0 == 0 {
+		i += 1 + int(recs[i])
+	}
+	switch {
+	case i < len(recs) && recs[i] == 0:
+		i++
+	case i+1 < len(recs):
+		i += 2
+	}
+	i += 10
+	// The name's labels are in recs, or, past a pointer, in the message
+	// the pointers were made for: the header, the question (owner, type,
+	// class), then recs. The question is read from owner.
+	inOwner := false
+	at := func(k int) byte {
+		if inOwner {
+			return owner[k]
+		}
+		return recs[k]
+	}
+	size := func() int {
+		if inOwner {
+			return len(owner)
+		}
+		return len(recs)
+	}
+	start := len(dst)
+	for hops := 0; i < size() && hops < 128; {
+		switch c := at(i); {
+		case c == 0:
+			return append(dst, 0), true
+		case c&0xc0 == 0xc0:
+			if i+1 >= size() {
+				return dst[:start], false
+			}
+			switch off, q := int(c&0x3f)<<8|int(at(i+1)), HeaderLen+len(owner); {
+			case off >= HeaderLen && off < q:
+				inOwner, i = true, off-HeaderLen
+			case off >= q+4 && off < q+4+len(recs):
+				inOwner, i = false, off-q-4
+			default:
+				return dst[:start], false
+			}
+			hops++
+		case i+1+int(c) <= size():
+			for k := i; k < i+1+int(c); k++ {
+				dst = append(dst, at(k))
+			}
+			i += 1 + int(c)
+		default:
+			return dst[:start], false
+		}
+	}
+	return dst[:start], false
 }
 
 // Builder writes resource records into a pretend message whose header and
@@ -195,19 +298,29 @@ func (b *Builder) Begin(owner string) {
 	b.start = len(b.buf)
 }
 
-// Finish returns the sections written since Begin.
-func (b *Builder) Finish() *Section {
-	wire := make([]byte, len(b.buf)-b.start)
-	copy(wire, b.buf[b.start:])
-	return &Section{wire: wire, anEnd: append([]uint16(nil), b.anEnd...), ar: b.ar}
+// Finish stores the sections written since Begin in s, an RRset of type
+// typ. s must not be in use by a response.
+func (b *Builder) Finish(s *Section, typ uint16) {
+	n := len(b.buf)
+	s.end0 = 0
+	for i, e := range b.anEnd {
+		if i == 0 {
+			s.end0 = e
+		} else {
+			b.buf = binary.BigEndian.AppendUint16(b.buf, e)
+		}
+	}
+	s.wire = string(b.buf[b.start:])
+	b.buf = b.buf[:n]
+	s.next.Store(0)
+	s.typ, s.an, s.ar, s.rotate = typ, uint16(len(b.anEnd)), b.ar, false
 }
 
 // FinishRotating is Finish for an RRset that may be rotated: one whose
 // answer records are A, AAAA or SRV records of the question's owner.
-func (b *Builder) FinishRotating() *Section {
-	s := b.Finish()
-	s.rotate = len(s.anEnd) > 1
-	return s
+func (b *Builder) FinishRotating(s *Section, typ uint16) {
+	b.Finish(s, typ)
+	s.rotate = s.an > 1
 }
 
 func (b *Builder) lookup(suffix string) (int, bool) {

@@ -154,7 +154,8 @@ func TestSections(t *testing.T) {
 	}
 	b.Addr(true, target, netip.MustParseAddr("10.0.0.1"))
 	b.Addr(true, target, netip.MustParseAddr("fd00::1"))
-	srv := b.FinishRotating()
+	srv := new(Section)
+	b.FinishRotating(srv, TypeSRV)
 	resp, _ := respond(t, "WEB.default.svc.cluster.local.", dns.TypeSRV, true, srv, MaxMsgLen, false)
 	want := []string{
 		"WEB.default.svc.cluster.local. 30 IN SRV 0 33 80 db.default.svc.cluster.local.",
@@ -207,7 +208,9 @@ func TestSections(t *testing.T) {
 	} {
 		b.Begin(owner)
 		c.write()
-		resp, _ := respond(t, "Web.default.svc.cluster.local.", c.qtype, false, b.Finish(), 512, false)
+		var sec Section
+		b.Finish(&sec, c.qtype)
+		resp, _ := respond(t, "Web.default.svc.cluster.local.", c.qtype, false, &sec, 512, false)
 		if got := rrs(resp.Answer); !slices.Equal(got, []string{c.want}) {
 			t.Errorf("%s: %q", dns.Type(c.qtype), got)
 		}
@@ -297,6 +300,91 @@ func TestParseQuery(t *testing.T) {
 			q.Flags != FlagQR|FlagRD || q.OPT != (opt != nil) ||
 			opt != nil && (q.UDPSize != opt.UDPSize() || q.DO != opt.Do() || q.Version != opt.Version()) {
 			t.Errorf("%s: %+v, miekg/dns reads %v", c.name, q, m)
+		}
+	}
+}
+
+// TestTarget: Target reads back the first name record's target, through
+// the pointers into the question and into earlier records.
+func TestTarget(t *testing.T) {
+	owner, _ := ParseName("4.3.2.10.in-addr.arpa.")
+	web, _ := ParseName("web.default.svc.cluster.local.")
+	db, _ := ParseName("db.default.svc.cluster.local.")
+	inArpa, _ := ParseName("x.in-addr.arpa.") // shares the question's suffix
+	b := Builder{TTL: 30}
+	for _, c := range []struct {
+		name    string
+		typ     uint16
+		targets []string
+		want    string
+		ok      bool
+	}{
+		{"one", TypePTR, []string{web}, web, true},
+		{"several", TypePTR, []string{db, web}, db, true},
+		{"second compressed against the first", TypePTR, []string{web, db}, web, true},
+		{"into the question", TypePTR, []string{inArpa}, inArpa, true},
+		{"the owner itself", TypeCNAME, []string{owner}, owner, true},
+		{"root", TypeCNAME, []string{"\x00"}, "\x00", true},
+		{"none", TypePTR, nil, "", false},
+	} {
+		b.Begin(owner)
+		for _, target := range c.targets {
+			b.NameRecord(owner, c.typ, target)
+		}
+		var sec Section
+		b.Finish(&sec, c.typ)
+		if got, ok := sec.Target(owner); got != c.want || ok != c.ok {
+			t.Errorf("%s: Target = %q, %v; want %q, %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestSectionLayout: a finished Section gives back the answer records'
+// ends and the records' length that the Builder wrote, whatever the
+// number of answer and additional records, and whether it rotates.
+func TestSectionLayout(t *testing.T) {
+	owner, _ := ParseName("web.default.svc.cluster.local.")
+	target, _ := ParseName("db.default.svc.cluster.local.")
+	for _, c := range []struct {
+		name       string
+		answers    int
+		additional int
+		rotating   bool
+	}{
+		{"none", 0, 0, false},
+		{"one", 1, 0, false},
+		{"one with additional", 1, 1, false},
+		{"two", 2, 0, true},
+		{"three with additional", 3, 2, true},
+		{"one rotating", 1, 0, true}, // nothing to rotate
+	} {
+		b := Builder{TTL: 30}
+		b.Begin(owner)
+		for i := range c.answers {
+			b.SRV(owner, 0, 10, uint16(80+i), target)
+		}
+		for i := range c.additional {
+			b.Addr(true, target, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+		}
+		ends := slices.Clone(b.anEnd)
+		records := len(b.buf) - b.start
+		var s Section
+		if c.rotating {
+			b.FinishRotating(&s, TypeSRV)
+		} else {
+			b.Finish(&s, TypeSRV)
+		}
+		var got []uint16
+		for i := range int(s.an) {
+			got = append(got, uint16(s.anEnd(i)))
+		}
+		if !slices.Equal(got, ends) || s.records() != records || int(s.ar) != c.additional || s.Type() != TypeSRV ||
+			s.rotate != (c.rotating && c.answers > 1) || s.wire[:records] != string(b.buf[b.start:b.start+records]) {
+			t.Errorf("%s: ends %v, records %d, %d additional, type %d, rotate %v; want %v, %d, %d, %d, %v",
+				c.name, got, s.records(), s.ar, s.Type(), s.rotate, ends, records, c.additional, TypeSRV, c.rotating && c.answers > 1)
+		}
+		if s.anLen() != int(slices.Max(append(ends, 0))) {
+			t.Errorf("%s: anLen %d", c.name, s.anLen())
 		}
 	}
 }

@@ -85,14 +85,16 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 	}
 	b := &r.b
 	defer func(saved uint32) { b.TTL = saved }(b.TTL)
-	cnames := map[*node]string{} // CNAME nodes and their targets
 	for _, name := range names {
+		// The CNAME first, where node.cname finds it: it answers every
+		// type, so the other RRsets keep customOrder.
+		types := slices.DeleteFunc(slices.Clone(customOrder), func(typ uint16) bool { return len(sets[rrsetKey{name, typ}]) == 0 })
+		if i := slices.Index(types, dnswire.TypeCNAME); i > 0 {
+			types = slices.Insert(slices.Delete(types, i, i+1), 0, dnswire.TypeCNAME)
+		}
 		n := &node{}
-		for _, typ := range customOrder {
+		for _, typ := range types {
 			rdatas := sets[rrsetKey{name, typ}]
-			if len(rdatas) == 0 {
-				continue
-			}
 			b.TTL = ttls[rrsetKey{name, typ}]
 			b.Begin(name)
 			for _, rd := range rdatas {
@@ -100,13 +102,11 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			}
 			switch typ {
 			case dnswire.TypeCNAME: // alone at its name (dnsconfig checks)
-				n.cname = b.Finish()
-				n.cnameInZone = r.classify(rdatas[0]) == zoneCluster
-				cnames[n] = string(rdatas[0])
+				b.Finish(n.add(), typ)
 			case dnswire.TypeA, dnswire.TypeAAAA, dnswire.TypeSRV:
-				n.sets = append(n.sets, rrset{typ, b.FinishRotating()})
+				b.FinishRotating(n.add(), typ)
 			default:
-				n.sets = append(n.sets, rrset{typ, b.Finish()})
+				b.Finish(n.add(), typ)
 			}
 		}
 		if r.classify([]byte(name)) == zoneOther {
@@ -114,11 +114,6 @@ func (r *Resolver) buildCustom(cfg *fsm.DNSConfig, ttl uint32) *custom {
 			continue
 		}
 		c.names = append(c.names, namedNode{name: name, node: n})
-	}
-	// A CNAME to a custom name outside the zone is chased as one into the
-	// zone is: from the index, without Forward too.
-	for n, target := range cnames {
-		n.cnameInZone = n.cnameInZone || c.other[target] != nil
 	}
 	return c
 }
@@ -210,20 +205,18 @@ func (ix *index) outsideNode(key []byte) *node {
 
 // answerOutside answers q from n, custom records of a name outside the
 // cluster and reverse zones: as in the zone, but NODATA without SOA.
-func (r *Resolver) answerOutside(m *dnswire.Response, n *node, q *query, limit int) ([]byte, action) {
+func (r *Resolver) answerOutside(m *dnswire.Response, ix *index, n *node, key []byte, q *query, limit int) ([]byte, action) {
 	if q.Qclass != dnswire.ClassIN || q.Qtype == dnswire.TypeAXFR || q.Qtype == dnswire.TypeIXFR {
 		return r.outside(m)
 	}
 	m.Flags |= dnswire.FlagAA
-	sec := n.cname
-	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
+	sec := n.cname()
+	if sec != nil && !q.noChase && chases(q.Qtype) && r.chased(ix, n, sec, key) {
 		return nil, actChase
 	}
 	if sec == nil {
 		if q.Qtype == dnswire.TypeANY {
-			if len(n.sets) > 0 {
-				sec = n.sets[0].sec
-			}
+			sec = n.first()
 		} else {
 			sec = n.set(q.Qtype)
 		}

@@ -21,15 +21,20 @@ import (
 // a change of what every service's records depend on (TTL, pod mode) builds
 // every service again; what the result is never depends on the road taken
 // (see claims).
+//
+// The index keeps no list of a service's names: view holds the service and
+// slices they were built from, and the build that replaces a service builds
+// its old names again from those to take them back, which costs one
+// service where keeping them would cost every one.
 type index struct {
-	view  *fsm.View
-	soa   dnswire.SOA
-	nodes cowmap.Map[string, entry] // by lower-case wire name
-	// services keeps each service's records with the pointers they were
-	// built from, for the next build to compare and to take back.
-	services cowmap.Map[fsm.ServiceKey, *svcRecords]
+	view *fsm.View
+	soa  dnswire.SOA
+	// nodes is what the index serves, by lower-case wire name. Who claims
+	// a name is in shared, else in the node served (node.owner, soleEnt),
+	// else no service does and the node is base's.
+	nodes cowmap.Map[string, *node]
 	// shared holds the claims of every name that more than one service
-	// claims (and of some that one does; see entry).
+	// claims (an empty non-terminal counts once per service).
 	shared cowmap.Map[string, *sharedName]
 	// base is the index's names that are not a service's: the apex, its
 	// NS and version names, and the custom records with the empty
@@ -54,73 +59,79 @@ type index struct {
 	shadowed int
 }
 
-// entry is what the index serves at one name, and who claims it: owner,
-// when set, is the one service that claims the name, with node; when nil,
-// the name's claims are in index.shared, or no service claims it and node
-// is base's.
-type entry struct {
-	node  *node
-	owner *svcRecords
-}
-
 // lookup returns the node of the lower-cased wire name key, or nil.
 func (ix *index) lookup(key []byte) *node {
-	e, _ := cowmap.GetBytes(ix.nodes, key)
-	return e.node
+	n, _ := cowmap.GetBytes(ix.nodes, key)
+	return n
 }
 
-// node is one owner name. A node without sets and cname is an empty
-// non-terminal: the name exists, but has no records.
+// node is one owner name: a list of its RRsets, one per node, at most one
+// per type, in the order ANY picks from; most names have one, so a node
+// is one small allocation. A CNAME comes first, and answers every type
+// (ExternalName services). A node without a set (one no Builder finished,
+// whose type is 0) is an empty non-terminal: the name exists, but has no
+// records.
 type node struct {
-	sets  []rrset          // at most one per type, in the order ANY picks from
-	cname *dnswire.Section // answers every type (ExternalName services)
-	// cnameInZone: cname's target is in the cluster zone, where it is
-	// chased without Config.Forward.
-	cnameInZone bool
+	rrset dnswire.Section
+	next  *node // the name's next RRset
+	// owner is the service whose records these are (on a name's first
+	// node); nil for the index's own names and custom records.
+	owner *fsm.Service
 }
 
-type rrset struct {
-	typ uint16
-	sec *dnswire.Section
-}
-
-// ent is every empty non-terminal's node.
+// ent is the node of the empty non-terminals that are not soleEnt.
 var ent = &node{}
 
+// soleEnt is the node of an empty non-terminal that one service claims,
+// and no other: it answers as ent does, and tells the index that a service
+// claims the name (see index.nodes).
+var soleEnt = &node{}
+
+// sole reports whether n, served at a name that shared does not hold, is
+// one service's claim.
+func sole(n *node) bool { return n == soleEnt || n.owner != nil }
+
+// add returns a set for a dnswire.Builder to finish, after n's sets.
+func (n *node) add() *dnswire.Section {
+	if n.rrset.Type() == 0 {
+		return &n.rrset
+	}
+	for n.next != nil {
+		n = n.next
+	}
+	n.next = &node{}
+	return &n.next.rrset
+}
+
+// first returns n's first set, or nil.
+func (n *node) first() *dnswire.Section {
+	if n.rrset.Type() == 0 {
+		return nil
+	}
+	return &n.rrset
+}
+
+// set returns n's set of type typ, or nil.
 func (n *node) set(typ uint16) *dnswire.Section {
-	for i := range n.sets {
-		if n.sets[i].typ == typ {
-			return n.sets[i].sec
+	for ; n != nil; n = n.next {
+		if t := n.rrset.Type(); t == typ && t != 0 {
+			return &n.rrset
 		}
 	}
 	return nil
 }
 
-// svcRecords are the names and records of one service.
-type svcRecords struct {
-	svc    *fsm.Service
-	slices []*fsm.EndpointSlice
-	// names are the names the service claims, sorted, each once:
-	// <ns>.svc.<zone>, an empty non-terminal that exists while any service
-	// of the namespace does, and, if the service has records,
-	// <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
-	// endpointPods, its pod names. None if the service's name is invalid.
-	names []namedNode
+// cname returns n's CNAME, or nil.
+func (n *node) cname() *dnswire.Section {
+	if n.rrset.Type() == dnswire.TypeCNAME {
+		return &n.rrset
+	}
+	return nil
 }
 
 type namedNode struct {
 	name string
 	node *node
-	// rank, when set, settles which of two services' nodes of the same
-	// name is served, without a warning: the smaller. PTR records and pod
-	// names, which several services may legitimately share, have one.
-	rank string
-}
-
-// claim returns rec's claim on name; rec must claim it.
-func (rec *svcRecords) claim(name string) namedNode {
-	i, _ := slices.BinarySearchFunc(rec.names, name, func(n namedNode, name string) int { return strings.Compare(n.name, name) })
-	return rec.names[i]
 }
 
 // sharedName is the claims of services on one name, where several may
@@ -134,9 +145,30 @@ type sharedName struct {
 	claims []svcClaim
 }
 
+// svcClaim is one service's claim. A service's claims are told apart from
+// another's by its *fsm.Service, which a new index's claims may share with
+// the previous one's: those go before these come (update.replace).
 type svcClaim struct {
-	rec *svcRecords
+	svc *fsm.Service
 	nn  namedNode
+}
+
+// rank orders the claims of a PTR name, which several services may
+// legitimately share: a cluster IP's before an endpoint's, then by the
+// smallest target. Pod names, which several services may share too, are
+// equal, as are the names of two services, which the log reports. rank is
+// only asked where several services claim a name, so it is derived from
+// the claim rather than held by every one.
+func (c svcClaim) rank() string {
+	ptr := c.nn.node.set(dnswire.TypePTR)
+	if ptr == nil {
+		return ""
+	}
+	target, _ := ptr.Target(c.nn.name)
+	if c.svc.Headless {
+		return "1" + target // headless's PTRs name endpoints
+	}
+	return "0" + target
 }
 
 // better reports whether a beats b for a name: records beat an empty
@@ -146,10 +178,10 @@ func better(a, b svcClaim) bool {
 	if (a.nn.node == ent) != (b.nn.node == ent) {
 		return b.nn.node == ent
 	}
-	if a.nn.rank != b.nn.rank {
-		return a.nn.rank < b.nn.rank
+	if ra, rb := a.rank(), b.rank(); ra != rb {
+		return ra < rb
 	}
-	ak, bk := a.rec.svc.Key(), b.rec.svc.Key()
+	ak, bk := a.svc.Key(), b.svc.Key()
 	if ak.Namespace != bk.Namespace {
 		return ak.Namespace < bk.Namespace
 	}
@@ -183,19 +215,20 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		c = r.buildCustom(cfg, ttl)
 	}
 	ix.custom = c
-	u := &update{ix: ix, log: r.log}
+	u := &update{ix: ix, log: r.log, podZone: r.podZone}
 	// The keys of the services to rebuild: those that differ from prev's
-	// View, or all. A key may come twice.
+	// View (from), or all.
 	var changed iter.Seq[fsm.ServiceKey]
+	var from *fsm.View
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
-		u.nodes, u.services, u.shared = prev.nodes.Builder(), prev.services.Builder(), prev.shared.Builder()
+		u.nodes, u.shared = prev.nodes.Builder(), prev.shared.Builder()
 		u.oldBase = prev.base
-		changed = v.ChangedServices(prev.view)
+		from = prev.view
+		changed = v.ChangedServices(from)
 	} else {
-		u.nodes, u.services, u.shared = ix.nodes.Builder(), ix.services.Builder(), ix.shared.Builder()
-		// Size the maps once: a service has about six names.
+		u.nodes, u.shared = ix.nodes.Builder(), ix.shared.Builder()
+		// Size the map once: a service has about six names.
 		nsvc, _ := v.Counts()
-		u.services.Grow(nsvc)
 		u.nodes.Grow(6 * nsvc)
 		changed = func(yield func(fsm.ServiceKey) bool) {
 			for s := range v.Services() {
@@ -206,54 +239,60 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		}
 	}
 	rebuilt := 0
+	done := map[fsm.ServiceKey]bool{} // ChangedServices may name a key twice
 	for k := range changed {
-		old, _ := u.services.Get(k)
-		s, sl := v.Service(k), v.SlicesOf(k)
-		if old != nil && old.svc == s && slices.Equal(old.slices, sl) {
-			continue // came twice, or came back
+		var old *fsm.Service
+		var oldSl []*fsm.EndpointSlice
+		if from != nil {
+			if done[k] {
+				continue
+			}
+			done[k] = true
+			old, oldSl = from.Service(k), from.SlicesOf(k)
 		}
-		var rec *svcRecords
+		s, sl := v.Service(k), v.SlicesOf(k)
+		if old == s && slices.Equal(oldSl, sl) {
+			continue // came back
+		}
+		var oldNames, names []namedNode
+		if old != nil {
+			// As prev built them: its pod mode is this one's. The log
+			// had its say then.
+			oldNames = r.service(quiet, old, oldSl, ix.endpointPods)
+		}
 		if s != nil {
-			rec = r.service(s, sl, ix.endpointPods)
+			names = r.service(r.log, s, sl, ix.endpointPods)
 			rebuilt++
 		}
-		u.replace(k, old, rec)
+		u.replace(old, oldNames, s, names)
 	}
 	r.setBase(u, v, c)
-	ix.nodes, ix.services, ix.shared = u.nodes.Freeze(), u.services.Freeze(), u.shared.Freeze()
+	ix.nodes, ix.shared = u.nodes.Freeze(), u.shared.Freeze()
 	return ix, rebuilt
 }
 
 // update is an index being built from the previous one.
 type update struct {
-	ix       *index
-	log      *slog.Logger
-	nodes    *cowmap.Builder[string, entry]
-	services *cowmap.Builder[fsm.ServiceKey, *svcRecords]
-	shared   *cowmap.Builder[string, *sharedName]
-	oldBase  map[string]*node
+	ix      *index
+	log     *slog.Logger
+	nodes   *cowmap.Builder[string, *node]
+	shared  *cowmap.Builder[string, *sharedName]
+	oldBase map[string]*node
+	podZone string // pod.<zone>
 }
 
-// replace replaces old, the records of service k, with rec; either may be
-// nil.
-func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
-	if rec != nil {
-		u.services.Set(k, rec)
-	} else {
-		u.services.Delete(k)
-	}
+// replace replaces the claims oldNames of old with the claims names of
+// svc, the same service in the new View; either may be nil, or both the
+// same *fsm.Service (when only its slices changed).
+func (u *update) replace(old *fsm.Service, oldNames []namedNode, svc *fsm.Service, names []namedNode) {
 	var unsettled []string
-	if old != nil {
-		for _, nn := range old.names {
-			u.unclaim(old, nn)
-			unsettled = append(unsettled, nn.name)
-		}
+	for _, nn := range oldNames {
+		u.unclaim(old, nn)
+		unsettled = append(unsettled, nn.name)
 	}
-	if rec != nil {
-		for _, nn := range rec.names {
-			if !u.claim(rec, nn) {
-				unsettled = append(unsettled, nn.name)
-			}
+	for _, nn := range names {
+		if !u.claim(svc, nn) {
+			unsettled = append(unsettled, nn.name)
 		}
 	}
 	for _, name := range unsettled {
@@ -261,47 +300,65 @@ func (u *update) replace(k fsm.ServiceKey, old, rec *svcRecords) {
 	}
 }
 
-// claim adds rec's claim nn, and reports whether the name is settled: no
-// other service claims it, so rec's node is served. If not, settle decides.
-func (u *update) claim(rec *svcRecords, nn namedNode) bool {
-	e, ok := u.nodes.Get(nn.name)
+// claim adds svc's claim nn, and reports whether the name is settled: no
+// other service claims it, so svc's node is served. If not, settle decides.
+func (u *update) claim(svc *fsm.Service, nn namedNode) bool {
+	mine := nn.node
+	if mine == ent {
+		mine = soleEnt
+	}
+	cur, ok := u.nodes.Get(nn.name)
 	if !ok {
 		// Not served, so no service claims it (a claimed name always is).
-		u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+		u.nodes.Set(nn.name, mine)
 		return true
 	}
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
-		if e.owner == nil {
-			u.nodes.Set(nn.name, entry{node: nn.node, owner: rec})
+		if !sole(cur) { // base's
+			u.nodes.Set(nn.name, mine)
 			return true
 		}
-		sh = (&sharedName{}).with(svcClaim{e.owner, e.owner.claim(nn.name)})
-		u.nodes.Set(nn.name, entry{node: e.node})
+		first := svcClaim{nil, namedNode{nn.name, ent}}
+		if cur != soleEnt {
+			first = svcClaim{cur.owner, namedNode{nn.name, cur}}
+		}
+		sh = (&sharedName{}).with(first)
 	}
-	if nn.node != ent && nn.rank == "" && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return c.nn.rank == "" }) {
+	if u.clash(nn) && slices.ContainsFunc(sh.claims, func(c svcClaim) bool { return u.clash(c.nn) }) {
 		u.log.Warn("dns name of two services; keeping one", "name", dnswire.Presentation(nn.name),
-			"namespace", rec.svc.Namespace, "service", rec.svc.Name)
+			"namespace", svc.Namespace, "service", svc.Name)
 	}
-	u.shared.Set(nn.name, sh.with(svcClaim{rec, nn}))
+	u.shared.Set(nn.name, sh.with(svcClaim{svc, nn}))
 	return false
 }
 
-// unclaim removes rec's claim nn; settle then decides what is served.
-func (u *update) unclaim(rec *svcRecords, nn namedNode) {
+// clash reports whether two services' claims of nn's name are a clash the
+// log reports: those with records, but for PTR and pod names, which several
+// services may legitimately share.
+func (u *update) clash(nn namedNode) bool {
+	return nn.node != ent && nn.node.set(dnswire.TypePTR) == nil && !strings.HasSuffix(nn.name, u.podZone)
+}
+
+// unclaim removes svc's claim nn; settle then decides what is served.
+func (u *update) unclaim(svc *fsm.Service, nn namedNode) {
 	sh, ok := u.shared.Get(nn.name)
 	if !ok {
-		e, _ := u.nodes.Get(nn.name)
-		u.nodes.Set(nn.name, entry{node: e.node}) // rec was its owner
+		u.nodes.Delete(nn.name) // svc was its one claimant
 		return
 	}
-	sh = sh.without(svcClaim{rec, nn})
+	// One claim left is held as claim holds it, so that the index is the
+	// same whichever road it took.
+	sh = sh.without(svcClaim{svc, nn})
 	switch {
 	case sh.ents == 0 && len(sh.claims) == 0:
 		u.shared.Delete(nn.name)
 	case sh.ents == 0 && len(sh.claims) == 1:
 		u.shared.Delete(nn.name)
-		u.nodes.Set(nn.name, entry{node: sh.claims[0].nn.node, owner: sh.claims[0].rec})
+		u.nodes.Set(nn.name, sh.claims[0].nn.node)
+	case sh.ents == 1 && len(sh.claims) == 0:
+		u.shared.Delete(nn.name)
+		u.nodes.Set(nn.name, soleEnt)
 	default:
 		u.shared.Set(nn.name, sh)
 	}
@@ -324,49 +381,45 @@ func (sh *sharedName) without(c svcClaim) *sharedName {
 	if c.nn.node == ent {
 		out.ents--
 	} else {
-		out.claims = slices.DeleteFunc(slices.Clone(sh.claims), func(x svcClaim) bool { return x.rec == c.rec })
+		out.claims = slices.DeleteFunc(slices.Clone(sh.claims), func(x svcClaim) bool { return x.svc == c.svc })
 	}
 	return out
 }
 
 // settle makes the node served at name the one its claims give: the best
-// service claim, else none (setBase then puts base's back).
+// service claim, else none (setBase then puts base's back). A name one
+// service claims is settled: claim and unclaim give it its node.
 func (u *update) settle(name string) {
-	e, _ := u.nodes.Get(name)
-	if e.owner != nil {
-		if e.node != e.owner.claim(name).node {
-			u.nodes.Set(name, entry{node: e.owner.claim(name).node, owner: e.owner})
+	cur, _ := u.nodes.Get(name)
+	sh, ok := u.shared.Get(name)
+	if !ok {
+		if cur != nil && !sole(cur) {
+			u.nodes.Delete(name)
 		}
 		return
 	}
-	n := (*node)(nil)
-	if sh, ok := u.shared.Get(name); ok {
-		n = ent
-		if len(sh.claims) > 0 {
-			best := sh.claims[0]
-			for _, c := range sh.claims[1:] {
-				if better(c, best) {
-					best = c
-				}
+	n := ent
+	if len(sh.claims) > 0 {
+		best := sh.claims[0]
+		for _, c := range sh.claims[1:] {
+			if better(c, best) {
+				best = c
 			}
-			n = best.nn.node
 		}
+		n = best.nn.node
 	}
-	switch {
-	case n == nil:
-		u.nodes.Delete(name)
-	case n != e.node:
-		u.nodes.Set(name, entry{node: n})
+	if n != cur {
+		u.nodes.Set(name, n)
 	}
 }
 
 // claimed reports whether a service claims name.
 func (u *update) claimed(name string) bool {
-	if e, _ := u.nodes.Get(name); e.owner != nil {
+	if _, ok := u.shared.Get(name); ok {
 		return true
 	}
-	_, ok := u.shared.Get(name)
-	return ok
+	n, ok := u.nodes.Get(name)
+	return ok && sole(n)
 }
 
 // setBase builds the index's own names and the custom records c, puts
@@ -385,28 +438,30 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 	apex := &node{}
 	b.Begin(r.zone)
 	b.SOA(r.zone, &ix.soa)
-	apex.sets = append(apex.sets, rrset{dnswire.TypeSOA, b.Finish()})
+	b.Finish(apex.add(), dnswire.TypeSOA)
 	b.Begin(r.zone)
 	b.NameRecord(r.zone, dnswire.TypeNS, r.mname)
 	for _, a := range nsAddrs {
 		b.Addr(true, r.mname, a) // glue
 	}
-	apex.sets = append(apex.sets, rrset{dnswire.TypeNS, b.Finish()})
+	b.Finish(apex.add(), dnswire.TypeNS)
 	base[r.zone] = apex
 	base[r.svcZone] = ent
 	base[r.nsZone] = ent
-	base[r.mname] = &node{sets: r.addrSets(r.mname, nsAddrs)}
+	base[r.mname] = r.addrNode(r.mname, nsAddrs)
 	if ix.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		base[r.podZone] = ent
 	}
 	b.Begin(r.version)
 	b.TXT(r.version, schemaVersion)
-	base[r.version] = &node{sets: []rrset{{dnswire.TypeTXT, b.Finish()}}}
+	txt := &node{}
+	b.Finish(txt.add(), dnswire.TypeTXT)
+	base[r.version] = txt
 	r.addCustom(u, base, c)
 	ix.base = base
 	for name, n := range base {
-		if e, _ := u.nodes.Get(name); e.owner == nil && e.node != n && !u.claimed(name) {
-			u.nodes.Set(name, entry{node: n})
+		if cur, _ := u.nodes.Get(name); cur != n && !u.claimed(name) {
+			u.nodes.Set(name, n)
 		}
 	}
 	for name := range u.oldBase {
@@ -425,42 +480,65 @@ const schemaVersion = "1.1.0"
 // compared by a client.
 func serial(index uint64) uint32 { return uint32(index) }
 
-// service returns the records of one service, with the pod names of its
-// endpoint addresses if endpointPods.
-func (r *Resolver) service(s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) *svcRecords {
-	rec := &svcRecords{svc: s, slices: sl}
+// quiet is the log of a service built again (see index).
+var quiet = slog.New(slog.DiscardHandler)
+
+// service returns the names and records of one service, with the pod names
+// of its endpoint addresses if endpointPods, sorted, each name once:
+// <ns>.svc.<zone>, an empty non-terminal that exists while any service of
+// the namespace does, and, if the service has records,
+// <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
+// endpointPods, its pod names. None if the service's name is invalid. What
+// cannot be served goes to log.
+func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) []namedNode {
 	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
-		r.log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
-		return rec
+		log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
+		return nil
 	}
 	var out []namedNode
 	switch {
 	case s.Type == fsm.TypeExternalName:
-		out = r.externalName(base, s)
+		out = r.externalName(log, base, s)
 	case s.Headless:
-		out = r.headless(base, s, sl)
+		out = r.headless(log, base, s, sl)
 	default:
-		out = r.clusterIP(base, s)
+		out = r.clusterIP(log, base, s)
 	}
 	if endpointPods {
 		out = r.verifiedPods(out, s, sl)
 	}
+	// A name below base ends with its octets: base's key, and the
+	// namespace's, can point into that name's instead of holding their own.
+	if i := slices.IndexFunc(out, func(nn namedNode) bool { return len(nn.name) > len(base) && strings.HasSuffix(nn.name, base) }); i >= 0 {
+		suffix := out[i].name[len(out[i].name)-len(base):]
+		for i := range out {
+			if out[i].name == base {
+				out[i].name = suffix
+			}
+		}
+		base = suffix
+	}
 	// The namespace exists whatever the service's records.
 	out = append(out, namedNode{name: base[1+len(s.Name):], node: ent})
-	// Sorted for claim, each name once: its first node with records, else
-	// an empty non-terminal.
-	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
-	rec.names = out[:0] // compacted in place
 	for _, nn := range out {
-		switch last := len(rec.names) - 1; {
-		case last < 0 || rec.names[last].name != nn.name:
-			rec.names = append(rec.names, nn)
-		case rec.names[last].node == ent:
-			rec.names[last] = nn
+		if nn.node != ent {
+			nn.node.owner = s
 		}
 	}
-	return rec
+	// Each name once (sorted to find them): its first node with records,
+	// else an empty non-terminal.
+	slices.SortStableFunc(out, func(a, b namedNode) int { return strings.Compare(a.name, b.name) })
+	names := out[:0] // compacted in place
+	for _, nn := range out {
+		switch last := len(names) - 1; {
+		case last < 0 || names[last].name != nn.name:
+			names = append(names, nn)
+		case names[last].node == ent:
+			names[last] = nn
+		}
+	}
+	return names
 }
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
@@ -484,7 +562,7 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 				if !ok {
 					continue
 				}
-				out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, []netip.Addr{a})}, rank: "pod"})
+				out = append(out, namedNode{name: name, node: r.addrNode(name, []netip.Addr{a})})
 			}
 		}
 	}
@@ -495,8 +573,8 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 }
 
 // ptr returns the PTR node of address a, naming targets (sorted, without
-// duplicates). rank orders it against another service's PTR of a.
-func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
+// duplicates: the first is svcClaim.rank's).
+func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
 	name := dnswire.ReverseName(a)
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
@@ -504,32 +582,33 @@ func (r *Resolver) ptr(a netip.Addr, rank string, targets ...string) namedNode {
 	for _, t := range targets {
 		r.b.NameRecord(name, dnswire.TypePTR, t)
 	}
-	return namedNode{name: name, node: &node{sets: []rrset{{dnswire.TypePTR, r.b.Finish()}}}, rank: rank + targets[0]}
+	n := &node{}
+	r.b.Finish(n.add(), dnswire.TypePTR)
+	return namedNode{name: name, node: n}
 }
 
-func (r *Resolver) externalName(base string, s *fsm.Service) []namedNode {
+func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	n := &node{}
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
 		r.b.Begin(base)
 		r.b.NameRecord(base, dnswire.TypeCNAME, target)
-		n.cname = r.b.Finish()
-		n.cnameInZone = r.classify([]byte(target)) == zoneCluster
+		r.b.Finish(n.add(), dnswire.TypeCNAME)
 	} else {
-		r.log.Warn("external name is not a valid dns name; service has no records",
+		log.Warn("external name is not a valid dns name; service has no records",
 			"namespace", s.Namespace, "service", s.Name, "externalName", s.ExternalName)
 	}
 	return []namedNode{{name: base, node: n}}
 }
 
-func (r *Resolver) clusterIP(base string, s *fsm.Service) []namedNode {
+func (r *Resolver) clusterIP(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	addrs := usable(nil, s.ClusterIPs)
-	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, addrs)}}}
-	out = r.ports(out, base, s, func(p fsm.Port) []srvTarget {
+	out := []namedNode{{name: base, node: r.addrNode(base, addrs)}}
+	out = r.ports(log, out, base, s, func(p fsm.Port) []srvTarget {
 		return []srvTarget{{port: p.Port, name: base, addrs: addrs}}
 	})
 	for _, a := range addrs {
-		out = append(out, r.ptr(a, "0", base)) // before endpoints' PTRs
+		out = append(out, r.ptr(a, base))
 	}
 	return out
 }
@@ -544,7 +623,7 @@ type srvTarget struct {
 
 // ports adds the SRV names of s's named ports, with targets from targets,
 // and the _<proto> empty non-terminals above them.
-func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
+func (r *Resolver) ports(log *slog.Logger, out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
 	for _, p := range s.Ports {
 		if p.Name == "" {
 			continue // only named ports have SRV records
@@ -555,7 +634,7 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		}
 		name, ok := dnswire.Name(base, "_"+p.Name, "_"+proto)
 		if !ok {
-			r.log.Warn("service port has no valid dns name; skipped", "namespace", s.Namespace,
+			log.Warn("service port has no valid dns name; skipped", "namespace", s.Namespace,
 				"service", s.Name, "port", p.Name, "protocol", p.Protocol)
 			continue
 		}
@@ -565,7 +644,8 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 		ts := targets(p)
 		n := ent
 		if len(ts) > 0 {
-			n = &node{sets: []rrset{{dnswire.TypeSRV, r.srvSet(name, ts)}}}
+			n = &node{}
+			r.srvSet(n.add(), name, ts)
 		}
 		out = append(out, namedNode{name: name, node: n})
 		if parent := name[2+len(p.Name):]; !slices.ContainsFunc(out, func(n namedNode) bool { return n.name == parent }) {
@@ -575,10 +655,10 @@ func (r *Resolver) ports(out []namedNode, base string, s *fsm.Service, targets f
 	return out
 }
 
-// srvSet builds an SRV RRset with the targets' addresses as additional
-// records. The weights are equal, so clients spread evenly; they add up to
-// about 100.
-func (r *Resolver) srvSet(owner string, ts []srvTarget) *dnswire.Section {
+// srvSet builds into sec an SRV RRset with the targets' addresses as
+// additional records. The weights are equal, so clients spread evenly;
+// they add up to about 100.
+func (r *Resolver) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
 	b := &r.b
 	b.Begin(owner)
 	weight := uint16(max(1, 100/len(ts)))
@@ -595,26 +675,31 @@ func (r *Resolver) srvSet(owner string, ts []srvTarget) *dnswire.Section {
 			b.Addr(true, t.name, a)
 		}
 	}
-	return b.FinishRotating()
+	b.FinishRotating(sec, dnswire.TypeSRV)
 }
 
-// addrSets returns the A and the AAAA RRset of owner, leaving out an empty one.
-func (r *Resolver) addrSets(owner string, addrs []netip.Addr) []rrset {
-	var sets []rrset
-	for _, typ := range [2]uint16{dnswire.TypeA, dnswire.TypeAAAA} {
+// addrNode returns the node of owner with the A and the AAAA RRset of
+// addrs, leaving out an empty one.
+func (r *Resolver) addrNode(owner string, addrs []netip.Addr) *node {
+	n := &node{}
+	for _, v4 := range [2]bool{true, false} {
 		r.b.Begin(owner)
 		found := false
 		for _, a := range addrs {
-			if a.Is4() == (typ == dnswire.TypeA) {
+			if a.Is4() == v4 {
 				r.b.Addr(false, owner, a)
 				found = true
 			}
 		}
 		if found {
-			sets = append(sets, rrset{typ, r.b.FinishRotating()})
+			typ := uint16(dnswire.TypeAAAA)
+			if v4 {
+				typ = dnswire.TypeA
+			}
+			r.b.FinishRotating(n.add(), typ)
 		}
 	}
-	return sets
+	return n
 }
 
 // usable appends to dst the addresses of as that can be published, unmapped
@@ -639,7 +724,7 @@ func usable(dst []netip.Addr, as []netip.Addr) []netip.Addr {
 // its endpoints. Without published addresses the service has no names at
 // all (spec 1.1.0 section 2.4.1: NXDOMAIN), so none below it either
 // (RFC 8020).
-func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+func (r *Resolver) headless(log *slog.Logger, base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	var all []netip.Addr
 	inAll := map[netip.Addr]bool{}
 	// Endpoint names in order of first appearance, with their addresses.
@@ -674,7 +759,7 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 			if ep.Hostname != "" {
 				var ok bool
 				if host, ok = dnswire.Name(base, ep.Hostname); !ok {
-					r.log.Warn("endpoint hostname is not a valid dns label; using its address",
+					log.Warn("endpoint hostname is not a valid dns label; using its address",
 						"namespace", s.Namespace, "service", s.Name, "hostname", ep.Hostname)
 				}
 			}
@@ -703,14 +788,14 @@ func (r *Resolver) headless(base string, s *fsm.Service, sl []*fsm.EndpointSlice
 	if len(all) == 0 {
 		return nil
 	}
-	out := []namedNode{{name: base, node: &node{sets: r.addrSets(base, all)}}}
+	out := []namedNode{{name: base, node: r.addrNode(base, all)}}
 	for _, name := range order {
-		out = append(out, namedNode{name: name, node: &node{sets: r.addrSets(name, addrsOf[name])}})
+		out = append(out, namedNode{name: name, node: r.addrNode(name, addrsOf[name])})
 	}
 	for _, a := range ptrOrder {
-		out = append(out, r.ptr(a, "1", ptrTargets[a]...))
+		out = append(out, r.ptr(a, ptrTargets[a]...))
 	}
-	return r.ports(out, base, s, func(p fsm.Port) []srvTarget {
+	return r.ports(log, out, base, s, func(p fsm.Port) []srvTarget {
 		var ts []srvTarget
 		type key struct {
 			port uint16

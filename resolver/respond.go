@@ -139,7 +139,7 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	switch r.classify(key) {
 	case zoneOther:
 		if n := ix.outsideNode(key); n != nil {
-			return r.answerOutside(&m, n, q, limit)
+			return r.answerOutside(&m, ix, n, key, q, limit)
 		}
 		return r.outside(&m)
 	case zoneReverse:
@@ -191,16 +191,14 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 		r.negative(&m, ix, len(qname))
 		return m.Done(), actAnswer
 	}
-	sec := n.cname
-	if sec != nil && !q.noChase && chases(q.Qtype) && (n.cnameInZone || r.forward != nil) {
+	sec := n.cname()
+	if sec != nil && !q.noChase && chases(q.Qtype) && r.chased(ix, n, sec, key) {
 		return nil, actChase // the general path answers with the chain
 	}
 	if sec == nil {
 		if q.Qtype == dnswire.TypeANY {
 			// RFC 8482: answer ANY with one RRset.
-			if len(n.sets) > 0 {
-				sec = n.sets[0].sec
-			}
+			sec = n.first()
 		} else {
 			sec = n.set(q.Qtype)
 		}
@@ -211,6 +209,20 @@ func (r *Resolver) respond(out []byte, q *query, tcp bool) ([]byte, action) {
 	}
 	m.AppendAnswer(sec, limit, !r.noRotate)
 	return m.Done(), actAnswer
+}
+
+// chased reports whether the CNAME sec of n, the node of the lower-cased
+// question name key, is chased: Forward may be asked, or its target is in
+// the zone, or, for a custom record, is another custom name outside it,
+// both answered from the index. A CNAME is rare, so its target is read
+// from its records rather than held by every node.
+func (r *Resolver) chased(ix *index, n *node, sec *dnswire.Section, key []byte) bool {
+	if r.forward != nil {
+		return true
+	}
+	var buf [dnswire.MaxNameLen]byte
+	target, ok := sec.AppendTarget(buf[:0], key)
+	return ok && (r.classify(target) == zoneCluster || n.owner == nil && ix.outsideNode(target) != nil)
 }
 
 // outside answers a query for a name the resolver is not authoritative for.
