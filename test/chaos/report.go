@@ -92,7 +92,7 @@ func markdown(run Run, assets string, b Bounds, reports []ScenarioReport) string
 	p("majority ≤ %s; replicas cut off, restarting or catching up are reported apart\n", b.Staleness)
 	p("· **convergence** after the writes stop every replica answers every name as the API\n")
 	p("holds it · **failover** a new leader within %s when the leader was hit, and the write made right after the fault\n", b.Failover)
-	p("(in an API outage: from the API server's first accepted write) answered by every live majority replica within %s.\n\n", b.Marker)
+	p("(in an API outage: from the API server's first accepted write, or, if later, from the end of the outage for the replicas: on the node, when the pods reach it through the kubernetes Service) answered by every live majority replica within %s.\n\n", b.Marker)
 
 	p("| scenario |")
 	for _, prop := range Properties {
