@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -206,5 +208,23 @@ func TestCheck(t *testing.T) {
 				t.Errorf("Passed()=%v", res.Passed())
 			}
 		})
+	}
+}
+
+// TestMarkerBeforeOutageSeenOver: a replica that answers the write after an
+// API outage before the harness saw the outage end (it polls for it) counts
+// as answering at once, and the detail says so.
+func TestMarkerBeforeOutageSeenOver(t *testing.T) {
+	h := healthy()
+	h.APIDown = []Interval{{From: at(10), To: at(24)}}
+	h.MarkerFrom = at(12)
+	h.MarkerAnswered = map[string]time.Time{"r1": at(23.5), "r2": at(24.2)}
+	res := Check(h, testBounds)
+	v := res.Verdicts[slices.IndexFunc(res.Verdicts, func(v Verdict) bool { return v.Property == PropFailover })]
+	if !v.Pass || !strings.Contains(v.Detail, "before the end of the API outage was seen") {
+		t.Errorf("failover: pass=%v, %q", v.Pass, v.Detail)
+	}
+	if got := res.Figures.MarkerAllLive; got != 200 {
+		t.Errorf("MarkerAllLive = %v ms, want 200", got)
 	}
 }
