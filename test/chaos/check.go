@@ -352,14 +352,27 @@ func checkPhantoms(h *History, f *Figures, tlOf func(string) timeline) Verdict {
 // of queries that overlapped in time are not ordered.
 func checkMonotonic(h *History, f *Figures, tlOf func(string) timeline) Verdict {
 	for _, r := range h.Replicas {
-		var as []Answer
-		for _, a := range h.Answers {
-			if a.Replica == r {
-				as = append(as, a)
+		// A replica whose data was wiped forgot what it showed: it is held
+		// to monotonic answers from the wipe on, not to its life before
+		// (it serves from its first snapshot, which may be older).
+		var wipes []time.Time
+		for _, iv := range h.Down {
+			if iv.Replica == r && iv.Why == WhyWiped {
+				wipes = append(wipes, iv.From)
 			}
 		}
-		f.Regressions = append(f.Regressions, stateRegressions(h, as, tlOf)...)
-		f.Regressions = append(f.Regressions, indexRegressions(h, as)...)
+		slices.SortFunc(wipes, time.Time.Compare)
+		epochs := make([][]Answer, len(wipes)+1)
+		for _, a := range h.Answers {
+			if a.Replica == r {
+				wipesBefore := sort.Search(len(wipes), func(i int) bool { return wipes[i].After(a.Sent) })
+				epochs[wipesBefore] = append(epochs[wipesBefore], a)
+			}
+		}
+		for _, as := range epochs {
+			f.Regressions = append(f.Regressions, stateRegressions(h, as, tlOf)...)
+			f.Regressions = append(f.Regressions, indexRegressions(h, as)...)
+		}
 	}
 	v := Verdict{Property: PropMonotonic, Pass: len(f.Regressions) == 0, Detail: "no replica went back in state or applied index"}
 	if !v.Pass {

@@ -130,6 +130,14 @@ func TestCheck(t *testing.T) {
 		{"applied index goes back", func(h *History) {
 			h.Answers = append(h.Answers, answer("r2", "a", 16, 4, 0, "10.0.0.2"))
 		}, PropMonotonic},
+		{"a replica whose data was wiped is held to its answers since the wipe", func(h *History) {
+			h.Down = append(h.Down, Interval{Replica: "r2", From: at(15.9), To: at(15.95), Why: WhyWiped})
+			h.Answers = append(h.Answers, answer("r2", "a", 16, 4, 0, "10.0.0.2"))
+		}, ""},
+		{"and to them", func(h *History) {
+			h.Down = append(h.Down, Interval{Replica: "r2", From: at(15.9), To: at(15.95), Why: WhyWiped})
+			h.Answers = append(h.Answers, answer("r2", "a", 16, 5, 0, "10.0.0.2"), answer("r2", "a", 16.5, 4, 0, "10.0.0.2"))
+		}, PropMonotonic},
 		{"applied index 0 (nothing served) is not a regression", func(h *History) {
 			h.Answers = append(h.Answers, answer("r0", "a", 20.6, 0, 2))
 		}, PropAvailability}, // but it is a SERVFAIL of a live replica

@@ -57,7 +57,7 @@ type History struct {
 	// which it answers but is cut off from the majority or catching up
 	// after it (partitioned, just restarted): its staleness is reported
 	// apart and not held to the bound.
-	Down    []Interval
+	Down    []Interval // Why WhyWiped: the replica's data was wiped at From
 	Lagging []Interval
 	// APIDown are the intervals in which the API server could not be read
 	// (from its stop until it is ready again). Staleness does not count
@@ -181,3 +181,7 @@ type Event struct {
 func in(ivs []Interval, r string, t time.Time) bool {
 	return slices.ContainsFunc(ivs, func(iv Interval) bool { return iv.Replica == r && iv.contains(t) })
 }
+
+// WhyWiped is the Why of a Down interval that began with the replica's data
+// wiped: the checker holds it to monotonic answers only from then on.
+const WhyWiped = "wiped"

@@ -86,7 +86,7 @@ func markdown(run Run, assets string, b Bounds, reports []ScenarioReport) string
 	p("`test/chaos`; raw figures in `%s/chaos.json`.\n\n", assets)
 	p("Properties: **availability** every query to a live replica (not killed, stopped or starting) answered NOERROR/NXDOMAIN\n")
 	p("within %s, partitioned replicas included · **no phantom** no answer shows a state the API never held (or held only\n", queryTimeout)
-	p("later) · **monotonic** no replica, across restarts, answers an older state or applied index to a query sent after a newer\n")
+	p("later) · **monotonic** no replica, across restarts (after a wipe of its data: from the wipe on), answers an older state or applied index to a query sent after a newer\n")
 	p("one arrived · **bounded staleness** δ = how long before the answer the API last held what it shows (from the\n")
 	p("acknowledgement of the write that replaced it, less any time the API server was down), on replicas connected to the\n")
 	p("majority ≤ %s; replicas cut off, restarting or catching up are reported apart\n", b.Staleness)

@@ -134,7 +134,7 @@ var scenarios = []scenario{
 	{"wipe-follower", "a follower killed and its data directory wiped; restarted at the heal, empty", false, holdFor(10*time.Second, 10*time.Second),
 		func(d *driver) func() {
 			f := d.follower()
-			d.down(f, "wiped")
+			d.down(f, WhyWiped)
 			d.must(d.site.wipe(f))
 			return func() { d.restart(f, true) }
 		}, layout{}},
@@ -466,6 +466,19 @@ func (d *driver) stopAPIServer() {
 
 // startAPIServer starts the API server and waits until it is ready, which
 // ends the outage.
+// apiBack reports whether the last API server outage has ended (for the
+// replicas: startAPIServer returned).
+func (d *driver) apiBack() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.h.APIDown) > 0 && !d.h.APIDown[len(d.h.APIDown)-1].To.IsZero()
+}
+
+// outageEndTimeout bounds the wait for an API server outage to end after the
+// API server took a write: on the node the pods were seen to reach it
+// again over a minute later.
+const outageEndTimeout = 5 * time.Minute
+
 func (d *driver) startAPIServer() {
 	d.must(d.site.startAPIServer(context.Background()))
 	now := time.Now()
@@ -585,6 +598,14 @@ func (d *driver) followMarker(ctx context.Context) {
 	d.mu.Unlock()
 	if outage {
 		d.eventAt(accepted, "the API server took the write after the fault")
+		// The replicas may reach the API server long after it took the
+		// write (on the node: when kube-proxy routes the kubernetes
+		// Service again); the marker's wait starts when they can, as its
+		// clock does (see Check).
+		if !wait.Poll(outageEndTimeout, d.apiBack) {
+			d.t.Errorf("the API server outage did not end for the replicas within %s of the write after the fault", outageEndTimeout)
+			return
+		}
 	}
 	var wg sync.WaitGroup
 	for _, id := range d.h.MarkerExpected {
