@@ -70,8 +70,9 @@ type History struct {
 	MarkerAnswered map[string]time.Time
 	// MarkerFrom is when the marker's clock starts: the fault, or in an
 	// API server outage the moment the API first accepted the marker's
-	// write (no write can be made before it); the checker starts it at the
-	// outage's end (APIDown) when that is later.
+	// write (no write can be made before it; the checker starts it at the
+	// outage's end (APIDown) when that is later), or that moment too after
+	// a fault that lasts until the marker is written (a rolling restart).
 	MarkerFrom time.Time
 	// MarkerExpected lists the replicas that had to answer the marker: the
 	// live ones connected to the majority.
