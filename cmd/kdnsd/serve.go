@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,6 +341,11 @@ func (o *serveOptions) configMapName() (namespace, name string, err error) {
 	return namespace, name, nil
 }
 
+// shutdownBudget bounds the shutdown after the lameduck period: with the
+// default 5 s lameduck it ends within the 30 s termination grace period of
+// deploy/statefulset.
+const shutdownBudget = 20 * time.Second
+
 func kubeConfig(path string) (*rest.Config, error) {
 	if path != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", path)
@@ -597,6 +603,17 @@ func serve(ctx context.Context, o serveOptions) error {
 	case err := <-adminErr:
 		runErr = fmt.Errorf("admin API: %w", err)
 	}
+	// A shutdown that hangs would hold the pod until the kubelet kills it
+	// (a chaos run on the node saw one stay over a minute after SIGTERM):
+	// past shutdownBudget the goroutines' stacks go to stderr, for the
+	// report, and the process exits. The records are as safe as after a
+	// kill: the stores are crash-safe.
+	stuck := time.AfterFunc(shutdownBudget, func() {
+		log.Error("shutdown is stuck; writing every goroutine's stack to stderr and exiting", "budget", shutdownBudget)
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		os.Exit(1)
+	})
+	defer stuck.Stop()
 	// Admin calls end before the node they act on shuts down.
 	stopAdmin()
 	<-adminDone

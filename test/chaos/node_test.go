@@ -219,7 +219,24 @@ func (s *nodeSite) end(r *cluster.Replica, sig syscall.Signal) error {
 }
 
 func (s *nodeSite) kill(r *cluster.Replica) error { return s.end(r, syscall.SIGKILL) }
-func (s *nodeSite) stop(r *cluster.Replica) error { return s.end(r, syscall.SIGTERM) }
+
+// stop ends r with SIGTERM and fails when kdnsd took longer than its
+// lameduck period and shutdown budget (5 s + 20 s, cmd/kdnsd): it then
+// wrote its goroutines' stacks to its log (kept with -chaos.logs) and
+// exited on its own.
+func (s *nodeSite) stop(r *cluster.Replica) error {
+	began := time.Now()
+	if err := s.end(r, syscall.SIGTERM); err != nil {
+		return err
+	}
+	if took := time.Since(began); took > maxShutdown {
+		return fmt.Errorf("%s took %s to exit after SIGTERM (more than %s): its shutdown hung; the stacks are in its container's log", r.ID, took.Round(time.Second), maxShutdown)
+	}
+	return nil
+}
+
+// maxShutdown is kdnsd's lameduck period and shutdown budget, with a margin.
+const maxShutdown = 27 * time.Second
 
 // start waits for the kubelet to have restarted r's container: a kdnsd
 // process of its pod other than the one that ended, which it may have
