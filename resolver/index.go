@@ -258,8 +258,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		jobs = append(jobs, j)
 	}
 	rebuilt := 0
-	for batch := range slices.Chunk(jobs, rebuildBatch) {
-		r.names(batch, ix.endpointPods, ttl)
+	for batch := range r.named(jobs, ix.endpointPods, ttl) {
 		for i := range batch {
 			j := &batch[i]
 			if j.svc != nil {
@@ -287,6 +286,36 @@ type rebuild struct {
 // build makes them on every core, a batch at a time, and then claims them
 // in turn.
 const rebuildBatch = 8192
+
+// named yields the rebuilds in batches, with their names: while the caller
+// claims one batch's, the next batch's are made.
+func (r *Resolver) named(jobs []rebuild, endpointPods bool, ttl uint32) iter.Seq[[]rebuild] {
+	return func(yield func([]rebuild) bool) {
+		if len(jobs) <= rebuildBatch {
+			r.names(jobs, endpointPods, ttl)
+			yield(jobs)
+			return
+		}
+		ready, stop := make(chan []rebuild, 1), make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer close(ready)
+			for batch := range slices.Chunk(jobs, rebuildBatch) {
+				r.names(batch, endpointPods, ttl)
+				select {
+				case ready <- batch:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		for batch := range ready {
+			if !yield(batch) {
+				return
+			}
+		}
+	}
+}
 
 // names fills in the names of the rebuilds: on every core when there are
 // many (a restart, a snapshot restored, a new TTL), each with a Builder of
