@@ -222,6 +222,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	// View (from), or all.
 	var changed iter.Seq[fsm.ServiceKey]
 	var from *fsm.View
+	var jobs []rebuild
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 		u.nodes, u.shared = prev.nodes.Builder(), prev.shared.Builder()
 		u.oldBase = prev.base
@@ -232,6 +233,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		// Size the map once: a service has about six names.
 		nsvc, _ := v.Counts()
 		u.nodes.Grow(6 * nsvc)
+		jobs = make([]rebuild, 0, nsvc)
 		changed = func(yield func(fsm.ServiceKey) bool) {
 			for s := range v.Services() {
 				if !yield(s.Key()) {
@@ -240,7 +242,6 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 		}
 	}
-	var jobs []rebuild
 	done := map[fsm.ServiceKey]bool{} // ChangedServices may name a key twice
 	for k := range changed {
 		var j rebuild
