@@ -116,14 +116,15 @@ func indexDiff(a, b *index) string {
 }
 
 // TestParallelBuildEqualsOneByOne: a full build of many services, whose
-// names are made on several cores, gives the index that adding the same
-// services a few at a time (names made in turn) gives. The services clash
+// names are made on several cores, in more than one batch (rebuildBatch),
+// gives the index that adding the same services a few at a time (names
+// made in turn) gives. The services clash
 // as randomCommand's do: names that differ in case, addresses that several
 // services have.
 func TestParallelBuildEqualsOneByOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	var cmds []fsm.Command
-	for i := range 3000 {
+	for i := range rebuildBatch + 1000 {
 		ns, name := fmt.Sprint("ns", i%3), fmt.Sprint("s", i/2)
 		if i%2 == 1 {
 			name = fmt.Sprint("S", i/2)
@@ -150,7 +151,7 @@ func TestParallelBuildEqualsOneByOne(t *testing.T) {
 	cmds = append(cmds, fsm.SetTracked(fsm.Tracked{Namespaces: true}))
 	oneByOne := newTestResolver(t, nil)
 	v := fsm.NewView(1, nil, nil)
-	for batch := range slices.Chunk(cmds, 20) {
+	for batch := range slices.Chunk(cmds, 50) {
 		v = v.Apply(v.Index()+1, batch...)
 		oneByOne.Update(v)
 	}
