@@ -160,7 +160,7 @@ func (s *Store) createBuckets() error {
 	})
 }
 
-func unmarshalPod(raw []byte, p *Pod, _ interner) error { return json.Unmarshal(raw, p) }
+func unmarshalPod(raw []byte, p *Pod) error { return json.Unmarshal(raw, p) }
 
 // loadChunk is how many records a goroutine of loadBucket decodes at
 // least: fewer cost more to hand over than to decode.
@@ -170,7 +170,7 @@ const loadChunk = 512
 // (a restart at 100k services spends most of its load here), and returns
 // them in the bucket's order. An error names the first record, in that
 // order, that does not decode.
-func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([]byte, *T, interner) error) ([]*T, error) {
+func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([]byte, *T) error) ([]*T, error) {
 	var keys, raws [][]byte
 	err := tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
 		keys, raws = append(keys, k), append(raws, raw)
@@ -187,10 +187,9 @@ func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([
 	for w := range workers {
 		lo, hi := w*len(raws)/workers, (w+1)*len(raws)/workers
 		wg.Go(func() {
-			in := interner{}
 			for i := lo; i < hi; i++ {
 				v := new(T)
-				if err := unmarshal(raws[i], v, in); err != nil {
+				if err := unmarshal(raws[i], v); err != nil {
 					failedAt[w], errs[w] = i, err
 					return
 				}
