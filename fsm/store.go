@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,14 +88,12 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 }
 
 func (s *Store) load() (*View, error) {
+	if err := s.createBuckets(); err != nil {
+		return nil, err
+	}
 	var r Records
 	var index uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range append([][]byte{bucketMeta}, recordBuckets...) {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
+	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if raw := meta.Get(keyApplied); raw != nil {
 			if len(raw) != 8 {
@@ -113,13 +112,14 @@ func (s *Store) load() (*View, error) {
 				return fmt.Errorf("dns configuration: %w", err)
 			}
 		}
-		if err := loadBucket(tx, bucketServices, "service", &r.Services); err != nil {
+		var err error
+		if r.Services, err = loadBucket(tx, bucketServices, "service", unmarshalService); err != nil {
 			return err
 		}
-		if err := loadBucket(tx, bucketSlices, "endpoint slice", &r.Slices); err != nil {
+		if r.Slices, err = loadBucket(tx, bucketSlices, "endpoint slice", unmarshalSlice); err != nil {
 			return err
 		}
-		if err := loadBucket(tx, bucketPods, "pod", &r.Pods); err != nil {
+		if r.Pods, err = loadBucket(tx, bucketPods, "pod", unmarshalPod); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketNamespaces).ForEach(func(k, _ []byte) error {
@@ -136,16 +136,74 @@ func (s *Store) load() (*View, error) {
 	return r.View(index), nil
 }
 
-// loadBucket appends every JSON value of bucket to out.
-func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, out *[]*T) error {
-	return tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
-		v := new(T)
-		if err := json.Unmarshal(raw, v); err != nil {
-			return fmt.Errorf("%s %q: %w", what, k, err)
+// createBuckets creates the buckets a new file lacks. A file that has them
+// is not written: a write transaction would cost a restart a sync.
+func (s *Store) createBuckets() error {
+	buckets := append([][]byte{bucketMeta}, recordBuckets...)
+	missing := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			missing = missing || tx.Bucket(b) == nil
 		}
-		*out = append(*out, v)
 		return nil
 	})
+	if err != nil || !missing {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func unmarshalPod(raw []byte, p *Pod) error { return json.Unmarshal(raw, p) }
+
+// loadChunk is how many records a goroutine of loadBucket decodes at
+// least: fewer cost more to hand over than to decode.
+const loadChunk = 512
+
+// loadBucket decodes every value of bucket with unmarshal, on every core
+// (a restart at 100k services spends most of its load here), and returns
+// them in the bucket's order. An error names the first record, in that
+// order, that does not decode.
+func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([]byte, *T) error) ([]*T, error) {
+	var keys, raws [][]byte
+	err := tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
+		keys, raws = append(keys, k), append(raws, raw)
+		return nil
+	})
+	if err != nil || len(raws) == 0 {
+		return nil, err
+	}
+	out := make([]*T, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), (len(raws)+loadChunk-1)/loadChunk)
+	failedAt := make([]int, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(raws)/workers, (w+1)*len(raws)/workers
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				v := new(T)
+				if err := unmarshal(raws[i], v); err != nil {
+					failedAt[w], errs[w] = i, err
+					return
+				}
+				out[i] = v
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", what, keys[failedAt[w]], err)
+		}
+	}
+	return out, nil
 }
 
 // Path is the store's file.

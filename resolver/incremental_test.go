@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/kdnsd/kdnsd/dnswire"
@@ -111,4 +113,50 @@ func indexDiff(a, b *index) string {
 		return fmt.Sprintf("%d base names, want %d", len(a.base), len(b.base))
 	}
 	return ""
+}
+
+// TestParallelBuildEqualsOneByOne: a full build of many services, whose
+// names are made on several cores, in more than one batch (rebuildBatch),
+// gives the index that adding the same services a few at a time (names
+// made in turn) gives. The services clash
+// as randomCommand's do: names that differ in case, addresses that several
+// services have.
+func TestParallelBuildEqualsOneByOne(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	var cmds []fsm.Command
+	for i := range rebuildBatch + 1000 {
+		ns, name := fmt.Sprint("ns", i%3), fmt.Sprint("s", i/2)
+		if i%2 == 1 {
+			name = fmt.Sprint("S", i/2)
+		}
+		addr := netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%50)})
+		ports := []fsm.Port{{Name: "http", Protocol: "TCP", Port: 80}}
+		s := &fsm.Service{Namespace: ns, Name: name, Type: fsm.TypeClusterIP, ClusterIPs: []netip.Addr{addr}, Ports: ports}
+		switch i % 5 {
+		case 1, 2:
+			s.ClusterIPs, s.Headless = nil, true
+		case 3:
+			s.ClusterIPs, s.Type, s.ExternalName = nil, fsm.TypeExternalName, "web.ns0.svc.cluster.local"
+		}
+		e := &fsm.EndpointSlice{Namespace: ns, Name: name + "-a", Service: name, Ports: ports}
+		for j := range 3 {
+			ep := fsm.Endpoint{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 1, 0, byte(1 + (i+j)%40)})}, Ready: j > 0}
+			if j == 1 {
+				ep.Hostname = "h1"
+			}
+			e.Endpoints = append(e.Endpoints, ep)
+		}
+		cmds = append(cmds, fsm.UpsertService(s), fsm.UpsertSlice(e))
+	}
+	cmds = append(cmds, fsm.SetTracked(fsm.Tracked{Namespaces: true}))
+	oneByOne := newTestResolver(t, nil)
+	v := fsm.NewView(1, nil, nil)
+	for batch := range slices.Chunk(cmds, 50) {
+		v = v.Apply(v.Index()+1, batch...)
+		oneByOne.Update(v)
+	}
+	full := newTestResolver(t, v)
+	if diff := indexDiff(full.idx.Load(), oneByOne.idx.Load()); diff != "" {
+		t.Fatalf("a full build differs from adding services a few at a time: %s", diff)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"iter"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kdnsd/kdnsd/dnswire"
 	"github.com/kdnsd/kdnsd/fsm"
@@ -220,6 +222,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 	// View (from), or all.
 	var changed iter.Seq[fsm.ServiceKey]
 	var from *fsm.View
+	var jobs []rebuild
 	if prev != nil && prev.endpointPods == ix.endpointPods && prev.ttl == ix.ttl {
 		u.nodes, u.shared = prev.nodes.Builder(), prev.shared.Builder()
 		u.oldBase = prev.base
@@ -230,6 +233,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		// Size the map once: a service has about six names.
 		nsvc, _ := v.Counts()
 		u.nodes.Grow(6 * nsvc)
+		jobs = make([]rebuild, 0, nsvc)
 		changed = func(yield func(fsm.ServiceKey) bool) {
 			for s := range v.Services() {
 				if !yield(s.Key()) {
@@ -238,37 +242,122 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 		}
 	}
-	rebuilt := 0
 	done := map[fsm.ServiceKey]bool{} // ChangedServices may name a key twice
 	for k := range changed {
-		var old *fsm.Service
-		var oldSl []*fsm.EndpointSlice
+		var j rebuild
 		if from != nil {
 			if done[k] {
 				continue
 			}
 			done[k] = true
-			old, oldSl = from.Service(k), from.SlicesOf(k)
+			j.old, j.oldSl = from.Service(k), from.SlicesOf(k)
 		}
-		s, sl := v.Service(k), v.SlicesOf(k)
-		if old == s && slices.Equal(oldSl, sl) {
+		j.svc, j.sl = v.Service(k), v.SlicesOf(k)
+		if j.old == j.svc && slices.Equal(j.oldSl, j.sl) {
 			continue // came back
 		}
-		var oldNames, names []namedNode
-		if old != nil {
-			// As prev built them: its pod mode is this one's. The log
-			// had its say then.
-			oldNames = r.service(quiet, old, oldSl, ix.endpointPods)
+		jobs = append(jobs, j)
+	}
+	rebuilt := 0
+	for batch := range r.named(jobs, ix.endpointPods, ttl) {
+		for i := range batch {
+			j := &batch[i]
+			if j.svc != nil {
+				rebuilt++
+			}
+			u.replace(j.old, j.oldNames, j.svc, j.names)
+			*j = rebuild{} // its names are the index's now, or garbage
 		}
-		if s != nil {
-			names = r.service(r.log, s, sl, ix.endpointPods)
-			rebuilt++
-		}
-		u.replace(old, oldNames, s, names)
 	}
 	r.setBase(u, v, c)
 	ix.nodes, ix.shared = u.nodes.Freeze(), u.shared.Freeze()
 	return ix, rebuilt
+}
+
+// rebuild is one service whose names change: old, with its slices, as
+// the previous index built it, and svc, the same service in the new View;
+// either may be nil.
+type rebuild struct {
+	old, svc        *fsm.Service
+	oldSl, sl       []*fsm.EndpointSlice
+	oldNames, names []namedNode
+}
+
+// rebuildBatch is how many services' names a build holds at once: a full
+// build makes them on every core, a batch at a time, and then claims them
+// in turn.
+const rebuildBatch = 8192
+
+// named yields the rebuilds in batches, with their names: while the caller
+// claims one batch's, the next batch's are made.
+func (r *Resolver) named(jobs []rebuild, endpointPods bool, ttl uint32) iter.Seq[[]rebuild] {
+	return func(yield func([]rebuild) bool) {
+		if len(jobs) <= rebuildBatch {
+			r.names(jobs, endpointPods, ttl)
+			yield(jobs)
+			return
+		}
+		ready, stop := make(chan []rebuild, 1), make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer close(ready)
+			for batch := range slices.Chunk(jobs, rebuildBatch) {
+				r.names(batch, endpointPods, ttl)
+				select {
+				case ready <- batch:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		for batch := range ready {
+			if !yield(batch) {
+				return
+			}
+		}
+	}
+}
+
+// names fills in the names of the rebuilds: on every core when there are
+// many (a restart, a snapshot restored, a new TTL), each with a Builder of
+// its own. What a name holds does not depend on which core built it.
+func (r *Resolver) names(jobs []rebuild, endpointPods bool, ttl uint32) {
+	build := func(nm *namer, jobs []rebuild) {
+		for i := range jobs {
+			j := &jobs[i]
+			if j.old != nil {
+				// As prev built them: its pod mode is this one's. The
+				// log had its say then.
+				j.oldNames = nm.service(quiet, j.old, j.oldSl, endpointPods)
+			}
+			if j.svc != nil {
+				j.names = nm.service(r.log, j.svc, j.sl, endpointPods)
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(jobs)/minParallelNames)
+	if workers < 2 {
+		build(&namer{r, &r.b}, jobs)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			build(&namer{r, &dnswire.Builder{TTL: ttl}}, jobs[w*len(jobs)/workers:(w+1)*len(jobs)/workers])
+		})
+	}
+	wg.Wait()
+}
+
+// minParallelNames is how many services a core builds the names of at
+// least: fewer cost more to hand over than to build.
+const minParallelNames = 256
+
+// namer builds services' names and records with a wire Builder of its own,
+// so that several build at once.
+type namer struct {
+	*Resolver
+	b *dnswire.Builder
 }
 
 // update is an index being built from the previous one.
@@ -448,7 +537,7 @@ func (r *Resolver) setBase(u *update, v *fsm.View, c *custom) {
 	base[r.zone] = apex
 	base[r.svcZone] = ent
 	base[r.nsZone] = ent
-	base[r.mname] = r.addrNode(r.mname, nsAddrs)
+	base[r.mname] = (&namer{r, b}).addrNode(r.mname, nsAddrs)
 	if ix.podMode == PodInsecure || ix.podsFromView && v.HasPods() {
 		base[r.podZone] = ent
 	}
@@ -490,7 +579,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // <svc>.<ns>.svc.<zone> and the names below it, its PTR names and, with
 // endpointPods, its pod names. None if the service's name is invalid. What
 // cannot be served goes to log.
-func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) []namedNode {
+func (r *namer) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointSlice, endpointPods bool) []namedNode {
 	base, ok := dnswire.Name(r.svcZone, s.Name, s.Namespace)
 	if !ok {
 		log.Warn("service has no valid dns name; skipped", "namespace", s.Namespace, "service", s.Name)
@@ -543,7 +632,7 @@ func (r *Resolver) service(log *slog.Logger, s *fsm.Service, sl []*fsm.EndpointS
 
 // verifiedPods adds <a-b-c-d>.<ns>.pod.<zone> for every endpoint address,
 // ready or not, of the service's slices, and the empty non-terminals above.
-func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+func (r *namer) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	nsName, ok := dnswire.Name(r.podZone, s.Namespace)
 	if !ok {
 		return out
@@ -574,7 +663,7 @@ func (r *Resolver) verifiedPods(out []namedNode, s *fsm.Service, sl []*fsm.Endpo
 
 // ptr returns the PTR node of address a, naming targets (sorted, without
 // duplicates: the first is svcClaim.rank's).
-func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
+func (r *namer) ptr(a netip.Addr, targets ...string) namedNode {
 	name := dnswire.ReverseName(a)
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
@@ -587,7 +676,7 @@ func (r *Resolver) ptr(a netip.Addr, targets ...string) namedNode {
 	return namedNode{name: name, node: n}
 }
 
-func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) []namedNode {
+func (r *namer) externalName(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	n := &node{}
 	target, ok := dnswire.ParseName(s.ExternalName)
 	if ok && target != "\x00" {
@@ -601,7 +690,7 @@ func (r *Resolver) externalName(log *slog.Logger, base string, s *fsm.Service) [
 	return []namedNode{{name: base, node: n}}
 }
 
-func (r *Resolver) clusterIP(log *slog.Logger, base string, s *fsm.Service) []namedNode {
+func (r *namer) clusterIP(log *slog.Logger, base string, s *fsm.Service) []namedNode {
 	addrs := usable(nil, s.ClusterIPs)
 	out := []namedNode{{name: base, node: r.addrNode(base, addrs)}}
 	out = r.ports(log, out, base, s, func(p fsm.Port) []srvTarget {
@@ -623,7 +712,7 @@ type srvTarget struct {
 
 // ports adds the SRV names of s's named ports, with targets from targets,
 // and the _<proto> empty non-terminals above them.
-func (r *Resolver) ports(log *slog.Logger, out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
+func (r *namer) ports(log *slog.Logger, out []namedNode, base string, s *fsm.Service, targets func(fsm.Port) []srvTarget) []namedNode {
 	for _, p := range s.Ports {
 		if p.Name == "" {
 			continue // only named ports have SRV records
@@ -658,8 +747,8 @@ func (r *Resolver) ports(log *slog.Logger, out []namedNode, base string, s *fsm.
 // srvSet builds into sec an SRV RRset with the targets' addresses as
 // additional records. The weights are equal, so clients spread evenly;
 // they add up to about 100.
-func (r *Resolver) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
-	b := &r.b
+func (r *namer) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
+	b := r.b
 	b.Begin(owner)
 	weight := uint16(max(1, 100/len(ts)))
 	for _, t := range ts {
@@ -680,7 +769,7 @@ func (r *Resolver) srvSet(sec *dnswire.Section, owner string, ts []srvTarget) {
 
 // addrNode returns the node of owner with the A and the AAAA RRset of
 // addrs, leaving out an empty one.
-func (r *Resolver) addrNode(owner string, addrs []netip.Addr) *node {
+func (r *namer) addrNode(owner string, addrs []netip.Addr) *node {
 	n := &node{}
 	for _, v4 := range [2]bool{true, false} {
 		r.b.Begin(owner)
@@ -724,7 +813,7 @@ func usable(dst []netip.Addr, as []netip.Addr) []netip.Addr {
 // its endpoints. Without published addresses the service has no names at
 // all (spec 1.1.0 section 2.4.1: NXDOMAIN), so none below it either
 // (RFC 8020).
-func (r *Resolver) headless(log *slog.Logger, base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
+func (r *namer) headless(log *slog.Logger, base string, s *fsm.Service, sl []*fsm.EndpointSlice) []namedNode {
 	var all []netip.Addr
 	inAll := map[netip.Addr]bool{}
 	// Endpoint names in order of first appearance, with their addresses.
