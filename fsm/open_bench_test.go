@@ -92,17 +92,21 @@ func BenchmarkView100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 	})
-	b.Run("heap", func(b *testing.B) {
-		var before, after runtime.MemStats
-		var sink *View
-		for b.Loop() {
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			sink = r.View(1)
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-		}
-		runtime.KeepAlive(sink)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc), "B/view")
-	})
+	b.Run("heap", func(b *testing.B) { reportViewHeap(b, func() *View { return r.View(1) }) })
+}
+
+// reportViewHeap reports the live heap held by the View that build returns,
+// as B/view.
+func reportViewHeap(b *testing.B, build func() *View) {
+	var before, after runtime.MemStats
+	var sink *View
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		sink = build()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	runtime.KeepAlive(sink)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc), "B/view")
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -32,17 +31,7 @@ func BenchmarkPods10k(b *testing.B) {
 		}
 	})
 	b.Run("heap", func(b *testing.B) {
-		var before, after runtime.MemStats
-		var sink *View
-		for b.Loop() {
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			sink = (&Records{Pods: benchPods(n), Tracked: Tracked{Pods: true}}).View(1)
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-		}
-		runtime.KeepAlive(sink)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc), "B/view")
+		reportViewHeap(b, func() *View { return (&Records{Pods: benchPods(n), Tracked: Tracked{Pods: true}}).View(1) })
 	})
 	v := (&Records{Pods: pods, Tracked: Tracked{Pods: true}}).View(1)
 	one := UpsertPod(&Pod{Namespace: "ns-7", Name: "pod-700", IPs: []netip.Addr{netip.MustParseAddr("10.245.0.1")}})
