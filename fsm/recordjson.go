@@ -4,14 +4,10 @@ import (
 	gojson "github.com/goccy/go-json"
 )
 
-// The store holds each service and endpoint slice as json.Marshal writes
-// it, and a restart reads every one of them before it can serve:
-// encoding/json's reflection took most of that time at 100k services.
-// goccy/go-json decodes the same JSON into the same values several times
-// faster (TestUnmarshalRecordsAsEncodingJSON holds it to encoding/json).
-
-// unmarshalService decodes raw into s as json.Unmarshal does.
-func unmarshalService(raw []byte, s *Service) error { return gojson.Unmarshal(raw, s) }
-
-// unmarshalSlice decodes raw into e as json.Unmarshal does.
-func unmarshalSlice(raw []byte, e *EndpointSlice) error { return gojson.Unmarshal(raw, e) }
+// decodeRecord decodes a stored service, endpoint slice or pod into v as
+// json.Unmarshal does. The store holds each as json.Marshal writes it, and
+// a restart reads every one before it can serve: encoding/json's
+// reflection took most of that time at 100k services, and goccy/go-json
+// decodes the same JSON into the same values several times faster
+// (TestDecodeRecordAsEncodingJSON holds it to encoding/json).
+func decodeRecord[T any](raw []byte, v *T) error { return gojson.Unmarshal(raw, v) }

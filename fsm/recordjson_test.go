@@ -7,8 +7,8 @@ import (
 )
 
 // recordCases are stored records: what json.Marshal writes, and what it
-// does not but json.Unmarshal reads (or refuses), which unmarshalService and
-// unmarshalSlice must read (or refuse) as encoding/json does.
+// does not but json.Unmarshal reads (or refuses), which decodeRecord must
+// read (or refuse) as encoding/json does.
 var recordCases = []string{
 	`{"ns":"default","name":"web","type":"ClusterIP","ips":["10.96.0.10","fd00::10"],"ports":[{"name":"http","protocol":"TCP","port":80}]}`,
 	`{"ns":"default","name":"web","type":"ClusterIP","headless":true,"ports":[{"protocol":"UDP","port":53},{"name":"b","protocol":"TCP","port":65535}],"publishNotReady":true}`,
@@ -50,38 +50,35 @@ var recordCases = []string{
 	``,
 }
 
-// TestUnmarshalRecordsAsEncodingJSON: a record decodes to what
-// encoding/json gives, or fails where it fails (a record that fails makes
-// Open fail, so what a failed decode left behind does not matter).
-func TestUnmarshalRecordsAsEncodingJSON(t *testing.T) {
-	check := func(t *testing.T, raw string, got, want any, gotErr, wantErr error) {
-		t.Helper()
-		if (gotErr != nil) != (wantErr != nil) || gotErr == nil && !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: got %+v (err %v), encoding/json gives %+v (err %v)", raw, got, gotErr, want, wantErr)
-		}
-	}
+// TestDecodeRecordAsEncodingJSON: a record decodes to what encoding/json
+// gives, or fails where it fails (a record that fails makes Open fail, so
+// what a failed decode left behind does not matter).
+func TestDecodeRecordAsEncodingJSON(t *testing.T) {
 	for _, raw := range recordCases {
-		var s, wantS Service
-		check(t, raw, s, wantS, unmarshalService([]byte(raw), &s), json.Unmarshal([]byte(raw), &wantS))
-		var e, wantE EndpointSlice
-		check(t, raw, e, wantE, unmarshalSlice([]byte(raw), &e), json.Unmarshal([]byte(raw), &wantE))
+		decodesAsEncodingJSON[Service](t, []byte(raw))
+		decodesAsEncodingJSON[EndpointSlice](t, []byte(raw))
+		decodesAsEncodingJSON[Pod](t, []byte(raw))
 	}
 }
 
-func FuzzUnmarshalRecords(f *testing.F) {
+func FuzzDecodeRecord(f *testing.F) {
 	for _, raw := range recordCases {
 		f.Add([]byte(raw))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var s, wantS Service
-		err, wantErr := unmarshalService(raw, &s), json.Unmarshal(raw, &wantS)
-		if (err != nil) != (wantErr != nil) || err == nil && !reflect.DeepEqual(s, wantS) {
-			t.Fatalf("service %q: %+v (%v), encoding/json %+v (%v)", raw, s, err, wantS, wantErr)
-		}
-		var e, wantE EndpointSlice
-		err, wantErr = unmarshalSlice(raw, &e), json.Unmarshal(raw, &wantE)
-		if (err != nil) != (wantErr != nil) || err == nil && !reflect.DeepEqual(e, wantE) {
-			t.Fatalf("slice %q: %+v (%v), encoding/json %+v (%v)", raw, e, err, wantE, wantErr)
-		}
+		decodesAsEncodingJSON[Service](t, raw)
+		decodesAsEncodingJSON[EndpointSlice](t, raw)
+		decodesAsEncodingJSON[Pod](t, raw)
 	})
+}
+
+// decodesAsEncodingJSON fails t unless decodeRecord and json.Unmarshal
+// both fail on raw, or both give the same T.
+func decodesAsEncodingJSON[T any](t *testing.T, raw []byte) {
+	t.Helper()
+	var got, want T
+	err, wantErr := decodeRecord(raw, &got), json.Unmarshal(raw, &want)
+	if (err != nil) != (wantErr != nil) || err == nil && !reflect.DeepEqual(got, want) {
+		t.Errorf("%T %q: %+v (err %v), encoding/json gives %+v (err %v)", got, raw, got, err, want, wantErr)
+	}
 }

@@ -113,13 +113,13 @@ func (s *Store) load() (*View, error) {
 			}
 		}
 		var err error
-		if r.Services, err = loadBucket(tx, bucketServices, "service", unmarshalService); err != nil {
+		if r.Services, err = loadBucket[Service](tx, bucketServices, "service"); err != nil {
 			return err
 		}
-		if r.Slices, err = loadBucket(tx, bucketSlices, "endpoint slice", unmarshalSlice); err != nil {
+		if r.Slices, err = loadBucket[EndpointSlice](tx, bucketSlices, "endpoint slice"); err != nil {
 			return err
 		}
-		if r.Pods, err = loadBucket(tx, bucketPods, "pod", unmarshalPod); err != nil {
+		if r.Pods, err = loadBucket[Pod](tx, bucketPods, "pod"); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketNamespaces).ForEach(func(k, _ []byte) error {
@@ -160,17 +160,15 @@ func (s *Store) createBuckets() error {
 	})
 }
 
-func unmarshalPod(raw []byte, p *Pod) error { return json.Unmarshal(raw, p) }
-
 // loadChunk is how many records a goroutine of loadBucket decodes at
 // least: fewer cost more to hand over than to decode.
 const loadChunk = 512
 
-// loadBucket decodes every value of bucket with unmarshal, on every core
+// loadBucket decodes every value of bucket (decodeRecord), on every core
 // (a restart at 100k services spends most of its load here), and returns
 // them in the bucket's order. An error names the first record, in that
 // order, that does not decode.
-func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([]byte, *T) error) ([]*T, error) {
+func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string) ([]*T, error) {
 	var keys, raws [][]byte
 	err := tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
 		keys, raws = append(keys, k), append(raws, raw)
@@ -189,7 +187,7 @@ func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string, unmarshal func([
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
 				v := new(T)
-				if err := unmarshal(raws[i], v); err != nil {
+				if err := decodeRecord(raws[i], v); err != nil {
 					failedAt[w], errs[w] = i, err
 					return
 				}
