@@ -216,22 +216,25 @@ func (r *Resolver) Update(v *fsm.View) {
 		"names", next.nodes.Len(), "rebuilt", rebuilt, "took", time.Since(start))
 }
 
-// Follow serves src's View now and each new View it announces, until ctx is
-// done or src closes its notification channel.
-//
-// A View at index 0 (a store that has never applied an entry: a new or wiped
-// replica) is not served: until records arrive the zone answers SERVFAIL,
-// which sends clients to another server, rather than NXDOMAIN, which they
-// would cache.
+// ServeRecords serves v (Update) if it holds records, and reports whether
+// it does. A View at index 0 (a store that has never applied an entry: a
+// new or wiped replica) is not served: until records arrive the zone
+// answers SERVFAIL, which sends clients to another server, rather than
+// NXDOMAIN, which they would cache.
+func (r *Resolver) ServeRecords(v *fsm.View) bool {
+	if v.Index() == 0 {
+		return false
+	}
+	r.Update(v)
+	return true
+}
+
+// Follow serves src's View now and each new View it announces
+// (ServeRecords), until ctx is done or src closes its notification channel.
 func (r *Resolver) Follow(ctx context.Context, src ViewSource) {
 	ch, cancel := src.Subscribe() // before View(), so no View is missed
 	defer cancel()
-	update := func() {
-		if v := src.View(); v.Index() > 0 {
-			r.Update(v)
-		}
-	}
-	update()
+	r.ServeRecords(src.View())
 	for {
 		select {
 		case <-ctx.Done():
@@ -240,7 +243,7 @@ func (r *Resolver) Follow(ctx context.Context, src ViewSource) {
 			if !ok {
 				return
 			}
-			update()
+			r.ServeRecords(src.View())
 		}
 	}
 }

@@ -425,9 +425,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	// a resolver that has no index yet (a chaos run on the node saw three
 	// such answers right after a restart). Until then queries are refused,
 	// which a stub resolver takes as a cue to ask the next server at once.
-	if v := store.View(); v.Index() > 0 {
-		start := time.Now()
-		res.Update(v)
+	start := time.Now()
+	if v := store.View(); res.ServeRecords(v) {
 		log.Info("indexed the stored records", "applied_index", v.Index(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
