@@ -442,6 +442,7 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 	tick := time.NewTicker(apiProbeInterval)
 	defer tick.Stop()
 	var lastErr string // the last probe failure logged
+	all := slices.Sorted(maps.Keys(probes))
 	for {
 		select {
 		case <-ctx.Done():
@@ -459,7 +460,7 @@ func (t *term) probeAPI(ctx context.Context, cancel context.CancelFunc, probes m
 		outage := t.outage != nil
 		t.mu.Unlock()
 		if outage {
-			held = slices.Sorted(maps.Keys(probes))
+			held = all
 		}
 		if len(held) == 0 {
 			continue
