@@ -82,6 +82,18 @@ type Command struct {
 	Name      string           `json:"name,omitempty"`
 }
 
+// compact compacts the record the command carries (see Service.compact).
+func (c *Command) compact() {
+	switch {
+	case c.Service != nil:
+		c.Service.compact()
+	case c.Slice != nil:
+		c.Slice.compact()
+	case c.Pod != nil:
+		c.Pod.compact()
+	}
+}
+
 // UpsertService returns a command that creates or replaces s.
 func UpsertService(s *Service) Command { return Command{Op: OpUpsertService, Service: s} }
 
@@ -248,6 +260,7 @@ func decode(data []byte, maxVersion int) ([]Command, error) {
 		if err := cmds[i].validate(version); err != nil {
 			return nil, fmt.Errorf("corrupt command entry: command %d: %w", i, err)
 		}
+		cmds[i].compact()
 	}
 	return cmds, nil
 }

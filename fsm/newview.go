@@ -59,6 +59,19 @@ func (r *Records) View(index uint64) *View {
 	return c.done()
 }
 
+// compact compacts every record of r (see Service.compact).
+func (r *Records) compact() {
+	for _, s := range r.Services {
+		s.compact()
+	}
+	for _, e := range r.Slices {
+		e.compact()
+	}
+	for _, p := range r.Pods {
+		p.compact()
+	}
+}
+
 // commands yields the commands that build r from nothing.
 func (r *Records) commands() iter.Seq[Command] {
 	return func(yield func(Command) bool) {

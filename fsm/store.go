@@ -164,11 +164,14 @@ func (s *Store) createBuckets() error {
 // least: fewer cost more to hand over than to decode.
 const loadChunk = 512
 
-// loadBucket decodes every value of bucket (decodeRecord), on every core
+// loadBucket decodes every value of bucket (decodeRecord, then compact), on every core
 // (a restart at 100k services spends most of its load here), and returns
 // them in the bucket's order. An error names the first record, in that
 // order, that does not decode.
-func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string) ([]*T, error) {
+func loadBucket[T any, P interface {
+	*T
+	compact()
+}](tx *bolt.Tx, bucket []byte, what string) ([]*T, error) {
 	var keys, raws [][]byte
 	err := tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
 		keys, raws = append(keys, k), append(raws, raw)
@@ -191,6 +194,7 @@ func loadBucket[T any](tx *bolt.Tx, bucket []byte, what string) ([]*T, error) {
 					failedAt[w], errs[w] = i, err
 					return
 				}
+				P(v).compact()
 				out[i] = v
 			}
 		})
@@ -475,6 +479,7 @@ func ReadSnapshot(r io.Reader) (*View, error) {
 	if err := rec.validate(); err != nil {
 		return nil, fmt.Errorf("read snapshot: corrupt: %w", err)
 	}
+	rec.compact()
 	return rec.View(body.Index), nil
 }
 
