@@ -386,6 +386,7 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	// The store is served from before Raft starts: a restarted replica
 	// answers from disk at once, with or without quorum.
+	loaded := collectLessWhileLoading()
 	store, err := fsm.Open(filepath.Join(o.dataDir, "fsm.db"), log)
 	if err != nil {
 		return err
@@ -429,6 +430,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if v := store.View(); res.ServeRecords(v) {
 		log.Info("indexed the stored records", "applied_index", v.Index(), "took", time.Since(start).Round(time.Millisecond))
 	}
+	loaded()
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
 	go res.Follow(serveCtx, store)

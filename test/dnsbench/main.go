@@ -54,7 +54,7 @@ func main() {
 	flag.IntVar(&c.headless, "headless", 50, "headless services with 3 endpoints with hostnames")
 	flag.IntVar(&c.replicas, "replicas", 3, "kdnsd replicas (dnsperf asks the first)")
 	flag.IntVar(&c.seconds, "l", 8, "dnsperf run length, seconds")
-	flag.IntVar(&c.rounds, "rounds", 2, "times every server is measured, alternating")
+	flag.IntVar(&c.rounds, "rounds", 2, "times every server is measured, alternating (with -restart: restarts)")
 	flag.IntVar(&c.rate, "rate", 20000, "offered load (dnsperf -Q) of the CPU-per-query runs")
 	flag.IntVar(&c.trials, "trials", 20, "propagation trials")
 	flag.StringVar(&c.chart, "chart", "", "write a PNG chart of the results to this path")
@@ -65,7 +65,7 @@ func main() {
 		log.Fatal(serveFromMap(*serveMap, flag.Arg(0)))
 	}
 	if *restart {
-		if err := measureRestart(c.kdnsd, c.services); err != nil {
+		if err := measureRestart(c.kdnsd, c.services, c.rounds); err != nil {
 			log.Fatal(err)
 		}
 		return

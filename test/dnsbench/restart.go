@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,10 +30,11 @@ type restartReplica struct {
 // without an API server. It writes a snapshot of the dataset, installs it
 // into a one-replica kdnsd with `kdnsd snapshot restore` (as an operator
 // restores a backup), then kills the replica with SIGKILL and starts it
-// again with its API server unreachable, and prints the snapshot's size, the
-// install time, the time from the restarted process's start to its first
-// correct answer, its RSS and its data directory's size.
-func measureRestart(bin string, n int) error {
+// again with its API server unreachable (restarts times), and prints the
+// snapshot's size, the install time, and for each restart the time from the
+// process's start to its first correct answer, its RSS (anonymous, of
+// which the Go heap, and file-backed) 5 s later and its data directory's size.
+func measureRestart(bin string, n, restarts int) error {
 	dir, err := os.MkdirTemp("", "kdnsd-restartbench-")
 	if err != nil {
 		return err
@@ -79,22 +84,30 @@ func measureRestart(bin string, n int) error {
 	}
 	fmt.Printf("install: snapshot restore → the last service answered %.2f s after the first restore attempt\n", time.Since(began).Seconds())
 
-	r.kill()
-	if err := r.start(); err != nil {
-		return err
+	for range restarts {
+		r.kill()
+		if err := r.start(); err != nil {
+			return err
+		}
+		started := time.Now()
+		if err := r.awaitAnswer(last, want, time.Minute); err != nil {
+			return err
+		}
+		fmt.Printf("restart (SIGKILL, API server unreachable): first correct answer %d ms after the process started\n",
+			time.Since(started).Milliseconds())
+		time.Sleep(5 * time.Second) // let the start-up garbage be collected before RSS is read
+		heap, err := r.heapInuse()
+		if err != nil {
+			return err
+		}
+		du, err := dirSize(filepath.Join(dir, "data"))
+		if err != nil {
+			return err
+		}
+		pid := r.cmd.Process.Pid
+		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: bbolt's maps); data directory %.1f MB\n",
+			kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), mb(du))
 	}
-	started := time.Now()
-	if err := r.awaitAnswer(last, want, time.Minute); err != nil {
-		return err
-	}
-	fmt.Printf("restart (SIGKILL, API server unreachable): first correct answer %d ms after the process started\n",
-		time.Since(started).Milliseconds())
-	time.Sleep(5 * time.Second) // let the start-up garbage be collected before RSS is read
-	du, err := dirSize(filepath.Join(dir, "data"))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("RSS 5 s later: %.1f MB; data directory %.1f MB\n", float64(vmRSS(r.cmd.Process.Pid))/1024, mb(du))
 	return nil
 }
 
@@ -141,6 +154,23 @@ func (r *restartReplica) awaitAnswer(s *fsm.Service, want string, timeout time.D
 	return fmt.Errorf("%s.%s not answered %s within %s", s.Name, s.Namespace, want, timeout)
 }
 
+// heapInuse reads go_memstats_heap_inuse_bytes from the replica's /metrics.
+func (r *restartReplica) heapInuse() (int64, error) {
+	resp, err := http.Get("http://" + r.http + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int64(f), err
+		}
+	}
+	return 0, errors.Join(sc.Err(), errors.New("no go_memstats_heap_inuse_bytes in /metrics"))
+}
+
 func dirSize(dir string) (int64, error) {
 	var total int64
 	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
@@ -153,3 +183,5 @@ func dirSize(dir string) (int64, error) {
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func kbMB(kb int) float64 { return float64(kb) / 1024 }

@@ -269,7 +269,11 @@ func rssKB(pid int) int {
 }
 
 // vmRSS is one process's VmRSS in KiB.
-func vmRSS(pid int) int {
+func vmRSS(pid int) int { return procStatusKB(pid, "VmRSS") }
+
+// procStatusKB is the field of /proc/pid/status given in kB, such as
+// VmRSS, RssAnon or RssFile; 0 if it cannot be read.
+func procStatusKB(pid int, field string) int {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -277,7 +281,7 @@ func vmRSS(pid int) int {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return kb
 		}
