@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/test/cluster"
 	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
@@ -149,8 +150,10 @@ func run(c config) error {
 		logf("%s answers the whole set %v after its start; it holds %d watches", s.name, r.startup.Round(time.Millisecond), r.watches)
 		return r, nil
 	}
+	var kdnsdCluster *cluster.Cluster
 	kd, err := startFed(func() (*server, []string, error) {
 		s, cl, err := startKdnsd(c.kdnsd, env.KdnsdKubeconfig, dir, c.replicas)
+		kdnsdCluster = cl
 		if err != nil {
 			return nil, nil, err
 		}
@@ -218,7 +221,13 @@ func run(c config) error {
 		r.propagation = delays[r.server.name]
 	}
 
-	rep := report{config: c, results: results}
+	logf("kdnsd: killing the leader and timing its successor's resync")
+	resynced, err := measureResync(ctx, kdnsdCluster, startTimeout)
+	if err != nil {
+		return err
+	}
+
+	rep := report{config: c, results: results, resync: resynced}
 	rep.writeMarkdown(os.Stdout)
 	if c.chart != "" {
 		if err := rep.writeChart(c.chart); err != nil {

@@ -61,6 +61,7 @@ func (r *result) rssMB() float64 { return float64(slices.Max(r.rssKB)) / 1024 }
 type report struct {
 	config  config
 	results []*result
+	resync  resync
 }
 
 func (rep *report) references() []*result {
@@ -130,6 +131,11 @@ func (rep *report) writeMarkdown(w io.Writer) {
 			prop = fmt.Sprintf("| %s | %s | %s", ms(cluster.Percentile(r.propagation, 50)), ms(cluster.Percentile(r.propagation, 99)), ms(slices.Max(r.propagation)))
 		}
 		p("| %s | %s | %d %s |\n", r.server.name, ms(r.startup), r.watches, prop)
+	}
+	if rs := rep.resync; rs.streamed > 0 {
+		p("\nkdnsd's leader killed (SIGKILL) after the runs: a new leader %s later; its resync (list the API, diff with\n", ms(rs.elected))
+		p("the records) done %s after the kill; %d log entries appended meanwhile; the records' last applied command\n", ms(rs.streamed), rs.entries)
+		p("at index %d before, %d after (equal: the resync committed no change; the entries are Raft's no-op and barriers).\n", rs.appliedBefore, rs.appliedAfter)
 	}
 }
 

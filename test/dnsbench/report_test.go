@@ -23,7 +23,7 @@ func sampleReport() *report {
 		{server: &server{name: "NSD"}, reference: true,
 			load:  load{qps: []float64{100000, 100000}, latency: []float64{0.001, 0.001}, cpuPerQuery: []time.Duration{10 * time.Microsecond}, fixedQPS: []float64{20000}},
 			rssKB: []int{30 * 1024}},
-	}}
+	}, resync: resync{elected: time.Second, streamed: 3 * time.Second, entries: 2, appliedBefore: 1200, appliedAfter: 1200}}
 }
 
 func TestWriteMarkdown(t *testing.T) {
@@ -38,6 +38,10 @@ func TestWriteMarkdown(t *testing.T) {
 		// Propagation and watches only for the servers fed by the API.
 		"| kdnsd | 2000.0 ms | 3 | 4.0 ms | 6.0 ms | 6.0 ms |",
 		"| CoreDNS + cache | 1000.0 ms | 3 | – | – | – |",
+		// The new leader's resync.
+		"a new leader 1000.0 ms later",
+		"done 3000.0 ms after the kill; 2 log entries appended meanwhile",
+		"at index 1200 before, 1200 after",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
