@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kdnsd/kdnsd/test/cluster"
@@ -48,7 +49,7 @@ func measureResync(ctx context.Context, c *cluster.Cluster, timeout time.Duratio
 			if r.elected == 0 {
 				r.elected = time.Since(killed)
 			}
-			if st.Watcher == "streaming" {
+			if strings.HasPrefix(st.Watcher, "streaming") { // the ConfigMap watcher may add its own state
 				r.streamed = time.Since(killed)
 				r.entries = st.LastLogIndex - before.LastLogIndex
 				r.appliedBefore, r.appliedAfter = before.AppliedIndex, st.AppliedIndex
