@@ -164,10 +164,16 @@ func (s *Store) createBuckets() error {
 // least: fewer cost more to hand over than to decode.
 const loadChunk = 512
 
-// loadBucket decodes every value of bucket (decodeRecord, then compact), on every core
-// (a restart at 100k services spends most of its load here), and returns
-// them in the bucket's order. An error names the first record, in that
-// order, that does not decode.
+// loadBucket decodes every value of bucket (decodeRecord, then compact), on
+// every core (a restart at 100k services spends most of its load here), and
+// returns them in the bucket's order. An error names the first record, in
+// that order, that does not decode.
+//
+// The records are decoded into arrays of loadChunk, not allocated one by
+// one: the decoder's garbage (goccy/go-json's slices of four) shares the
+// records' size classes, and records among it kept most of the memory of
+// that garbage from the OS after it was collected. A chunk lives until the
+// last of its records is replaced, so it holds at most what the load did.
 func loadBucket[T any, P interface {
 	*T
 	compact()
@@ -188,8 +194,13 @@ func loadBucket[T any, P interface {
 	for w := range workers {
 		lo, hi := w*len(raws)/workers, (w+1)*len(raws)/workers
 		wg.Go(func() {
+			var chunk []T
 			for i := lo; i < hi; i++ {
-				v := new(T)
+				if len(chunk) == 0 {
+					chunk = make([]T, min(loadChunk, hi-i))
+				}
+				v := &chunk[0]
+				chunk = chunk[1:]
 				if err := decodeRecord(raws[i], v); err != nil {
 					failedAt[w], errs[w] = i, err
 					return
