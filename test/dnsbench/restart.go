@@ -105,7 +105,7 @@ func measureRestart(bin string, n, restarts int) error {
 			return err
 		}
 		pid := r.cmd.Process.Pid
-		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: bbolt's maps); data directory %.1f MB\n",
+		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps); data directory %.1f MB\n",
 			kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), mb(du))
 	}
 	return nil
