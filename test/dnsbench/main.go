@@ -45,6 +45,7 @@ type config struct {
 	seconds, rounds    int
 	rate, trials       int
 	chart              string
+	memLimit           string // -scale: the replicas' GOMEMLIMIT
 }
 
 func main() {
@@ -60,6 +61,8 @@ func main() {
 	flag.IntVar(&c.trials, "trials", 20, "propagation trials")
 	flag.StringVar(&c.chart, "chart", "", "write a PNG chart of the results to this path")
 	restart := flag.Bool("restart", false, "only measure a one-replica kdnsd restarted with its API server unreachable, at -services (BENCHMARKS.md)")
+	flag.StringVar(&c.memLimit, "memlimit", "", "with -scale: GOMEMLIMIT of the replicas (what kdnsd sets itself in a container: 90% of its memory limit)")
+	scale := flag.Bool("scale", false, "only measure kdnsd fed by the API server at -services and -headless: start, memory, a new leader's resync (BENCHMARKS.md; -services 0 -headless 100000 for 100k)")
 	serveMap := flag.String("serve-map", "", "internal: serve the zone file given as the argument from a Go map on this address")
 	flag.Parse()
 	if *serveMap != "" {
@@ -67,6 +70,12 @@ func main() {
 	}
 	if *restart {
 		if err := measureRestart(c.kdnsd, c.services, c.rounds); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *scale {
+		if err := measureScale(c); err != nil {
 			log.Fatal(err)
 		}
 		return

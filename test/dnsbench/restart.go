@@ -96,7 +96,7 @@ func measureRestart(bin string, n, restarts int) error {
 		fmt.Printf("restart (SIGKILL, API server unreachable): first correct answer %d ms after the process started\n",
 			time.Since(started).Milliseconds())
 		time.Sleep(5 * time.Second) // let the start-up garbage be collected before RSS is read
-		heap, err := r.heapInuse()
+		heap, err := heapInuse(r.http)
 		if err != nil {
 			return err
 		}
@@ -154,9 +154,10 @@ func (r *restartReplica) awaitAnswer(s *fsm.Service, want string, timeout time.D
 	return fmt.Errorf("%s.%s not answered %s within %s", s.Name, s.Namespace, want, timeout)
 }
 
-// heapInuse reads go_memstats_heap_inuse_bytes from the replica's /metrics.
-func (r *restartReplica) heapInuse() (int64, error) {
-	resp, err := http.Get("http://" + r.http + "/metrics")
+// heapInuse reads go_memstats_heap_inuse_bytes from the /metrics of the
+// kdnsd whose status port is at addr.
+func heapInuse(addr string) (int64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
 	}

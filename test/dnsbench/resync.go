@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
 // resync is what a new leader's resync cost: the old leader was killed,
@@ -59,4 +63,78 @@ func measureResync(ctx context.Context, c *cluster.Cluster, timeout time.Duratio
 		time.Sleep(5 * time.Millisecond)
 	}
 	return r, fmt.Errorf("no new leader streamed within %v of the kill (elected after %v)", timeout, r.elected)
+}
+
+// measureScale is dnsbench -scale: kdnsd alone, fed by the API server at
+// -services and -headless (100k headless services make the API server
+// allocate no ClusterIPs, whose repair loop slowed creation through it
+// to ~24 a second by 38k ClusterIP services): the time from the replicas'
+// start to the whole set answered, each replica's memory once settled,
+// and a new leader's resync after the leader is killed.
+func measureScale(c config) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "kdnsd-scalebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	services, slices := dataset(c.services, c.headless)
+	env, err := testenv.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	cs, err := kubernetes.NewForConfig(env.AdminConfig())
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	if err := loadDataset(ctx, cs, services, slices); err != nil {
+		return err
+	}
+	fmt.Printf("%d services (%d headless) and %d slices of 3 endpoints created through the API in %v\n",
+		len(services), c.headless, len(slices), time.Since(began).Round(time.Second))
+
+	began = time.Now()
+	var kdnsdEnv []string
+	if c.memLimit != "" {
+		kdnsdEnv = []string{"GOMEMLIMIT=" + c.memLimit}
+		fmt.Printf("replicas run with GOMEMLIMIT=%s\n", c.memLimit)
+	}
+	s, cl, err := startKdnsd(c.kdnsd, env.KdnsdKubeconfig, dir, c.replicas, kdnsdEnv...)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	var addrs []string
+	for _, r := range cl.Replicas {
+		addrs = append(addrs, r.DNSAddr)
+	}
+	last, lastSlice := services[len(services)-1], slices[len(slices)-1]
+	startup, err := slowestAnswer(addrs, fqdn(last), expectedA(last, lastSlice).String(), began, startTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("start of %d replicas → the last service answered by all: %v\n", len(addrs), startup.Round(time.Millisecond))
+	time.Sleep(10 * time.Second) // let the start's garbage be collected
+	for _, r := range cl.Replicas {
+		st, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		heap, err := heapInuse(r.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		pid := r.Pid()
+		fmt.Printf("%s (%s): RSS %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps)\n",
+			r.ID, st.State, kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")))
+	}
+	rs, err := measureResync(ctx, cl, startTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("leader killed (SIGKILL): a new leader %v later; its resync done %v after the kill; %d log entries appended; last applied command at index %d before, %d after\n",
+		rs.elected.Round(time.Millisecond), rs.streamed.Round(time.Millisecond), rs.entries, rs.appliedBefore, rs.appliedAfter)
+	return nil
 }

@@ -60,8 +60,9 @@ func startProcess(name, addr, logPath string, argv ...string) (*server, error) {
 // startKdnsd starts a cluster of kdnsd replicas on loopback fed by the API
 // server of kubeconfig. The first replica, the one dnsperf asks, runs
 // pinned to serverCore through a wrapper that execs kdnsd under taskset (so
-// its pid is kdnsd's own and Go sizes GOMAXPROCS to the one core).
-func startKdnsd(bin, kubeconfig, dir string, replicas int) (*server, *cluster.Cluster, error) {
+// its pid is kdnsd's own and Go sizes GOMAXPROCS to the one core). env is
+// added to every replica's environment.
+func startKdnsd(bin, kubeconfig, dir string, replicas int, env ...string) (*server, *cluster.Cluster, error) {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return nil, nil, err
@@ -79,6 +80,9 @@ func startKdnsd(bin, kubeconfig, dir string, replicas int) (*server, *cluster.Cl
 		return nil, nil, err
 	}
 	c.Replicas[0].Bin = pinned
+	for _, r := range c.Replicas {
+		r.Env = env
+	}
 	c.ExtraArgs = []string{"--log-level", "error", "--raft-log-level", "error"}
 	if err := c.StartAll(); err != nil {
 		c.StopAll()
