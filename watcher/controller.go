@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -289,20 +288,14 @@ func (t *term) run(ctx context.Context) error {
 	}
 }
 
-// slim drops from cached objects what translation never reads: of
-// services, endpoint slices and pods everything but what translation reads
-// and their identity (slimService, slimSlice, slimPod), of other objects
-// (namespaces) managed fields and annotations (kubectl's
-// last-applied-configuration alone can be as large as the object). Objects
-// handed to a transform are the informer's own fresh copies.
+// slim drops from cached objects what translation never reads: managed
+// fields and annotations (kubectl's last-applied-configuration alone can be
+// as large as the object), and of pods everything but their names, phase and
+// addresses. Objects handed to a transform are the informer's own fresh
+// copies.
 func slim(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return slimPod(o), nil
-	case *corev1.Service:
-		return slimService(o), nil
-	case *discoveryv1.EndpointSlice:
-		return slimSlice(o), nil
+	if p, ok := obj.(*corev1.Pod); ok {
+		return slimPod(p), nil
 	}
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)

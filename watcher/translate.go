@@ -153,66 +153,12 @@ func PodFrom(p *corev1.Pod) (*fsm.Pod, bool) {
 	return out, true
 }
 
-// identity is the metadata an informer needs of a cached object.
-func identity(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion}
-}
-
-// slimService is what the leader's informer caches of a service: what
-// ServiceFrom reads and the identity the informer needs. Labels, the
-// selector, status and the spec's other fields (about two thirds of a
-// cached Service) are dropped: at 100k services they were the leader's
-// largest cost beyond the records themselves.
-func slimService(s *corev1.Service) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: identity(&s.ObjectMeta),
-		Spec: corev1.ServiceSpec{Type: s.Spec.Type, ClusterIP: s.Spec.ClusterIP, ClusterIPs: s.Spec.ClusterIPs,
-			ExternalName: s.Spec.ExternalName, PublishNotReadyAddresses: s.Spec.PublishNotReadyAddresses,
-			Ports: slimServicePorts(s.Spec.Ports)},
-	}
-}
-
-func slimServicePorts(ports []corev1.ServicePort) []corev1.ServicePort {
-	if ports == nil {
-		return nil
-	}
-	out := make([]corev1.ServicePort, len(ports))
-	for i, p := range ports {
-		out[i] = corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port}
-	}
-	return out
-}
-
-// slimSlice is what the leader's informer caches of an endpoint slice: what
-// SliceFrom reads (the service-name label alone of the labels; of an
-// endpoint its addresses, readiness, hostname, node and the name of a pod
-// it targets) and the identity the informer needs.
-func slimSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
-	out := &discoveryv1.EndpointSlice{ObjectMeta: identity(&es.ObjectMeta), AddressType: es.AddressType, Ports: es.Ports}
-	if name, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
-		out.Labels = map[string]string{discoveryv1.LabelServiceName: name}
-	}
-	if es.Endpoints != nil {
-		out.Endpoints = make([]discoveryv1.Endpoint, len(es.Endpoints))
-	}
-	for i := range es.Endpoints {
-		ep := &es.Endpoints[i]
-		e := discoveryv1.Endpoint{Addresses: ep.Addresses, Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready},
-			Hostname: ep.Hostname, NodeName: ep.NodeName}
-		if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
-			e.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: ep.TargetRef.Name}
-		}
-		out.Endpoints[i] = e
-	}
-	return out
-}
-
 // slimPod is what the pod informer caches of a pod: what PodFrom reads and
 // the identity the informer needs. Ten thousand full pods (specs, managed
 // fields, conditions) would cost the leader hundreds of megabytes.
 func slimPod(p *corev1.Pod) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: identity(&p.ObjectMeta),
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion},
 		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
 	}
 }
