@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -83,6 +84,29 @@ func dataset(nServices, nHeadless int) ([]*fsm.Service, []*fsm.EndpointSlice) {
 }
 
 func fqdn(s *fsm.Service) string { return s.Name + "." + s.Namespace + ".svc." + zone }
+
+// startAPI starts etcd and kube-apiserver (the caller stops them) and
+// creates services and slices through the API; took is how long the
+// creation took.
+func startAPI(ctx context.Context, services []*fsm.Service, slices []*fsm.EndpointSlice) (env *testenv.Env, cs kubernetes.Interface, took time.Duration, err error) {
+	logf("starting etcd and kube-apiserver")
+	if env, err = testenv.Start(ctx); err != nil {
+		return nil, nil, 0, err
+	}
+	defer func() {
+		if err != nil {
+			env.Stop()
+		}
+	}()
+	if cs, err = kubernetes.NewForConfig(env.AdminConfig()); err != nil {
+		return nil, nil, 0, err
+	}
+	began := time.Now()
+	if err = loadDataset(ctx, cs, services, slices); err != nil {
+		return nil, nil, 0, err
+	}
+	return env, cs, time.Since(began), nil
+}
 
 // loadDataset creates the dataset's namespaces, services and slices through
 // the API, with a few writers in parallel, and the ServiceCIDR the

@@ -31,11 +31,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/test/cluster"
-	"github.com/kdnsd/kdnsd/test/testenv"
 )
 
 type config struct {
@@ -107,21 +104,12 @@ func run(c config) error {
 		return err
 	}
 
-	logf("starting etcd and kube-apiserver")
-	env, err := testenv.Start(ctx)
+	env, cs, took, err := startAPI(ctx, services, slices)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
-	if err != nil {
-		return err
-	}
-	began := time.Now()
-	if err := loadDataset(ctx, cs, services, slices); err != nil {
-		return err
-	}
-	logf("created %d services and %d slices through the API in %v", len(services), len(slices), time.Since(began).Round(time.Millisecond))
+	logf("created %d services and %d slices through the API in %v", len(services), len(slices), took.Round(time.Millisecond))
 
 	// The servers fed by the API start one after the other, so that the
 	// watches each adds to the API server's count are its own.

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kdnsd/kdnsd/test/cluster"
-	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
 
@@ -80,23 +77,15 @@ func measureScale(c config) error {
 	}
 	defer os.RemoveAll(dir)
 	services, slices := dataset(c.services, c.headless)
-	env, err := testenv.Start(ctx)
+	env, _, took, err := startAPI(ctx, services, slices)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	cs, err := kubernetes.NewForConfig(env.AdminConfig())
-	if err != nil {
-		return err
-	}
-	began := time.Now()
-	if err := loadDataset(ctx, cs, services, slices); err != nil {
-		return err
-	}
 	fmt.Printf("%d services (%d headless) and %d slices of 3 endpoints created through the API in %v\n",
-		len(services), c.headless, len(slices), time.Since(began).Round(time.Second))
+		len(services), c.headless, len(slices), took.Round(time.Second))
 
-	began = time.Now()
+	began := time.Now()
 	var kdnsdEnv []string
 	if c.memLimit != "" {
 		kdnsdEnv = []string{"GOMEMLIMIT=" + c.memLimit}
