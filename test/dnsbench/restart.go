@@ -33,7 +33,8 @@ type restartReplica struct {
 // again with its API server unreachable (restarts times), and prints the
 // snapshot's size, the install time, and for each restart the time from the
 // process's start to its first correct answer, its RSS (anonymous, of
-// which the Go heap, and file-backed) 5 s later and its data directory's size.
+// which the Go heap, and file-backed) 5 s later, its peak RSS and its data
+// directory's size.
 func measureRestart(bin string, n, restarts int) error {
 	dir, err := os.MkdirTemp("", "kdnsd-restartbench-")
 	if err != nil {
@@ -105,8 +106,8 @@ func measureRestart(bin string, n, restarts int) error {
 			return err
 		}
 		pid := r.cmd.Process.Pid
-		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps); data directory %.1f MB\n",
-			kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), mb(du))
+		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps); peak RSS %.1f MB; data directory %.1f MB\n",
+			kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), kbMB(procStatusKB(pid, "VmHWM")), mb(du))
 	}
 	return nil
 }
