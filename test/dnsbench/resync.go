@@ -39,7 +39,7 @@ func measureResync(ctx context.Context, c *cluster.Cluster, timeout time.Duratio
 	}
 	killed := time.Now()
 	old.Kill()
-	for time.Since(killed) < timeout {
+	streamed := func() bool {
 		for _, rep := range c.Replicas {
 			if rep == old || !rep.Running() {
 				continue
@@ -55,12 +55,15 @@ func measureResync(ctx context.Context, c *cluster.Cluster, timeout time.Duratio
 				r.streamed = time.Since(killed)
 				r.entries = st.LastLogIndex - before.LastLogIndex
 				r.appliedBefore, r.appliedAfter = before.AppliedIndex, st.AppliedIndex
-				return r, nil
+				return true
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		return false
 	}
-	return r, fmt.Errorf("no new leader streamed within %v of the kill (elected after %v)", timeout, r.elected)
+	if !wait.Poll(timeout, streamed) {
+		return r, fmt.Errorf("no new leader streamed within %v of the kill (elected after %v)", timeout, r.elected)
+	}
+	return r, nil
 }
 
 // measureScale is dnsbench -scale: kdnsd alone, fed by the API server at
