@@ -11,12 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -82,8 +79,9 @@ type term struct {
 	log *slog.Logger
 	q   workqueue.TypedRateLimitingInterface[key]
 
-	services   corelisters.ServiceLister
-	slices     discoverylisters.EndpointSliceLister
+	// The informers' stores hold cached entries (see transform).
+	services   cache.SharedIndexInformer
+	slices     cache.SharedIndexInformer
 	namespaces cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer // nil without Config.WatchPods
 
@@ -202,11 +200,9 @@ func (t *term) run(ctx context.Context) error {
 	// and the diff against the View makes that cheap; periodic resyncs would
 	// only repeat it.
 	factory := informers.NewSharedInformerFactoryWithOptions(kubeclient.ListWatchOnly(t.w.client), 0,
-		informers.WithTransform(slim))
-	svcInformer := factory.Core().V1().Services()
-	sliceInformer := factory.Discovery().V1().EndpointSlices()
-	t.services = svcInformer.Lister()
-	t.slices = sliceInformer.Lister()
+		informers.WithTransform(t.transform))
+	t.services = factory.Core().V1().Services().Informer()
+	t.slices = factory.Discovery().V1().EndpointSlices().Informer()
 	t.namespaces = factory.Core().V1().Namespaces().Informer()
 	// probe lists at most one object of a resource: the cheapest request
 	// that needs what the informer's list needs (a reachable API server
@@ -220,11 +216,11 @@ func (t *term) run(ctx context.Context) error {
 		probe func(context.Context) error
 	}
 	informers := []watched{
-		{"services", kindService, svcInformer.Informer(), func(ctx context.Context) error {
+		{"services", kindService, t.services, func(ctx context.Context) error {
 			_, err := c.CoreV1().Services("").List(ctx, one)
 			return err
 		}},
-		{"endpointslices", kindSlice, sliceInformer.Informer(), func(ctx context.Context) error {
+		{"endpointslices", kindSlice, t.slices, func(ctx context.Context) error {
 			_, err := c.DiscoveryV1().EndpointSlices("").List(ctx, one)
 			return err
 		}},
@@ -274,7 +270,7 @@ func (t *term) run(ctx context.Context) error {
 		return nil
 	}
 	t.synced = true
-	t.enqueueAll(svcInformer.Informer().GetStore(), sliceInformer.Informer().GetStore())
+	t.enqueueAll(t.services.GetStore(), t.slices.GetStore())
 
 	items := make(chan key)
 	wg.Go(func() { t.feed(ctx, items) })
@@ -286,22 +282,6 @@ func (t *term) run(ctx context.Context) error {
 		}
 		t.process(ctx, batch)
 	}
-}
-
-// slim drops from cached objects what translation never reads: managed
-// fields and annotations (kubectl's last-applied-configuration alone can be
-// as large as the object), and of pods everything but their names, phase and
-// addresses. Objects handed to a transform are the informer's own fresh
-// copies.
-func slim(obj any) (any, error) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		return slimPod(p), nil
-	}
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-		m.SetAnnotations(nil)
-	}
-	return obj, nil
 }
 
 // barrier waits for a Raft barrier, retrying with backoff. It reports false
@@ -806,33 +786,23 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 	switch k.kind {
 	case kindService:
 		sk := fsm.ServiceKey{Namespace: k.namespace, Name: k.name}
-		have := view.Service(sk)
-		obj, err := t.services.Services(k.namespace).Get(k.name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			t.log.Error("lister failed", "key", k.String(), "err", err)
+		want, _, err := record[fsm.Service](t.services.GetStore(), k.namespace, k.name)
+		if err != nil {
+			t.log.Error("informer store failed", "key", k.String(), "err", err)
 			return fsm.Command{}, false
 		}
-		var want *fsm.Service
-		if obj != nil {
-			want = ServiceFrom(obj)
-		}
-		return change(have, want, fsm.DeleteService(sk), fsm.UpsertService)
+		return change(view.Service(sk), want, fsm.DeleteService(sk), fsm.UpsertService)
 	case kindSlice:
 		sk := fsm.SliceKey{Namespace: k.namespace, Name: k.name}
-		have := view.Slice(sk)
-		obj, err := t.slices.EndpointSlices(k.namespace).Get(k.name)
-		if err != nil && !apierrors.IsNotFound(err) {
-			t.log.Error("lister failed", "key", k.String(), "err", err)
+		want, _, err := record[fsm.EndpointSlice](t.slices.GetStore(), k.namespace, k.name)
+		if err != nil {
+			t.log.Error("informer store failed", "key", k.String(), "err", err)
 			return fsm.Command{}, false
 		}
-		var want *fsm.EndpointSlice
-		if obj != nil {
-			want, _ = SliceFrom(obj) // nil when the slice carries no records
-		}
-		return change(have, want, fsm.DeleteSlice(sk), fsm.UpsertSlice)
+		return change(view.Slice(sk), want, fsm.DeleteSlice(sk), fsm.UpsertSlice)
 	case kindNamespace:
 		have := view.HasNamespace(k.name)
-		_, exists, err := t.namespaces.GetStore().GetByKey(k.name)
+		_, exists, err := record[struct{}](t.namespaces.GetStore(), "", k.name)
 		if err != nil {
 			t.log.Error("informer store failed", "key", k.String(), "err", err)
 			return fsm.Command{}, false
@@ -845,19 +815,15 @@ func (t *term) diff(view *fsm.View, k key) (fsm.Command, bool) {
 		}
 	case kindPod:
 		pk := fsm.PodKey{Namespace: k.namespace, Name: k.name}
-		have := view.Pod(pk)
 		var want *fsm.Pod
 		if t.pods != nil { // else the View's pods go: this term does not watch them
-			obj, exists, err := t.pods.GetStore().GetByKey(k.namespace + "/" + k.name)
-			if err != nil {
+			var err error
+			if want, _, err = record[fsm.Pod](t.pods.GetStore(), k.namespace, k.name); err != nil {
 				t.log.Error("informer store failed", "key", k.String(), "err", err)
 				return fsm.Command{}, false
 			}
-			if p, ok := obj.(*corev1.Pod); exists && ok {
-				want, _ = PodFrom(p) // nil when the pod has no records
-			}
 		}
-		return change(have, want, fsm.DeletePod(pk), fsm.UpsertPod)
+		return change(view.Pod(pk), want, fsm.DeletePod(pk), fsm.UpsertPod)
 	}
 	return fsm.Command{}, false
 }

@@ -277,8 +277,7 @@ func TestResyncDeletesNamespacesAndUntracksPods(t *testing.T) {
 	}
 }
 
-// TestPodFrom: the translation of pods, and the informer's transform that
-// keeps only what it reads.
+// TestPodFrom: the translation of pods.
 func TestPodFrom(t *testing.T) {
 	mk := func(phase corev1.PodPhase, podIP string, ips ...string) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Status: corev1.PodStatus{Phase: phase, PodIP: podIP}}
@@ -315,25 +314,5 @@ func TestPodFrom(t *testing.T) {
 				t.Errorf("got %+v, want %v", got, tt.want)
 			}
 		})
-	}
-
-	full := mk(corev1.PodRunning, "10.0.0.1", "10.0.0.1")
-	full.Labels = map[string]string{"app": "x"}
-	full.Annotations = map[string]string{"big": "value"}
-	full.Spec.Containers = []corev1.Container{{Name: "c", Image: "i"}}
-	full.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady}}
-	obj, err := slim(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := obj.(*corev1.Pod)
-	if s.Labels != nil || s.Annotations != nil || s.Spec.Containers != nil || s.Status.Conditions != nil ||
-		s.Name != "p" || s.Namespace != "ns" || s.Status.Phase != corev1.PodRunning || len(s.Status.PodIPs) != 1 {
-		t.Errorf("slimmed pod %+v", s)
-	}
-	a, _ := PodFrom(full)
-	b, _ := PodFrom(s)
-	if !a.Equal(b) {
-		t.Errorf("the slimmed pod translates to %+v, the full one to %+v", b, a)
 	}
 }

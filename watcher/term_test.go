@@ -1,6 +1,6 @@
 package watcher
 
-// Pure tests of a term's parts: no API server, listers fed by informers on a
+// Pure tests of a term's parts: no API server, informers on a
 // fake clientset. The real-API tests in controller_test.go are the evidence
 // that the parts work together against kube-apiserver.
 
@@ -23,7 +23,7 @@ import (
 	"github.com/kdnsd/kdnsd/fsm"
 )
 
-// pureTerm is a term whose listers show objs (through informers on a fake
+// pureTerm is a term whose informers cache objs (through informers on a fake
 // clientset, with the term's own transform) and whose View is store's.
 func pureTerm(t *testing.T, store *fsm.Store, raft Committer, objs ...runtime.Object) *term {
 	t.Helper()
@@ -33,9 +33,9 @@ func pureTerm(t *testing.T, store *fsm.Store, raft Committer, objs ...runtime.Ob
 		t.Fatal(err)
 	}
 	tm := newTerm(w)
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slim))
-	tm.services = factory.Core().V1().Services().Lister()
-	tm.slices = factory.Discovery().V1().EndpointSlices().Lister()
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(tm.transform))
+	tm.services = factory.Core().V1().Services().Informer()
+	tm.slices = factory.Discovery().V1().EndpointSlices().Informer()
 	factory.Start(t.Context().Done())
 	t.Cleanup(factory.Shutdown)
 	for typ, ok := range factory.WaitForCacheSync(t.Context().Done()) {
@@ -124,7 +124,7 @@ func TestDiff(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		view []runtime.Object // translated into the View
-		api  []runtime.Object // what the listers show
+		api  []runtime.Object // what the informers cache
 		key  key
 		want string         // "op name", or "" for no command
 		rec  runtime.Object // what an upsert must carry, translated

@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kdnsd/kdnsd/fsm"
 )
@@ -151,14 +150,4 @@ func PodFrom(p *corev1.Pod) (*fsm.Pod, bool) {
 		return nil, false
 	}
 	return out, true
-}
-
-// slimPod is what the pod informer caches of a pod: what PodFrom reads and
-// the identity the informer needs. Ten thousand full pods (specs, managed
-// fields, conditions) would cost the leader hundreds of megabytes.
-func slimPod(p *corev1.Pod) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion},
-		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
-	}
 }

@@ -1,0 +1,110 @@
+package watcher
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kdnsd/kdnsd/fsm"
+)
+
+// TestTransform: what the informers cache of each kind of object is its
+// record, the View's own when equal, under the object's key and resource
+// version; an object of another kind is an error.
+func TestTransform(t *testing.T) {
+	web := webService(tcpPort("http", 80))
+	slice := webSlice(true, webLabel, discoveryv1.AddressTypeIPv4)
+	store, raft := seededStore(t, web, slice)
+	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newTerm(w)
+	view := store.View()
+
+	withRV := func(m *metav1.ObjectMeta) { m.ResourceVersion = "7" }
+	sameWeb := web.DeepCopy()
+	withRV(&sameWeb.ObjectMeta)
+	moreWeb := webService(tcpPort("http", 80), tcpPort("https", 443))
+	withRV(&moreWeb.ObjectMeta)
+	sameSlice := slice.DeepCopy()
+	withRV(&sameSlice.ObjectMeta)
+	unlabelled := webSlice(true, nil, discoveryv1.AddressTypeIPv4)
+	withRV(&unlabelled.ObjectMeta)
+	pod := func(phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", ResourceVersion: "7"},
+			Status:     corev1.PodStatus{Phase: phase, PodIPs: []corev1.PodIP{{IP: "10.244.0.9"}}},
+		}
+	}
+	wantPod, _ := PodFrom(pod(corev1.PodRunning))
+	wantMore := ServiceFrom(moreWeb)
+
+	for _, tc := range []struct {
+		name string
+		obj  any
+		key  string
+		// check inspects the cache entry.
+		check func(t *testing.T, c any)
+	}{
+		{"service as the View holds it", sameWeb, "ns/web", func(t *testing.T, c any) {
+			if got := c.(*cached[fsm.Service]).record; got != view.Service(fsm.ServiceKey{Namespace: "ns", Name: "web"}) {
+				t.Errorf("record %+v is not the View's", got)
+			}
+		}},
+		{"changed service", moreWeb, "ns/web", func(t *testing.T, c any) {
+			got := c.(*cached[fsm.Service]).record
+			if !got.Equal(wantMore) || got == view.Service(wantMore.Key()) {
+				t.Errorf("record %+v, want a new %+v", got, wantMore)
+			}
+		}},
+		{"slice as the View holds it", sameSlice, "ns/web-1", func(t *testing.T, c any) {
+			if got := c.(*cached[fsm.EndpointSlice]).record; got != view.Slice(fsm.SliceKey{Namespace: "ns", Name: "web-1"}) {
+				t.Errorf("record %+v is not the View's", got)
+			}
+		}},
+		{"slice of no service", unlabelled, "ns/web-1", func(t *testing.T, c any) {
+			if got := c.(*cached[fsm.EndpointSlice]).record; got != nil {
+				t.Errorf("record %+v, want none", got)
+			}
+		}},
+		{"running pod", pod(corev1.PodRunning), "ns/p", func(t *testing.T, c any) {
+			if got := c.(*cached[fsm.Pod]).record; got == nil || !got.Equal(wantPod) {
+				t.Errorf("record %+v, want %+v", got, wantPod)
+			}
+		}},
+		{"terminated pod", pod(corev1.PodSucceeded), "ns/p", func(t *testing.T, c any) {
+			if got := c.(*cached[fsm.Pod]).record; got != nil {
+				t.Errorf("record %+v, want none", got)
+			}
+		}},
+		{"namespace", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns", ResourceVersion: "7"}}, "ns", func(t *testing.T, c any) {
+			if _, ok := c.(*cached[struct{}]); !ok {
+				t.Errorf("cached a %T", c)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tm.transform(tc.obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+			if key, err := cache.MetaNamespaceKeyFunc(c); err != nil || key != tc.key {
+				t.Errorf("key %q (%v), want %q", key, err, tc.key)
+			}
+			if m, err := apimeta.Accessor(c); err != nil || m.GetResourceVersion() != "7" {
+				t.Errorf("resource version %v (%v), want 7", m, err)
+			}
+		})
+	}
+
+	if c, err := tm.transform(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cm"}}); err == nil {
+		t.Errorf("a ConfigMap was cached as %+v", c)
+	}
+}
