@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,7 @@ func metrics(node *raftnode.Node, res *resolver.Resolver, served *servingMetrics
 		served.programming,
 		served.eventToCommit,
 		dnsCollector{served.dns},
-		collectors.NewGoCollector(),
+		goCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kdnsd_served_index", Help: "Raft log index of the records this replica answers from."},
 			func() float64 { return float64(res.AppliedIndex()) }),
@@ -195,4 +196,13 @@ func (c dnsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDNSUDPPath, prometheus.CounterValue, float64(n.FastPath), "fast")
 	ch <- prometheus.MustNewConstMetric(descDNSUDPPath, prometheus.CounterValue, float64(n.GeneralPath), "general")
+}
+
+// goCollector is the Go runtime's metrics: the default set and
+// go_gc_heap_live_bytes, the heap its last collection found live. The
+// memstats gauges count garbage not yet swept; the live heap is what to
+// size a replica's memory limit from (with GOGC's headroom above it).
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,28 @@ func histogram(t *testing.T, h prometheus.Histogram) (uint64, float64) {
 	}
 	m := mfs[0].GetMetric()[0].GetHistogram()
 	return m.GetSampleCount(), m.GetSampleSum()
+}
+
+// TestGoCollectorLiveHeap: the live heap is among the Go runtime's metrics,
+// with the default set.
+func TestGoCollectorLiveHeap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(goCollector())
+	runtime.GC() // the live heap is that of the last collection
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		if m := f.GetMetric(); len(m) == 1 && m[0].GetGauge() != nil {
+			values[f.GetName()] = m[0].GetGauge().GetValue()
+		}
+	}
+	if v := values["go_gc_heap_live_bytes"]; v <= 0 {
+		t.Errorf("go_gc_heap_live_bytes = %v, want the live heap", v)
+	}
+	if _, ok := values["go_memstats_heap_inuse_bytes"]; !ok {
+		t.Error("the default go_memstats gauges are gone")
+	}
 }
