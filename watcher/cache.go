@@ -1,11 +1,17 @@
 package watcher
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kdnsd/kdnsd/fsm"
@@ -35,12 +41,29 @@ func (c *cached[R]) GetObjectMeta() metav1.Object {
 	return &metav1.ObjectMeta{Namespace: c.namespace, Name: c.name, ResourceVersion: c.resourceVersion}
 }
 
+// GetObjectKind and DeepCopyObject make cached a runtime.Object, which the
+// items of a list must be (listInPages).
+func (c *cached[R]) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject copies the entry; the record is immutable and shared.
+func (c *cached[R]) DeepCopyObject() runtime.Object {
+	cp := *c
+	return &cp
+}
+
+// entry marks the cache entries, which transform passes through: the
+// entries of a list (listInPages) come to it again.
+func (c *cached[R]) entry() {}
+
 // transform is the informers' transform: it translates each object the API
 // server sends into what the informer caches. A record equal to the one
 // the View holds is replaced by the View's, so that a term that finds the
 // View up to date (a new leader's resync, a relist) caches no second copy
 // of the record set. Records are immutable, so sharing them is safe.
 func (t *term) transform(obj any) (any, error) {
+	if _, ok := obj.(interface{ entry() }); ok {
+		return obj, nil
+	}
 	view := t.w.views.View()
 	switch o := obj.(type) {
 	case *corev1.Service:
@@ -90,4 +113,80 @@ func record[R any](store cache.Store, namespace, name string) (*R, bool, error) 
 		return nil, false, fmt.Errorf("watcher: informer store holds a %T under %s", obj, key)
 	}
 	return c.record, true, nil
+}
+
+// listPageSize is how many objects a term's list asks the API server for
+// at a time (client-go's own page size).
+const listPageSize = 500
+
+// objectList is a List method of a typed client, such as
+// client.CoreV1().Services("").List.
+type objectList[L runtime.Object] func(context.Context, metav1.ListOptions) (L, error)
+
+// pagedInformer returns, for factory.InformerFor, an informer of the
+// objects list and watch reach whose lists come in pages that are turned
+// into cache entries (transform) before the next page is asked for.
+//
+// An informer's own list asks for resourceVersion 0, which the API server
+// answers from its cache in one response, whatever the page size: the
+// leader would hold every Service and EndpointSlice of the cluster decoded
+// at once (some 300 MB at 100k services) besides the entries made from
+// them. A list here asks for the most recent state, which the API server
+// pages (from its cache since Kubernetes 1.34, else from etcd), so only
+// one page is decoded at a time. A relist from a resource version keeps
+// it, and its errors (410 Gone) go to the reflector unchanged, which then
+// lists again from the most recent state.
+func pagedInformer[L runtime.Object](t *term, resource string, example runtime.Object, list objectList[L], watch cache.WatchFuncWithContext) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
+	return func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		lw := &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				return listInPages(ctx, t, resource, opts, list)
+			},
+			WatchFuncWithContext: watch,
+		}
+		return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example,
+			cache.SharedIndexInformerOptions{ResyncPeriod: resync})
+	}
+}
+
+// listInPages lists every object in pages and returns their cache entries
+// as one list, at the resource version of the first page, and logs how
+// many it read in how many pages.
+func listInPages[L runtime.Object](ctx context.Context, t *term, resource string, opts metav1.ListOptions, list objectList[L]) (runtime.Object, error) {
+	start := time.Now()
+	if opts.ResourceVersion == "0" {
+		opts.ResourceVersion = ""
+	}
+	opts.Limit = listPageSize
+	out := &metav1.List{}
+	for pages := 1; ; pages++ {
+		page, err := list(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		lm, err := apimeta.ListAccessor(page)
+		if err != nil {
+			return nil, err
+		}
+		items, err := apimeta.ExtractList(page)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range items {
+			c, err := t.transform(obj)
+			if err != nil {
+				return nil, err
+			}
+			out.Items = append(out.Items, runtime.RawExtension{Object: c.(runtime.Object)})
+		}
+		if out.ResourceVersion == "" {
+			out.ResourceVersion = lm.GetResourceVersion()
+		}
+		if lm.GetContinue() == "" {
+			t.log.Info("listed", "resource", resource, "objects", len(out.Items), "pages", pages,
+				"resource_version", out.ResourceVersion, "took", time.Since(start).Round(time.Millisecond))
+			return out, nil
+		}
+		opts.Continue, opts.ResourceVersion = lm.GetContinue(), ""
+	}
 }

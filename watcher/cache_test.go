@@ -1,6 +1,9 @@
 package watcher
 
 import (
+	"context"
+	"errors"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -106,5 +109,76 @@ func TestTransform(t *testing.T) {
 
 	if c, err := tm.transform(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cm"}}); err == nil {
 		t.Errorf("a ConfigMap was cached as %+v", c)
+	}
+}
+
+// TestListInPages: a list asks for the most recent state in pages, follows
+// the continue tokens without a resource version, keeps a relist's resource
+// version, and returns every page's cache entries at the first page's
+// resource version; a page's error ends it.
+func TestListInPages(t *testing.T) {
+	store, raft := seededStore(t)
+	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newTerm(w)
+	pages := []*corev1.ServiceList{
+		{ListMeta: metav1.ListMeta{ResourceVersion: "10", Continue: "c1"}, Items: []corev1.Service{*clusterIPService("ns", "a"), *clusterIPService("ns", "b")}},
+		{ListMeta: metav1.ListMeta{ResourceVersion: "10", Continue: "c2"}, Items: []corev1.Service{*clusterIPService("ns", "c")}},
+		{ListMeta: metav1.ListMeta{ResourceVersion: "10"}, Items: []corev1.Service{*clusterIPService("other", "a")}},
+	}
+	for _, tc := range []struct {
+		name, rv, wantRV string
+		failAt           int // the page whose request fails; -1: none
+	}{
+		{"initial list", "0", "", -1},
+		{"relist from a resource version", "7", "7", -1},
+		{"most recent", "", "", -1},
+		{"second page fails", "0", "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked []metav1.ListOptions
+			list := func(_ context.Context, opts metav1.ListOptions) (*corev1.ServiceList, error) {
+				asked = append(asked, opts)
+				if len(asked)-1 == tc.failAt {
+					return nil, errors.New("page failed")
+				}
+				return pages[len(asked)-1], nil
+			}
+			got, err := listInPages(t.Context(), tm, "services", metav1.ListOptions{ResourceVersion: tc.rv, Limit: 1000}, objectList[*corev1.ServiceList](list))
+			if tc.failAt >= 0 {
+				if err == nil || len(asked) != tc.failAt+1 {
+					t.Fatalf("got %v, %v after %d requests, want the page's error", got, err, len(asked))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []metav1.ListOptions{
+				{ResourceVersion: tc.wantRV, Limit: listPageSize},
+				{Continue: "c1", Limit: listPageSize},
+				{Continue: "c2", Limit: listPageSize},
+			}
+			if !reflect.DeepEqual(asked, want) {
+				t.Errorf("requests %+v, want %+v", asked, want)
+			}
+			l := got.(*metav1.List)
+			var keys []string
+			for _, it := range l.Items {
+				k, err := cache.MetaNamespaceKeyFunc(it.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := it.Object.(*cached[fsm.Service]); !ok {
+					t.Errorf("item %s is a %T, not a cache entry", k, it.Object)
+				}
+				keys = append(keys, k)
+			}
+			if l.ResourceVersion != "10" || !reflect.DeepEqual(keys, []string{"ns/a", "ns/b", "ns/c", "other/a"}) {
+				t.Errorf("list at %q of %v", l.ResourceVersion, keys)
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -201,14 +203,16 @@ func (t *term) run(ctx context.Context) error {
 	// only repeat it.
 	factory := informers.NewSharedInformerFactoryWithOptions(kubeclient.ListWatchOnly(t.w.client), 0,
 		informers.WithTransform(t.transform))
-	t.services = factory.Core().V1().Services().Informer()
-	t.slices = factory.Discovery().V1().EndpointSlices().Informer()
-	t.namespaces = factory.Core().V1().Namespaces().Informer()
+	c := t.w.client
+	services, slices := c.CoreV1().Services(""), c.DiscoveryV1().EndpointSlices("")
+	namespaces, pods := c.CoreV1().Namespaces(), c.CoreV1().Pods("")
+	t.services = factory.InformerFor(&corev1.Service{}, pagedInformer(t, "services", &corev1.Service{}, services.List, services.Watch))
+	t.slices = factory.InformerFor(&discoveryv1.EndpointSlice{}, pagedInformer(t, "endpointslices", &discoveryv1.EndpointSlice{}, slices.List, slices.Watch))
+	t.namespaces = factory.InformerFor(&corev1.Namespace{}, pagedInformer(t, "namespaces", &corev1.Namespace{}, namespaces.List, namespaces.Watch))
 	// probe lists at most one object of a resource: the cheapest request
 	// that needs what the informer's list needs (a reachable API server
 	// that authorizes kdnsd).
 	one := metav1.ListOptions{Limit: 1}
-	c := t.w.client
 	type watched struct {
 		name  string
 		kind  kind
@@ -217,22 +221,22 @@ func (t *term) run(ctx context.Context) error {
 	}
 	informers := []watched{
 		{"services", kindService, t.services, func(ctx context.Context) error {
-			_, err := c.CoreV1().Services("").List(ctx, one)
+			_, err := services.List(ctx, one)
 			return err
 		}},
 		{"endpointslices", kindSlice, t.slices, func(ctx context.Context) error {
-			_, err := c.DiscoveryV1().EndpointSlices("").List(ctx, one)
+			_, err := slices.List(ctx, one)
 			return err
 		}},
 		{"namespaces", kindNamespace, t.namespaces, func(ctx context.Context) error {
-			_, err := c.CoreV1().Namespaces().List(ctx, one)
+			_, err := namespaces.List(ctx, one)
 			return err
 		}},
 	}
 	if t.w.watchPods {
-		t.pods = factory.Core().V1().Pods().Informer()
+		t.pods = factory.InformerFor(&corev1.Pod{}, pagedInformer(t, "pods", &corev1.Pod{}, pods.List, pods.Watch))
 		informers = append(informers, watched{"pods", kindPod, t.pods, func(ctx context.Context) error {
-			_, err := c.CoreV1().Pods("").List(ctx, one)
+			_, err := pods.List(ctx, one)
 			return err
 		}})
 	}

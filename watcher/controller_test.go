@@ -512,9 +512,10 @@ func TestStreaming(t *testing.T) {
 
 // TestResyncCommitsOnlyDifference restarts Run over the same store: an
 // unchanged cluster commits nothing, and changes made while no term ran
-// (including a deletion) commit exactly those.
+// (including a deletion) commit exactly those. The services are more than
+// a list page, so a page lost or repeated would show as commands.
 func TestResyncCommitsOnlyDifference(t *testing.T) {
-	const n = 200
+	const n = listPageSize + 100
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	ns := createNamespace(t, h.admin, "resync")
