@@ -158,6 +158,13 @@ func (r *restartReplica) awaitAnswer(s *fsm.Service, want string, timeout time.D
 // heapInuse reads go_memstats_heap_inuse_bytes from the /metrics of the
 // kdnsd whose status port is at addr.
 func heapInuse(addr string) (int64, error) {
+	v, err := metric(addr, "go_memstats_heap_inuse_bytes")
+	return int64(v), err
+}
+
+// metric returns the value of the unlabelled metric name on the /metrics
+// page at addr.
+func metric(addr, name string) (float64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
@@ -165,12 +172,11 @@ func heapInuse(addr string) (int64, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int64(f), err
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0, errors.Join(sc.Err(), errors.New("no go_memstats_heap_inuse_bytes in /metrics"))
+	return 0, errors.Join(sc.Err(), fmt.Errorf("no %s in /metrics", name))
 }
 
 func dirSize(dir string) (int64, error) {

@@ -123,9 +123,51 @@ func measureScale(c config) error {
 		return fmt.Errorf("the leader's watcher did not stream within %v", startTimeout)
 	}
 	fmt.Printf("start → the leader's watcher streams (its first diff committed): %v\n", time.Since(began).Round(time.Millisecond))
-	time.Sleep(10 * time.Second) // let the start's garbage be collected
+	if err := printMemory(ctx, cl); err != nil {
+		return err
+	}
+	rs, err := measureResync(ctx, cl, startTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("leader killed (SIGKILL): a new leader %v later; its resync done %v after the kill; %d log entries appended; last applied command at index %d before, %d after\n",
+		rs.elected.Round(time.Millisecond), rs.streamed.Round(time.Millisecond), rs.entries, rs.appliedBefore, rs.appliedAfter)
+	// The new leader's informers listed what its View already held: its
+	// memory is that of a leader after a failover or a restart.
+	fmt.Println("after the resync:")
+	return printMemory(ctx, cl)
+}
+
+// printMemory prints the memory of each running replica of cl once each
+// has collected its garbage since the call: what a replica holds, not what
+// it has yet to collect of its start or a resync (an idle one collects when
+// the Go runtime forces it, at the latest 2 minutes after its last
+// collection).
+func printMemory(ctx context.Context, cl *cluster.Cluster) error {
+	var running []*cluster.Replica
 	for _, r := range cl.Replicas {
+		if r.Running() {
+			running = append(running, r)
+		}
+	}
+	since := float64(time.Now().UnixNano()) / 1e9
+	collected := func() bool {
+		for _, r := range running {
+			if at, err := metric(r.HTTPAddr, "go_memstats_last_gc_time_seconds"); err != nil || at < since {
+				return false
+			}
+		}
+		return true
+	}
+	if !wait.Poll(3*time.Minute, collected) {
+		return fmt.Errorf("the replicas did not collect garbage within 3 minutes")
+	}
+	for _, r := range running {
 		st, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		live, err := metric(r.HTTPAddr, "go_gc_heap_live_bytes")
 		if err != nil {
 			return err
 		}
@@ -134,14 +176,8 @@ func measureScale(c config) error {
 			return err
 		}
 		pid := r.Pid()
-		fmt.Printf("%s (%s): RSS %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps)\n",
-			r.ID, st.State, kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")))
+		fmt.Printf("%s (%s): live heap %.1f MB; RSS %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps)\n",
+			r.ID, st.State, mb(int64(live)), kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")))
 	}
-	rs, err := measureResync(ctx, cl, startTimeout)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("leader killed (SIGKILL): a new leader %v later; its resync done %v after the kill; %d log entries appended; last applied command at index %d before, %d after\n",
-		rs.elected.Round(time.Millisecond), rs.streamed.Round(time.Millisecond), rs.entries, rs.appliedBefore, rs.appliedAfter)
 	return nil
 }
