@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,16 @@ import (
 // the View's record, they are the View's strings.
 type cached[R any] struct {
 	namespace, name, resourceVersion string
-	record                           *R
+	// record is read and, after a commit, replaced by the term's worker
+	// alone (diff, shareCommitted); atomic, since the entry is the
+	// informer's.
+	record atomic.Pointer[R]
+}
+
+func newCached[R any](namespace, name, resourceVersion string, record *R) *cached[R] {
+	c := &cached[R]{namespace: namespace, name: name, resourceVersion: resourceVersion}
+	c.record.Store(record)
+	return c
 }
 
 // GetObjectMeta makes cached a metav1.ObjectMetaAccessor, which is what the
@@ -47,13 +57,23 @@ func (c *cached[R]) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 
 // DeepCopyObject copies the entry; the record is immutable and shared.
 func (c *cached[R]) DeepCopyObject() runtime.Object {
-	cp := *c
-	return &cp
+	return newCached(c.namespace, c.name, c.resourceVersion, c.record.Load())
 }
 
 // entry marks the cache entries, which transform passes through: the
 // entries of a list (listInPages) come to it again.
 func (c *cached[R]) entry() {}
+
+// sameAs returns have, the View's record, when it equals rec, else rec.
+func sameAs[R any, P interface {
+	*R
+	Equal(*R) bool
+}](rec, have P) P {
+	if rec != nil && have != nil && have.Equal((*R)(rec)) {
+		return have
+	}
+	return rec
+}
 
 // transform is the informers' transform: it translates each object the API
 // server sends into what the informer caches. A record equal to the one
@@ -67,31 +87,24 @@ func (t *term) transform(obj any) (any, error) {
 	view := t.w.views.View()
 	switch o := obj.(type) {
 	case *corev1.Service:
-		rec := ServiceFrom(o)
-		if have := view.Service(rec.Key()); have != nil && have.Equal(rec) {
-			rec = have
-		}
-		return &cached[fsm.Service]{rec.Namespace, rec.Name, o.ResourceVersion, rec}, nil
+		rec := sameAs(ServiceFrom(o), view.Service(fsm.ServiceKey{Namespace: o.Namespace, Name: o.Name}))
+		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
 	case *discoveryv1.EndpointSlice:
 		rec, ok := SliceFrom(o)
 		if !ok {
-			return &cached[fsm.EndpointSlice]{o.Namespace, o.Name, o.ResourceVersion, nil}, nil
+			return newCached[fsm.EndpointSlice](o.Namespace, o.Name, o.ResourceVersion, nil), nil
 		}
-		if have := view.Slice(rec.Key()); have != nil && have.Equal(rec) {
-			rec = have
-		}
-		return &cached[fsm.EndpointSlice]{rec.Namespace, rec.Name, o.ResourceVersion, rec}, nil
+		rec = sameAs(rec, view.Slice(rec.Key()))
+		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
 	case *corev1.Pod:
 		rec, ok := PodFrom(o)
 		if !ok {
-			return &cached[fsm.Pod]{o.Namespace, o.Name, o.ResourceVersion, nil}, nil
+			return newCached[fsm.Pod](o.Namespace, o.Name, o.ResourceVersion, nil), nil
 		}
-		if have := view.Pod(rec.Key()); have != nil && have.Equal(rec) {
-			rec = have
-		}
-		return &cached[fsm.Pod]{rec.Namespace, rec.Name, o.ResourceVersion, rec}, nil
+		rec = sameAs(rec, view.Pod(rec.Key()))
+		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
 	case *corev1.Namespace:
-		return &cached[struct{}]{"", o.Name, o.ResourceVersion, nil}, nil
+		return newCached[struct{}]("", o.Name, o.ResourceVersion, nil), nil
 	}
 	return nil, fmt.Errorf("watcher: informer sent a %T, which has no record", obj)
 }
@@ -112,12 +125,46 @@ func record[R any](store cache.Store, namespace, name string) (*R, bool, error) 
 	if !ok {
 		return nil, false, fmt.Errorf("watcher: informer store holds a %T under %s", obj, key)
 	}
-	return c.record, true, nil
+	return c.record.Load(), true, nil
 }
 
-// listPageSize is how many objects a term's list asks the API server for
-// at a time (client-go's own page size).
-const listPageSize = 500
+// shareCommitted makes the cache entries of keys, whose changes were just
+// committed, hold the View's records where they are equal. transform
+// shares what the View held when an object came; without this a leader
+// would keep a second copy of everything its own term wrote (the whole
+// record set on a new cluster's first leader).
+func (t *term) shareCommitted(keys []key) {
+	view := t.w.views.View()
+	for _, k := range keys {
+		switch k.kind {
+		case kindService:
+			share(t.services.GetStore(), k, view.Service(fsm.ServiceKey{Namespace: k.namespace, Name: k.name}))
+		case kindSlice:
+			share(t.slices.GetStore(), k, view.Slice(fsm.SliceKey{Namespace: k.namespace, Name: k.name}))
+		case kindPod:
+			if t.pods != nil {
+				share(t.pods.GetStore(), k, view.Pod(fsm.PodKey{Namespace: k.namespace, Name: k.name}))
+			}
+		}
+	}
+}
+
+// share makes the cache entry of k in store hold have, the View's record,
+// if it holds an equal one.
+func share[R any, P interface {
+	*R
+	Equal(*R) bool
+}](store cache.Store, k key, have P) {
+	obj, exists, err := store.GetByKey(k.namespace + "/" + k.name)
+	c, ok := obj.(*cached[R])
+	if err != nil || !exists || !ok || have == nil {
+		return
+	}
+	rec := c.record.Load()
+	if P(rec) != have && sameAs(P(rec), have) == have {
+		c.record.CompareAndSwap(rec, (*R)(have))
+	}
+}
 
 // objectList is a List method of a typed client, such as
 // client.CoreV1().Services("").List.
@@ -125,7 +172,8 @@ type objectList[L runtime.Object] func(context.Context, metav1.ListOptions) (L, 
 
 // pagedInformer returns, for factory.InformerFor, an informer of the
 // objects list and watch reach whose lists come in pages that are turned
-// into cache entries (transform) before the next page is asked for.
+// into cache entries (transform) before the next page is asked for
+// (Config.ListPageSize).
 //
 // An informer's own list asks for resourceVersion 0, which the API server
 // answers from its cache in one response, whatever the page size: the
@@ -157,7 +205,7 @@ func listInPages[L runtime.Object](ctx context.Context, t *term, resource string
 	if opts.ResourceVersion == "0" {
 		opts.ResourceVersion = ""
 	}
-	opts.Limit = listPageSize
+	opts.Limit = t.w.pageSize
 	out := &metav1.List{}
 	for pages := 1; ; pages++ {
 		page, err := list(ctx, opts)

@@ -56,33 +56,33 @@ func TestTransform(t *testing.T) {
 		check func(t *testing.T, c any)
 	}{
 		{"service as the View holds it", sameWeb, "ns/web", func(t *testing.T, c any) {
-			if got := c.(*cached[fsm.Service]).record; got != view.Service(fsm.ServiceKey{Namespace: "ns", Name: "web"}) {
+			if got := c.(*cached[fsm.Service]).record.Load(); got != view.Service(fsm.ServiceKey{Namespace: "ns", Name: "web"}) {
 				t.Errorf("record %+v is not the View's", got)
 			}
 		}},
 		{"changed service", moreWeb, "ns/web", func(t *testing.T, c any) {
-			got := c.(*cached[fsm.Service]).record
+			got := c.(*cached[fsm.Service]).record.Load()
 			if !got.Equal(wantMore) || got == view.Service(wantMore.Key()) {
 				t.Errorf("record %+v, want a new %+v", got, wantMore)
 			}
 		}},
 		{"slice as the View holds it", sameSlice, "ns/web-1", func(t *testing.T, c any) {
-			if got := c.(*cached[fsm.EndpointSlice]).record; got != view.Slice(fsm.SliceKey{Namespace: "ns", Name: "web-1"}) {
+			if got := c.(*cached[fsm.EndpointSlice]).record.Load(); got != view.Slice(fsm.SliceKey{Namespace: "ns", Name: "web-1"}) {
 				t.Errorf("record %+v is not the View's", got)
 			}
 		}},
 		{"slice of no service", unlabelled, "ns/web-1", func(t *testing.T, c any) {
-			if got := c.(*cached[fsm.EndpointSlice]).record; got != nil {
+			if got := c.(*cached[fsm.EndpointSlice]).record.Load(); got != nil {
 				t.Errorf("record %+v, want none", got)
 			}
 		}},
 		{"running pod", pod(corev1.PodRunning), "ns/p", func(t *testing.T, c any) {
-			if got := c.(*cached[fsm.Pod]).record; got == nil || !got.Equal(wantPod) {
+			if got := c.(*cached[fsm.Pod]).record.Load(); got == nil || !got.Equal(wantPod) {
 				t.Errorf("record %+v, want %+v", got, wantPod)
 			}
 		}},
 		{"terminated pod", pod(corev1.PodSucceeded), "ns/p", func(t *testing.T, c any) {
-			if got := c.(*cached[fsm.Pod]).record; got != nil {
+			if got := c.(*cached[fsm.Pod]).record.Load(); got != nil {
 				t.Errorf("record %+v, want none", got)
 			}
 		}},
@@ -157,9 +157,9 @@ func TestListInPages(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := []metav1.ListOptions{
-				{ResourceVersion: tc.wantRV, Limit: listPageSize},
-				{Continue: "c1", Limit: listPageSize},
-				{Continue: "c2", Limit: listPageSize},
+				{ResourceVersion: tc.wantRV, Limit: DefaultListPageSize},
+				{Continue: "c1", Limit: DefaultListPageSize},
+				{Continue: "c2", Limit: DefaultListPageSize},
 			}
 			if !reflect.DeepEqual(asked, want) {
 				t.Errorf("requests %+v, want %+v", asked, want)
@@ -180,5 +180,51 @@ func TestListInPages(t *testing.T) {
 				t.Errorf("list at %q of %v", l.ResourceVersion, keys)
 			}
 		})
+	}
+}
+
+// TestShareCommitted: once a change is committed, its cache entry holds
+// the View's record instead of its own equal copy; an entry whose record
+// differs from the View's keeps its own.
+func TestShareCommitted(t *testing.T) {
+	store, raft := seededStore(t)
+	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newTerm(w)
+	informed := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	entry := func(s *corev1.Service) *cached[fsm.Service] {
+		t.Helper()
+		c, err := tm.transform(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := informed.Update(c); err != nil {
+			t.Fatal(err)
+		}
+		return c.(*cached[fsm.Service])
+	}
+	web := webService(tcpPort("http", 80))
+	committed := entry(web)
+	own := committed.record.Load()
+	if err := raft.Commit(t.Context(), []fsm.Command{fsm.UpsertService(own)}); err != nil {
+		t.Fatal(err)
+	}
+	k := fsm.ServiceKey{Namespace: "ns", Name: "web"}
+	have := store.View().Service(k)
+	if have == own {
+		t.Fatal("the View holds the watcher's own record: the test cannot tell sharing apart")
+	}
+	share(informed, svcKey("ns", "web"), have)
+	if got := committed.record.Load(); got != have {
+		t.Errorf("after the commit the entry holds %p, want the View's %p", got, have)
+	}
+
+	changed := entry(webService(tcpPort("http", 80), tcpPort("https", 443)))
+	before := changed.record.Load()
+	share(informed, svcKey("ns", "web"), have)
+	if got := changed.record.Load(); got != before {
+		t.Errorf("an entry unlike the View's record was given %+v", got)
 	}
 }

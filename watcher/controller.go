@@ -749,6 +749,7 @@ func (t *term) process(ctx context.Context, batch []key) {
 	}
 	switch {
 	case err == nil:
+		t.shareCommitted(changed)
 		t.observeCommitted(changed)
 		t.forgetSeen(unchanged)
 		for _, k := range batch {

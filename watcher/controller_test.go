@@ -182,7 +182,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newHarness(t *testing.T, cfg *rest.Config) *harness {
+func newHarness(t *testing.T, cfg *rest.Config, options ...func(*Config)) *harness {
 	t.Helper()
 	store, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), testLogger(t))
 	if err != nil {
@@ -197,7 +197,11 @@ func newHarness(t *testing.T, cfg *rest.Config) *harness {
 		t.Fatal(err)
 	}
 	raft := &fakeRaft{store: store}
-	w, err := New(Config{Client: client, Reachability: reach, Views: store, Raft: raft, Logger: testLogger(t)})
+	wcfg := Config{Client: client, Reachability: reach, Views: store, Raft: raft, Logger: testLogger(t)}
+	for _, o := range options {
+		o(&wcfg)
+	}
+	w, err := New(wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,11 +516,11 @@ func TestStreaming(t *testing.T) {
 
 // TestResyncCommitsOnlyDifference restarts Run over the same store: an
 // unchanged cluster commits nothing, and changes made while no term ran
-// (including a deletion) commit exactly those. The services are more than
-// a list page, so a page lost or repeated would show as commands.
+// (including a deletion) commit exactly those. The services fill more than
+// two list pages, so a page lost or repeated would show as commands.
 func TestResyncCommitsOnlyDifference(t *testing.T) {
-	const n = listPageSize + 100
-	h := newHarness(t, nil)
+	const n = 250
+	h := newHarness(t, nil, func(c *Config) { c.ListPageSize = 100 })
 	ctx := context.Background()
 	ns := createNamespace(t, h.admin, "resync")
 	svcs := h.admin.CoreV1().Services(ns)

@@ -59,6 +59,9 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBatch caps the commands per Raft entry; 0 means DefaultMaxBatch.
 	MaxBatch int
+	// ListPageSize is how many objects a list asks the API server for at a
+	// time; 0 means DefaultListPageSize.
+	ListPageSize int
 	// Committed, when set, is told for each change an informer event
 	// reported (not its initial list) how long it took from the first such
 	// event to the commit of the entry that carries it, on the leader: the
@@ -68,6 +71,12 @@ type Config struct {
 
 // DefaultMaxBatch is Config.MaxBatch's default.
 const DefaultMaxBatch = 500
+
+// DefaultListPageSize is Config.ListPageSize's default: a page of 5,000
+// objects decodes to some 10 MB, and 100k services and their slices are
+// read in 41 requests, within the burst that client-go's rate limiter
+// allows a client (see cmd/kdnsd).
+const DefaultListPageSize = 5000
 
 const (
 	// stopGrace bounds how long Run waits for the informers' goroutines
@@ -119,6 +128,7 @@ type Watcher struct {
 	raft      Committer
 	log       *slog.Logger
 	maxBatch  int
+	pageSize  int64
 	watchPods bool
 	version   func() int
 	committed func(time.Duration)
@@ -142,6 +152,9 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.MaxBatch < 0 {
 		return nil, fmt.Errorf("watcher: negative Config.MaxBatch %d", cfg.MaxBatch)
 	}
+	if cfg.ListPageSize < 0 {
+		return nil, fmt.Errorf("watcher: negative Config.ListPageSize %d", cfg.ListPageSize)
+	}
 	w := &Watcher{
 		client:    cfg.Client,
 		reach:     cfg.Reachability,
@@ -149,6 +162,7 @@ func New(cfg Config) (*Watcher, error) {
 		raft:      cfg.Raft,
 		log:       cfg.Logger,
 		maxBatch:  cfg.MaxBatch,
+		pageSize:  int64(cfg.ListPageSize),
 		watchPods: cfg.WatchPods,
 		version:   cfg.CommandVersion,
 		committed: cfg.Committed,
@@ -159,6 +173,9 @@ func New(cfg Config) (*Watcher, error) {
 	w.log = w.log.With("component", "watcher")
 	if w.maxBatch == 0 {
 		w.maxBatch = DefaultMaxBatch
+	}
+	if w.pageSize == 0 {
+		w.pageSize = DefaultListPageSize
 	}
 	if w.version == nil {
 		w.version = func() int { return fsm.BaseCommandVersion }

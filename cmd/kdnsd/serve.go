@@ -375,8 +375,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	// The watcher's client is its own, so that its requests alone tell it
-	// whether the API server answers (kubeclient.Reachability).
-	watchClient, watchReach, err := kubeclient.NewTracked(restCfg)
+	// whether the API server answers (kubeclient.Reachability). A new
+	// leader lists in pages (watcher.DefaultListPageSize): 100k services
+	// and their slices take 41 requests, which client-go's default limit
+	// (a burst of 10, then 5 a second) would spread over 6 s.
+	watchCfg := rest.CopyConfig(restCfg)
+	watchCfg.QPS, watchCfg.Burst = 20, 50
+	watchClient, watchReach, err := kubeclient.NewTracked(watchCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
