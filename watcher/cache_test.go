@@ -10,6 +10,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 
@@ -22,12 +23,7 @@ import (
 func TestTransform(t *testing.T) {
 	web := webService(tcpPort("http", 80))
 	slice := webSlice(true, webLabel, discoveryv1.AddressTypeIPv4)
-	store, raft := seededStore(t, web, slice)
-	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := newTerm(w)
+	tm, store, _ := unrunTerm(t, web, slice)
 	view := store.View()
 
 	withRV := func(m *metav1.ObjectMeta) { m.ResourceVersion = "7" }
@@ -117,12 +113,7 @@ func TestTransform(t *testing.T) {
 // version, and returns every page's cache entries at the first page's
 // resource version; a page's error ends it.
 func TestListInPages(t *testing.T) {
-	store, raft := seededStore(t)
-	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := newTerm(w)
+	tm, _, _ := unrunTerm(t)
 	pages := []*corev1.ServiceList{
 		{ListMeta: metav1.ListMeta{ResourceVersion: "10", Continue: "c1"}, Items: []corev1.Service{*clusterIPService("ns", "a"), *clusterIPService("ns", "b")}},
 		{ListMeta: metav1.ListMeta{ResourceVersion: "10", Continue: "c2"}, Items: []corev1.Service{*clusterIPService("ns", "c")}},
@@ -187,12 +178,7 @@ func TestListInPages(t *testing.T) {
 // the View's record instead of its own equal copy; an entry whose record
 // differs from the View's keeps its own.
 func TestShareCommitted(t *testing.T) {
-	store, raft := seededStore(t)
-	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := newTerm(w)
+	tm, store, raft := unrunTerm(t)
 	informed := cache.NewStore(cache.MetaNamespaceKeyFunc)
 	entry := func(s *corev1.Service) *cached[fsm.Service] {
 		t.Helper()
@@ -227,4 +213,16 @@ func TestShareCommitted(t *testing.T) {
 	if got := changed.record.Load(); got != before {
 		t.Errorf("an entry unlike the View's record was given %+v", got)
 	}
+}
+
+// unrunTerm is a term that does not run, whose View is that of a store
+// seeded with recs (see seededStore).
+func unrunTerm(t *testing.T, recs ...runtime.Object) (*term, *fsm.Store, *fakeRaft) {
+	t.Helper()
+	store, raft := seededStore(t, recs...)
+	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTerm(w), store, raft
 }
