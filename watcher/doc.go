@@ -7,7 +7,11 @@
 // The caller runs Watcher.Run once per leadership term, never two at a time.
 // A term starts with a Raft barrier, so that the local View holds everything
 // earlier leaders committed. Then shared informers list and watch Services and
-// EndpointSlices in all namespaces. Once their caches are synced, every key
+// EndpointSlices in all namespaces. They cache each object's translated
+// record, the View's own when it is equal, not the object, and list in pages
+// (Config.ListPageSize), each made records before the next is read: at 100k
+// services the objects would be hundreds of megabytes (cache.go). Once their
+// caches are synced, every key
 // the API knows and every key the View knows is queued, and each key is
 // compared with the View: only the difference is committed. A new leader thus
 // repairs whatever happened while no leader watched (including deletions) with
@@ -25,8 +29,7 @@
 // # Namespaces and pods
 //
 // Namespaces (names only), and with Config.WatchPods pods (names and
-// addresses of pods that have not terminated; the informer keeps only what
-// translation reads), are replicated too, but only while Raft commits in a
+// addresses of pods that have not terminated), are replicated too, but only while Raft commits in a
 // command format that carries them (fsm.PodsCommandVersion): a replica of
 // an older build could not apply them. The term looks at the format every
 // half second; when it becomes new enough it queues every namespace and pod
