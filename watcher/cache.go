@@ -25,9 +25,9 @@ import (
 // need (meta.Accessor reads them through GetObjectMeta).
 //
 // The informers hold every Service and EndpointSlice of the cluster for the
-// whole term. A decoded object is one to two kilobytes of fixed-size
-// fields and maps even with managed fields and annotations dropped, about
-// 440 MB at 100k services and 100k slices; their records are a few hundred
+// whole term. Decoded objects, even with managed fields and annotations
+// dropped, took ~290 MB of a leader's live heap at 100k services and their
+// slices, ~1.5 KB each (BENCHMARKS.md); their records are a few hundred
 // bytes, and nothing when the View already holds an equal one (see
 // term.transform). An entry with a record takes its names from it: with
 // the View's record, they are the View's strings.
