@@ -73,9 +73,10 @@ type Config struct {
 const DefaultMaxBatch = 500
 
 // DefaultListPageSize is Config.ListPageSize's default: a page of 5,000
-// objects decodes to some 10 MB, and 100k services and their slices are
-// read in 41 requests, within the burst that client-go's rate limiter
-// allows a client (see cmd/kdnsd).
+// objects decodes to about 7 MB (a cached object took ~1.5 KB,
+// BENCHMARKS.md), and 100k services and their slices are read in 41
+// requests, within the burst kdnsd's watcher client is allowed (see
+// cmd/kdnsd).
 const DefaultListPageSize = 5000
 
 const (
