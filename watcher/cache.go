@@ -87,7 +87,8 @@ func (t *term) transform(obj any) (any, error) {
 	view := t.w.views.View()
 	switch o := obj.(type) {
 	case *corev1.Service:
-		rec := sameAs(ServiceFrom(o), view.Service(fsm.ServiceKey{Namespace: o.Namespace, Name: o.Name}))
+		rec := ServiceFrom(o)
+		rec = sameAs(rec, view.Service(rec.Key()))
 		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
 	case *discoveryv1.EndpointSlice:
 		rec, ok := SliceFrom(o)
@@ -113,19 +114,28 @@ func (t *term) transform(obj any) (any, error) {
 // (namespace empty for a namespace): nil, false when it holds no such
 // object; nil, true for an object without records.
 func record[R any](store cache.Store, namespace, name string) (*R, bool, error) {
+	c, err := entryOf[R](store, namespace, name)
+	if c == nil {
+		return nil, false, err
+	}
+	return c.record.Load(), true, nil
+}
+
+// entryOf returns the cache entry store holds for namespace/name, or nil.
+func entryOf[R any](store cache.Store, namespace, name string) (*cached[R], error) {
 	key := name
 	if namespace != "" {
 		key = namespace + "/" + name
 	}
 	obj, exists, err := store.GetByKey(key)
 	if err != nil || !exists {
-		return nil, false, err
+		return nil, err
 	}
 	c, ok := obj.(*cached[R])
 	if !ok {
-		return nil, false, fmt.Errorf("watcher: informer store holds a %T under %s", obj, key)
+		return nil, fmt.Errorf("watcher: informer store holds a %T under %s", obj, key)
 	}
-	return c.record.Load(), true, nil
+	return c, nil
 }
 
 // shareCommitted makes the cache entries of keys, whose changes were just
@@ -155,9 +165,8 @@ func share[R any, P interface {
 	*R
 	Equal(*R) bool
 }](store cache.Store, k key, have P) {
-	obj, exists, err := store.GetByKey(k.namespace + "/" + k.name)
-	c, ok := obj.(*cached[R])
-	if err != nil || !exists || !ok || have == nil {
+	c, _ := entryOf[R](store, k.namespace, k.name)
+	if c == nil || have == nil {
 		return
 	}
 	rec := c.record.Load()
@@ -181,9 +190,9 @@ type objectList[L runtime.Object] func(context.Context, metav1.ListOptions) (L, 
 // at once besides the entries made from them (a new leader's anonymous
 // memory after its resync at 100k services: 1.50 GB, 0.76-0.83 GB in
 // pages; BENCHMARKS.md). A list here asks for the most recent state, which
-// the API server pages, so only one page is decoded at a time. A relist from a resource version keeps
-// it, and its errors (410 Gone) go to the reflector unchanged, which then
-// lists again from the most recent state.
+// the API server pages, so only one page is decoded at a time. A relist
+// from a resource version keeps it, and its errors (410 Gone) go to the
+// reflector unchanged, which then lists again from the most recent state.
 func pagedInformer[L runtime.Object](t *term, resource string, example runtime.Object, list objectList[L], watch cache.WatchFuncWithContext) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
 	return func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		lw := &cache.ListWatch{
