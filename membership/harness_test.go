@@ -27,6 +27,7 @@ import (
 
 	"github.com/kdnsd/kdnsd/admin"
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/raftnode"
 	"github.com/kdnsd/kdnsd/test/testenv"
 
@@ -49,7 +50,7 @@ const (
 type cluster struct {
 	t          *testing.T
 	admin      kubernetes.Interface
-	kdnsd      kubernetes.Interface // least privilege: deploy/statefulset/rbac.yaml
+	kdnsd      kubeclient.Client // least privilege: deploy/statefulset/rbac.yaml
 	ns         string
 	raftPort   int
 	statusPort int
@@ -105,7 +106,7 @@ func newCluster(t *testing.T, httpProbe bool) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kdnsd, err := kubernetes.NewForConfig(env.KdnsdConfig())
+	kdnsd, err := kubeclient.New(env.KdnsdConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,13 +14,12 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/raftnode"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -65,7 +64,7 @@ type ProbeFunc func(ctx context.Context, name, ip string) (raftnode.Status, erro
 type Config struct {
 	// Client reads pods and the StatefulSet; it needs get/list/watch on pods
 	// and on apps/statefulsets in Namespace.
-	Client kubernetes.Interface
+	Client kubeclient.Client
 	// Namespace is the namespace of the kdnsd pods and StatefulSet.
 	Namespace string
 	// Selector is a label selector matching every kdnsd pod: the voter
@@ -106,14 +105,12 @@ type Config struct {
 // nothing until the caches have synced); Bootstrap and Reconcile wait for
 // Start to sync the caches, so Start may run in a goroutine of its own.
 type Membership struct {
-	cfg        Config
-	log        *slog.Logger
-	podFactory informers.SharedInformerFactory
-	stsFactory informers.SharedInformerFactory
-	podInf     cache.SharedIndexInformer
-	stsInf     cache.SharedIndexInformer
-	pods       corelisters.PodNamespaceLister
-	sts        appslisters.StatefulSetNamespaceLister
+	cfg    Config
+	log    *slog.Logger
+	podInf cache.SharedIndexInformer
+	stsInf cache.SharedIndexInformer
+	pods   corelisters.PodNamespaceLister
+	sts    appslisters.StatefulSetNamespaceLister
 
 	started atomic.Bool
 	synced  chan struct{}
@@ -176,20 +173,18 @@ func New(cfg Config) (*Membership, error) {
 		synced:  make(chan struct{}),
 		changed: make(chan struct{}),
 	}
-	client := kubeclient.ListWatchOnly(cfg.Client)
-	m.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel.String() }),
-		informers.WithTransform(slimPod))
-	m.stsFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.StatefulSet).String()
-		}))
-	pods := m.podFactory.Core().V1().Pods()
-	sts := m.stsFactory.Apps().V1().StatefulSets()
-	m.podInf, m.stsInf = pods.Informer(), sts.Informer()
-	m.pods, m.sts = pods.Lister().Pods(cfg.Namespace), sts.Lister().StatefulSets(cfg.Namespace)
+	podLW := kubeclient.ListWatch(cfg.Client, kubeclient.Pods, cfg.Namespace,
+		func(o *metav1.ListOptions) { o.LabelSelector = sel.String() })
+	stsLW := kubeclient.ListWatch(cfg.Client, kubeclient.StatefulSets, cfg.Namespace, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.StatefulSet).String()
+	})
+	m.podInf = cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(podLW), &corev1.Pod{}, 0, kubeclient.NamespaceIndexers())
+	m.stsInf = cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(stsLW), &appsv1.StatefulSet{}, 0, kubeclient.NamespaceIndexers())
+	if err := m.podInf.SetTransform(slimPod); err != nil {
+		return nil, fmt.Errorf("membership: pods transform: %w", err)
+	}
+	m.pods = corelisters.NewPodLister(m.podInf.GetIndexer()).Pods(cfg.Namespace)
+	m.sts = appslisters.NewStatefulSetLister(m.stsInf.GetIndexer()).StatefulSets(cfg.Namespace)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { m.notify() },
 		UpdateFunc: func(any, any) { m.notify() },
@@ -213,13 +208,8 @@ func (m *Membership) Start(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("membership: Start called twice")
 	}
-	m.podFactory.StartWithContext(ctx)
-	m.stsFactory.StartWithContext(ctx)
-	go func() {
-		<-ctx.Done()
-		m.podFactory.Shutdown()
-		m.stsFactory.Shutdown()
-	}()
+	go m.podInf.RunWithContext(ctx)
+	go m.stsInf.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), m.podInf.HasSynced, m.stsInf.HasSynced) {
 		return fmt.Errorf("membership: waiting for the pod and statefulset caches: %w", ctx.Err())
 	}

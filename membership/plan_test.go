@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kdnsd/kdnsd/internal/kubeclient/kubeclienttest"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
 
@@ -263,7 +264,7 @@ func TestOrdinal(t *testing.T) {
 }
 
 func TestNewChecksConfig(t *testing.T) {
-	client := fake.NewClientset()
+	client := kubeclienttest.FromClientset(fake.NewClientset())
 	base := func() Config {
 		return Config{Client: client, Namespace: "kube-system", Selector: "app=kdnsd", StatefulSet: "kdnsd",
 			RaftPort: 7000, StatusPort: 8080, Self: "kdnsd-0", Voter: true}

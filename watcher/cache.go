@@ -12,10 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 )
 
 // cached is what a term's informers keep of an object: the fsm record it
@@ -175,14 +175,9 @@ func share[R any, P interface {
 	}
 }
 
-// objectList is a List method of a typed client, such as
-// client.CoreV1().Services("").List.
-type objectList[L runtime.Object] func(context.Context, metav1.ListOptions) (L, error)
-
-// pagedInformer returns, for factory.InformerFor, an informer of the
-// objects list and watch reach whose lists come in pages that are turned
-// into cache entries (transform) before the next page is asked for
-// (Config.ListPageSize).
+// pagedInformer returns an informer of every r, in cache entries
+// (transform), whose lists come in pages that are turned into entries
+// before the next page is asked for (Config.ListPageSize).
 //
 // An informer's own list asks for resourceVersion 0, which the API server
 // answers from its cache in one response, whatever the page size: the
@@ -193,23 +188,26 @@ type objectList[L runtime.Object] func(context.Context, metav1.ListOptions) (L, 
 // the API server pages, so only one page is decoded at a time. A relist
 // from a resource version keeps it, and its errors (410 Gone) go to the
 // reflector unchanged, which then lists again from the most recent state.
-func pagedInformer[L runtime.Object](t *term, resource string, example runtime.Object, list objectList[L], watch cache.WatchFuncWithContext) func(kubernetes.Interface, time.Duration) cache.SharedIndexInformer {
-	return func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		lw := &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				return listInPages(ctx, t, resource, opts, list)
-			},
-			WatchFuncWithContext: watch,
-		}
-		return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example,
-			cache.SharedIndexInformerOptions{ResyncPeriod: resync})
+func pagedInformer(t *term, r *kubeclient.Resource, example runtime.Object) (cache.SharedIndexInformer, error) {
+	lw := kubeclient.ListWatch(t.w.client, r, "", nil)
+	list := lw.ListWithContextFunc
+	lw.ListWithContextFunc = func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return listInPages(ctx, t, r.Name, opts, list)
 	}
+	// Resync 0: a relist after a watch failure already replays every
+	// object and the diff against the View makes that cheap; periodic
+	// resyncs would only repeat it.
+	inf := cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(lw), example, 0, cache.Indexers{})
+	if err := inf.SetTransform(t.transform); err != nil {
+		return nil, fmt.Errorf("watcher: %s transform: %w", r.Name, err)
+	}
+	return inf, nil
 }
 
 // listInPages lists every object in pages and returns their cache entries
 // as one list, at the resource version of the first page, and logs how
 // many it read in how many pages.
-func listInPages[L runtime.Object](ctx context.Context, t *term, resource string, opts metav1.ListOptions, list objectList[L]) (runtime.Object, error) {
+func listInPages(ctx context.Context, t *term, resource string, opts metav1.ListOptions, list cache.ListWithContextFunc) (runtime.Object, error) {
 	start := time.Now()
 	if opts.ResourceVersion == "0" {
 		opts.ResourceVersion = ""

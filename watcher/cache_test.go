@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient/kubeclienttest"
 )
 
 // TestTransform: what the informers cache of each kind of object is its
@@ -130,14 +131,14 @@ func TestListInPages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var asked []metav1.ListOptions
-			list := func(_ context.Context, opts metav1.ListOptions) (*corev1.ServiceList, error) {
+			list := func(_ context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 				asked = append(asked, opts)
 				if len(asked)-1 == tc.failAt {
 					return nil, errors.New("page failed")
 				}
 				return pages[len(asked)-1], nil
 			}
-			got, err := listInPages(t.Context(), tm, "services", metav1.ListOptions{ResourceVersion: tc.rv, Limit: 1000}, objectList[*corev1.ServiceList](list))
+			got, err := listInPages(t.Context(), tm, "services", metav1.ListOptions{ResourceVersion: tc.rv, Limit: 1000}, list)
 			if tc.failAt >= 0 {
 				if err == nil || len(asked) != tc.failAt+1 {
 					t.Fatalf("got %v, %v after %d requests, want the page's error", got, err, len(asked))
@@ -220,7 +221,7 @@ func TestShareCommitted(t *testing.T) {
 func unrunTerm(t *testing.T, recs ...runtime.Object) (*term, *fsm.Store, *fakeRaft) {
 	t.Helper()
 	store, raft := seededStore(t, recs...)
-	w, err := New(Config{Client: fake.NewClientset(), Views: store, Raft: raft, Logger: testLogger(t)})
+	w, err := New(Config{Client: kubeclienttest.FromClientset(fake.NewClientset()), Views: store, Raft: raft, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

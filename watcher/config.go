@@ -13,8 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kdnsd/kdnsd/dnsconfig"
@@ -26,7 +25,7 @@ import (
 type ConfigWatcherConfig struct {
 	// Client reaches the Kubernetes API: get, list and watch on the
 	// ConfigMap, create on events in its namespace.
-	Client kubernetes.Interface
+	Client kubeclient.Client
 	// Namespace and Name of the ConfigMap.
 	Namespace, Name string
 	// Zone is the cluster zone (records under it are checked against
@@ -119,12 +118,10 @@ func (c *ConfigWatcher) Run(ctx context.Context) {
 		case <-time.After(barrierBaseDelay):
 		}
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(kubeclient.ListWatchOnly(c.cfg.Client), 0,
-		informers.WithNamespace(c.cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.cfg.Name).String()
-		}))
-	inf := factory.Core().V1().ConfigMaps()
+	lw := kubeclient.ListWatch(c.cfg.Client, kubeclient.ConfigMaps, c.cfg.Namespace, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.cfg.Name).String()
+	})
+	inf := cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(lw), &corev1.ConfigMap{}, 0, kubeclient.NamespaceIndexers())
 	changed := make(chan struct{}, 1)
 	signal := func(any) {
 		select {
@@ -132,22 +129,23 @@ func (c *ConfigWatcher) Run(ctx context.Context) {
 		default:
 		}
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: signal, UpdateFunc: func(_, o any) { signal(o) }, DeleteFunc: signal,
 	}); err != nil {
 		c.log.Error("watching the configuration ConfigMap", "err", err)
 		return
 	}
-	_ = inf.Informer().SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 		if ctx.Err() == nil && !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
 			c.log.Warn("Kubernetes API list/watch of the configuration ConfigMap failed; retrying with backoff", "err", err)
 			c.setState("backoff: list/watch configmap: " + err.Error())
 		}
 	})
-	lister := inf.Lister()
-	factory.StartWithContext(ctx)
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+	lister := corelisters.NewConfigMapLister(inf.GetIndexer())
+	var running sync.WaitGroup
+	defer running.Wait()
+	running.Go(func() { inf.RunWithContext(ctx) })
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return
 	}
 	tick := time.NewTicker(configRecheck)
@@ -256,7 +254,7 @@ func (c *ConfigWatcher) event(ctx context.Context, cm *corev1.ConfigMap, typ, re
 		FirstTimestamp: now, LastTimestamp: now,
 		Source: corev1.EventSource{Component: "kdnsd"},
 	}
-	if _, err := c.cfg.Client.CoreV1().Events(cm.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil && ctx.Err() == nil {
+	if err := c.cfg.Client.CreateEvent(ctx, ev); err != nil && ctx.Err() == nil {
 		c.log.Warn("recording an Event on the configuration ConfigMap", "reason", reason, "err", err)
 	}
 }

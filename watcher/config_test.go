@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -25,7 +26,7 @@ const configWait = 30 * time.Second
 // ends.
 func configTerm(t *testing.T, store *fsm.Store, raft *formatRaft, ns string) *ConfigWatcher {
 	t.Helper()
-	client, err := kubernetes.NewForConfig(testenv.Get(t).KdnsdConfig())
+	client, err := kubeclient.New(testenv.Get(t).KdnsdConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

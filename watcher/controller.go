@@ -15,7 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -194,61 +194,44 @@ func (t *term) run(ctx context.Context) error {
 		return nil
 	}
 
+	type watched struct {
+		kind     kind
+		resource *kubeclient.Resource
+		example  runtime.Object
+		inf      cache.SharedIndexInformer
+	}
+	informers := []*watched{
+		{kind: kindService, resource: kubeclient.Services, example: &corev1.Service{}},
+		{kind: kindSlice, resource: kubeclient.EndpointSlices, example: &discoveryv1.EndpointSlice{}},
+		{kind: kindNamespace, resource: kubeclient.Namespaces, example: &corev1.Namespace{}},
+	}
+	if t.w.watchPods {
+		informers = append(informers, &watched{kind: kindPod, resource: kubeclient.Pods, example: &corev1.Pod{}})
+	}
+	for _, w := range informers {
+		inf, err := pagedInformer(t, w.resource, w.example)
+		if err != nil {
+			return err
+		}
+		w.inf = inf
+	}
+	t.services, t.slices, t.namespaces = informers[0].inf, informers[1].inf, informers[2].inf
+	if t.w.watchPods {
+		t.pods = informers[3].inf
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	t.q = workqueue.NewTypedRateLimitingQueue(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[key](retryBaseDelay, retryMaxDelay))
-	// Resync 0: a relist after a watch failure already replays every object
-	// and the diff against the View makes that cheap; periodic resyncs would
-	// only repeat it.
-	factory := informers.NewSharedInformerFactoryWithOptions(kubeclient.ListWatchOnly(t.w.client), 0,
-		informers.WithTransform(t.transform))
-	c := t.w.client
-	services, slices := c.CoreV1().Services(""), c.DiscoveryV1().EndpointSlices("")
-	namespaces, pods := c.CoreV1().Namespaces(), c.CoreV1().Pods("")
-	t.services = factory.InformerFor(&corev1.Service{}, pagedInformer(t, "services", &corev1.Service{}, services.List, services.Watch))
-	t.slices = factory.InformerFor(&discoveryv1.EndpointSlice{}, pagedInformer(t, "endpointslices", &discoveryv1.EndpointSlice{}, slices.List, slices.Watch))
-	t.namespaces = factory.InformerFor(&corev1.Namespace{}, pagedInformer(t, "namespaces", &corev1.Namespace{}, namespaces.List, namespaces.Watch))
-	// probe lists at most one object of a resource: the cheapest request
-	// that needs what the informer's list needs (a reachable API server
-	// that authorizes kdnsd).
-	one := metav1.ListOptions{Limit: 1}
-	type watched struct {
-		name  string
-		kind  kind
-		inf   cache.SharedIndexInformer
-		probe func(context.Context) error
-	}
-	informers := []watched{
-		{"services", kindService, t.services, func(ctx context.Context) error {
-			_, err := services.List(ctx, one)
-			return err
-		}},
-		{"endpointslices", kindSlice, t.slices, func(ctx context.Context) error {
-			_, err := slices.List(ctx, one)
-			return err
-		}},
-		{"namespaces", kindNamespace, t.namespaces, func(ctx context.Context) error {
-			_, err := namespaces.List(ctx, one)
-			return err
-		}},
-	}
-	if t.w.watchPods {
-		t.pods = factory.InformerFor(&corev1.Pod{}, pagedInformer(t, "pods", &corev1.Pod{}, pods.List, pods.Watch))
-		informers = append(informers, watched{"pods", kindPod, t.pods, func(ctx context.Context) error {
-			_, err := pods.List(ctx, one)
-			return err
-		}})
-	}
-	probes := make(map[string]func(context.Context) error, len(informers))
 	// Stop everything at once: cancel the informers' context, shut the queue
 	// down (which also ends the feeder's Get), then wait for the goroutines.
+	var running sync.WaitGroup // the informers
 	defer func() {
 		cancel()
 		t.q.ShutDown()
 		wg.Wait()
 		stopped := make(chan struct{})
-		go func() { factory.Shutdown(); close(stopped) }()
+		go func() { running.Wait(); close(stopped) }()
 		select {
 		case <-stopped:
 		case <-time.After(stopGrace):
@@ -256,18 +239,29 @@ func (t *term) run(ctx context.Context) error {
 		}
 	}()
 
+	// probe lists at most one object of a resource: the cheapest request
+	// that needs what the informer's list needs (a reachable API server
+	// that authorizes kdnsd).
+	one := metav1.ListOptions{Limit: 1}
+	probes := make(map[string]func(context.Context) error, len(informers))
 	synced := make([]cache.SharedIndexInformer, 0, len(informers))
-	for _, inf := range informers {
-		synced = append(synced, inf.inf)
-		probes[inf.name] = inf.probe
-		if _, err := inf.inf.AddEventHandler(t.handler(inf.kind)); err != nil {
-			return fmt.Errorf("watcher: add %s event handler: %w", inf.name, err)
+	for _, w := range informers {
+		name := w.resource.Name
+		synced = append(synced, w.inf)
+		probes[name] = func(ctx context.Context) error {
+			_, err := t.w.client.List(ctx, w.resource, "", one)
+			return err
 		}
-		if err := inf.inf.SetWatchErrorHandlerWithContext(t.watchErrorHandler(inf.name)); err != nil {
-			return fmt.Errorf("watcher: set %s watch error handler: %w", inf.name, err)
+		if _, err := w.inf.AddEventHandler(t.handler(w.kind)); err != nil {
+			return fmt.Errorf("watcher: add %s event handler: %w", name, err)
+		}
+		if err := w.inf.SetWatchErrorHandlerWithContext(t.watchErrorHandler(name)); err != nil {
+			return fmt.Errorf("watcher: set %s watch error handler: %w", name, err)
 		}
 	}
-	factory.StartWithContext(ctx)
+	for _, inf := range synced {
+		running.Go(func() { inf.RunWithContext(ctx) })
+	}
 	wg.Go(func() { t.probeAPI(ctx, cancel, probes) })
 
 	if !t.waitForCaches(ctx, synced...) {
@@ -403,8 +397,8 @@ func (t *term) watchErrorHandler(resource string) cache.WatchErrorHandlerWithCon
 // server answers again while informers are held up, so that Run lists
 // afresh at once. client-go's reflector retries a failed list or watch only
 // after a backoff that doubles from 0.8 s (with up to as much again of
-// jitter) to 30 s and resets after two quiet minutes; neither the shared
-// informer factory nor the informer lets it be set. After an outage of a
+// jitter) to 30 s and resets after two quiet minutes; the shared informer
+// does not let it be set. After an outage of a
 // minute, or a first list refused while a restarted API server's authorizer
 // is not ready, the next attempt can thus be many seconds after the API
 // server is back.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/test/testenv"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -65,7 +66,7 @@ func (r *formatRaft) encodeErrors() int {
 // identity, committing through raft into store, until the test ends.
 func podTerm(t *testing.T, store *fsm.Store, raft *formatRaft, watchPods bool) {
 	t.Helper()
-	client, err := kubernetes.NewForConfig(testenv.Get(t).KdnsdConfig())
+	client, err := kubeclient.New(testenv.Get(t).KdnsdConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

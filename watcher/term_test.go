@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/kdnsd/kdnsd/fsm"
+	"github.com/kdnsd/kdnsd/internal/kubeclient/kubeclienttest"
 )
 
 // pureTerm is a term whose informers cache objs (through informers on a fake
@@ -28,7 +29,7 @@ import (
 func pureTerm(t *testing.T, store *fsm.Store, raft Committer, objs ...runtime.Object) *term {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	w, err := New(Config{Client: client, Views: store, Raft: raft, Logger: testLogger(t)})
+	w, err := New(Config{Client: kubeclienttest.FromClientset(client), Views: store, Raft: raft, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func (s staticView) View() *fsm.View { return s.v }
 
 func TestNewDefaults(t *testing.T) {
 	views := staticView{fsm.NewView(0, nil, nil)}
-	client := fake.NewClientset()
+	client := kubeclienttest.FromClientset(fake.NewClientset())
 	w, err := New(Config{Client: client, Views: views, Raft: &fakeRaft{}})
 	if err != nil {
 		t.Fatal(err)

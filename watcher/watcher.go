@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/kubeclient"
 )
@@ -36,7 +34,7 @@ type Config struct {
 	// Client reaches the Kubernetes API. It needs list and watch on
 	// services and namespaces (core) and endpointslices (discovery.k8s.io)
 	// in all namespaces, and on pods with WatchPods.
-	Client kubernetes.Interface
+	Client kubeclient.Client
 	// Reachability, when set, records the outcome of every request Client
 	// makes, and of no other client's (kubeclient.NewTracked makes both).
 	// It is how a term sees an outage that client-go's informers keep to
@@ -123,7 +121,7 @@ const (
 // Watcher turns Kubernetes API state into committed fsm commands while this
 // replica leads. Create it with New; call Run once per leadership term.
 type Watcher struct {
-	client    kubernetes.Interface
+	client    kubeclient.Client
 	reach     *kubeclient.Reachability // nil: not tracked
 	views     ViewSource
 	raft      Committer

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/kdnsd/kdnsd/internal/kubeclient"
 	"github.com/kdnsd/kdnsd/membership"
 	"github.com/kdnsd/kdnsd/raftnode"
 )
@@ -142,7 +142,7 @@ func (d *discoveryOptions) static(o *serveOptions, log *slog.Logger) (*membershi
 }
 
 // membership returns the Kubernetes discovery, or nil for static peers.
-func (d *discoveryOptions) membership(o *serveOptions, client kubernetes.Interface, log *slog.Logger) (*membership.Membership, error) {
+func (d *discoveryOptions) membership(o *serveOptions, client kubeclient.Client, log *slog.Logger) (*membership.Membership, error) {
 	if d.mode != discoveryKubernetes {
 		return nil, nil
 	}

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -68,11 +67,11 @@ func (r *Reachability) Unreachable() (since time.Time, err error) {
 // NewTracked returns a client of its own for cfg (a copy of it: its
 // connections are not shared with other clients, whose answers would hide
 // this one's failures) and the Reachability of its requests.
-func NewTracked(cfg *rest.Config) (kubernetes.Interface, *Reachability, error) {
+func NewTracked(cfg *rest.Config) (Client, *Reachability, error) {
 	r := &Reachability{}
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(r.WrapTransport)
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
