@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kdnsd/kdnsd/raftnode"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,13 +172,11 @@ func New(cfg Config) (*Membership, error) {
 		synced:  make(chan struct{}),
 		changed: make(chan struct{}),
 	}
-	podLW := kubeclient.ListWatch(cfg.Client, kubeclient.Pods, cfg.Namespace,
+	m.podInf = kubeclient.Informer(cfg.Client, kubeclient.Pods, cfg.Namespace,
 		func(o *metav1.ListOptions) { o.LabelSelector = sel.String() })
-	stsLW := kubeclient.ListWatch(cfg.Client, kubeclient.StatefulSets, cfg.Namespace, func(o *metav1.ListOptions) {
+	m.stsInf = kubeclient.Informer(cfg.Client, kubeclient.StatefulSets, cfg.Namespace, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.StatefulSet).String()
 	})
-	m.podInf = cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(podLW), &corev1.Pod{}, 0, kubeclient.NamespaceIndexers())
-	m.stsInf = cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(stsLW), &appsv1.StatefulSet{}, 0, kubeclient.NamespaceIndexers())
 	if err := m.podInf.SetTransform(slimPod); err != nil {
 		return nil, fmt.Errorf("membership: pods transform: %w", err)
 	}

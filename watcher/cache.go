@@ -188,7 +188,7 @@ func share[R any, P interface {
 // the API server pages, so only one page is decoded at a time. A relist
 // from a resource version keeps it, and its errors (410 Gone) go to the
 // reflector unchanged, which then lists again from the most recent state.
-func pagedInformer(t *term, r *kubeclient.Resource, example runtime.Object) (cache.SharedIndexInformer, error) {
+func pagedInformer(t *term, r *kubeclient.Resource) (cache.SharedIndexInformer, error) {
 	lw := kubeclient.ListWatch(t.w.client, r, "", nil)
 	list := lw.ListWithContextFunc
 	lw.ListWithContextFunc = func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -197,7 +197,7 @@ func pagedInformer(t *term, r *kubeclient.Resource, example runtime.Object) (cac
 	// Resync 0: a relist after a watch failure already replays every
 	// object and the diff against the View makes that cheap; periodic
 	// resyncs would only repeat it.
-	inf := cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(lw), example, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(lw), r.Example, 0, cache.Indexers{})
 	if err := inf.SetTransform(t.transform); err != nil {
 		return nil, fmt.Errorf("watcher: %s transform: %w", r.Name, err)
 	}

@@ -118,10 +118,9 @@ func (c *ConfigWatcher) Run(ctx context.Context) {
 		case <-time.After(barrierBaseDelay):
 		}
 	}
-	lw := kubeclient.ListWatch(c.cfg.Client, kubeclient.ConfigMaps, c.cfg.Namespace, func(o *metav1.ListOptions) {
+	inf := kubeclient.Informer(c.cfg.Client, kubeclient.ConfigMaps, c.cfg.Namespace, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.cfg.Name).String()
 	})
-	inf := cache.NewSharedIndexInformer(kubeclient.ListWatchOnly(lw), &corev1.ConfigMap{}, 0, kubeclient.NamespaceIndexers())
 	changed := make(chan struct{}, 1)
 	signal := func(any) {
 		select {

@@ -11,11 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -197,19 +194,18 @@ func (t *term) run(ctx context.Context) error {
 	type watched struct {
 		kind     kind
 		resource *kubeclient.Resource
-		example  runtime.Object
 		inf      cache.SharedIndexInformer
 	}
 	informers := []*watched{
-		{kind: kindService, resource: kubeclient.Services, example: &corev1.Service{}},
-		{kind: kindSlice, resource: kubeclient.EndpointSlices, example: &discoveryv1.EndpointSlice{}},
-		{kind: kindNamespace, resource: kubeclient.Namespaces, example: &corev1.Namespace{}},
+		{kind: kindService, resource: kubeclient.Services},
+		{kind: kindSlice, resource: kubeclient.EndpointSlices},
+		{kind: kindNamespace, resource: kubeclient.Namespaces},
 	}
 	if t.w.watchPods {
-		informers = append(informers, &watched{kind: kindPod, resource: kubeclient.Pods, example: &corev1.Pod{}})
+		informers = append(informers, &watched{kind: kindPod, resource: kubeclient.Pods})
 	}
 	for _, w := range informers {
-		inf, err := pagedInformer(t, w.resource, w.example)
+		inf, err := pagedInformer(t, w.resource)
 		if err != nil {
 			return err
 		}

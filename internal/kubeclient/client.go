@@ -41,7 +41,10 @@ type Client interface {
 // Resource is an API resource kdnsd reads.
 type Resource struct {
 	// Name is the resource's name in the API (plural, lower case).
-	Name       string
+	Name string
+	// Example is an empty object of the resource's type (for an
+	// informer's type checks).
+	Example    runtime.Object
 	group      schema.GroupVersion
 	namespaced bool
 	newList    func() runtime.Object
@@ -49,12 +52,18 @@ type Resource struct {
 
 // The resources kdnsd reads.
 var (
-	Services       = &Resource{"services", corev1.SchemeGroupVersion, true, func() runtime.Object { return &corev1.ServiceList{} }}
-	EndpointSlices = &Resource{"endpointslices", discoveryv1.SchemeGroupVersion, true, func() runtime.Object { return &discoveryv1.EndpointSliceList{} }}
-	Namespaces     = &Resource{"namespaces", corev1.SchemeGroupVersion, false, func() runtime.Object { return &corev1.NamespaceList{} }}
-	Pods           = &Resource{"pods", corev1.SchemeGroupVersion, true, func() runtime.Object { return &corev1.PodList{} }}
-	ConfigMaps     = &Resource{"configmaps", corev1.SchemeGroupVersion, true, func() runtime.Object { return &corev1.ConfigMapList{} }}
-	StatefulSets   = &Resource{"statefulsets", appsv1.SchemeGroupVersion, true, func() runtime.Object { return &appsv1.StatefulSetList{} }}
+	Services = &Resource{"services", &corev1.Service{}, corev1.SchemeGroupVersion, true,
+		func() runtime.Object { return &corev1.ServiceList{} }}
+	EndpointSlices = &Resource{"endpointslices", &discoveryv1.EndpointSlice{}, discoveryv1.SchemeGroupVersion, true,
+		func() runtime.Object { return &discoveryv1.EndpointSliceList{} }}
+	Namespaces = &Resource{"namespaces", &corev1.Namespace{}, corev1.SchemeGroupVersion, false,
+		func() runtime.Object { return &corev1.NamespaceList{} }}
+	Pods = &Resource{"pods", &corev1.Pod{}, corev1.SchemeGroupVersion, true,
+		func() runtime.Object { return &corev1.PodList{} }}
+	ConfigMaps = &Resource{"configmaps", &corev1.ConfigMap{}, corev1.SchemeGroupVersion, true,
+		func() runtime.Object { return &corev1.ConfigMapList{} }}
+	StatefulSets = &Resource{"statefulsets", &appsv1.StatefulSet{}, appsv1.SchemeGroupVersion, true,
+		func() runtime.Object { return &appsv1.StatefulSetList{} }}
 )
 
 // scheme holds the types of the groups kdnsd reads, and the options and
@@ -173,8 +182,11 @@ type noWatchList struct{}
 
 func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 
-// NamespaceIndexers are the indexers of an informer whose objects are read
-// through client-go's listers, by namespace.
-func NamespaceIndexers() cache.Indexers {
-	return cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+// Informer returns an informer of r in namespace ("" for every namespace)
+// through c, with tweak (when not nil) applied to its requests' options,
+// that lists and watches (ListWatchOnly) and indexes by namespace, as
+// client-go's listers read.
+func Informer(c Client, r *Resource, namespace string, tweak func(*metav1.ListOptions)) cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(ListWatchOnly(ListWatch(c, r, namespace, tweak)), r.Example, 0,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
