@@ -121,6 +121,9 @@ type term struct {
 	// is empty the View's Tracked says so.
 	replicating bool
 	pending     map[key]struct{}
+	// backlog holds keys of those two diffs not yet queued (see
+	// queueBacklog).
+	backlog []key
 }
 
 func newTerm(w *Watcher) *term {
@@ -275,6 +278,7 @@ func (t *term) run(ctx context.Context) error {
 			return nil
 		}
 		t.process(ctx, batch)
+		t.queueBacklog()
 	}
 }
 
@@ -527,7 +531,8 @@ func (t *term) enqueueAll(svcStore, sliceStore cache.Store) {
 		"keys", len(t.initial))
 	// Whether namespaces and pods are replicated is decided by the worker,
 	// like every later change of the command format.
-	t.q.Add(key{kind: kindFormat})
+	t.backlog = append(t.backlog, key{kind: kindFormat})
+	t.queueBacklog()
 	t.initialDone()
 }
 
@@ -569,8 +574,10 @@ func (t *term) followFormat(view *fsm.View) {
 	}
 	t.pending = map[key]struct{}{}
 	add := func(k key) {
-		t.pending[k] = struct{}{}
-		t.q.Add(k)
+		if _, dup := t.pending[k]; !dup {
+			t.pending[k] = struct{}{}
+			t.backlog = append(t.backlog, k)
+		}
 	}
 	for _, name := range t.namespaces.GetStore().ListKeys() {
 		add(key{kind: kindNamespace, name: name})
@@ -622,10 +629,29 @@ func (t *term) tracking(view *fsm.View, batch []key, cmds []fsm.Command) []fsm.C
 	return cmds
 }
 
-// add queues one key of the initial diff.
+// add notes one key of the initial diff, for queueBacklog to queue.
 func (t *term) add(k key) {
-	t.initial[k] = struct{}{}
-	t.q.Add(k)
+	if _, dup := t.initial[k]; !dup {
+		t.initial[k] = struct{}{}
+		t.backlog = append(t.backlog, k)
+	}
+}
+
+// queueBacklog queues keys of the backlog while the queue holds fewer than
+// two batches. The workqueue keeps a set of the keys it holds, and a Go map
+// never gives back the room it grew to: queued at once, every key of the
+// cluster's objects would stay in a leader's memory for its whole term
+// (3.2 MB of live heap at 10k services, a heap profile showed;
+// BENCHMARKS.md). Two batches keep the worker's next batch full.
+func (t *term) queueBacklog() {
+	n := max(0, min(len(t.backlog), 2*t.w.maxBatch-t.q.Len()))
+	for _, k := range t.backlog[:n] {
+		t.q.Add(k)
+	}
+	t.backlog = t.backlog[n:]
+	if len(t.backlog) == 0 {
+		t.backlog = nil
+	}
 }
 
 // initialDone switches to streaming once the initial diff is committed.
@@ -639,6 +665,9 @@ func (t *term) initialDone() {
 	t.mu.Unlock()
 	t.log.Info("initial sync committed; streaming changes",
 		"commands", t.commands, "entries", t.entries, "took", time.Since(t.started).Round(time.Millisecond))
+	if t.w.synced != nil {
+		t.w.synced()
+	}
 }
 
 // feed moves keys from the queue to the batching worker, so that the worker

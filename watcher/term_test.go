@@ -6,6 +6,7 @@ package watcher
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -370,5 +371,46 @@ func TestNextHoldoff(t *testing.T) {
 				t.Errorf("nextHoldoff(%v, %v) = %v, want %v", tc.prev, tc.failedRestart, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBacklogIsQueuedTwoBatchesAtATime: the keys of the initial diff reach
+// the workqueue at most two batches at a time (the queue's set of keys
+// keeps the room it grew to), and every key of the API and of the View is
+// queued once, the format key last.
+func TestBacklogIsQueuedTwoBatchesAtATime(t *testing.T) {
+	var api []runtime.Object
+	for i := range 25 {
+		api = append(api, clusterIPService("ns", fmt.Sprintf("svc-%d", i), tcpPort("http", 80)))
+	}
+	// The View holds svc-0 (also in the API) and gone (only in the View).
+	store, raft := seededStore(t, api[0], clusterIPService("ns", "gone", tcpPort("http", 80)))
+	tm := pureTerm(t, store, raft, api...)
+	tm.w.maxBatch = 4
+	tm.enqueueAll(tm.services.GetStore(), tm.slices.GetStore())
+	var order []key
+	for tm.q.Len() > 0 {
+		if l := tm.q.Len(); l > 2*tm.w.maxBatch {
+			t.Fatalf("%d keys queued at once, want at most %d", l, 2*tm.w.maxBatch)
+		}
+		for range min(tm.w.maxBatch, tm.q.Len()) {
+			k, _ := tm.q.Get()
+			order = append(order, k)
+			tm.q.Done(k)
+		}
+		tm.queueBacklog()
+	}
+	want := map[key]bool{{kind: kindService, namespace: "ns", name: "gone"}: true}
+	for i := range 25 {
+		want[key{kind: kindService, namespace: "ns", name: fmt.Sprintf("svc-%d", i)}] = true
+	}
+	if len(order) != len(want)+1 || order[len(order)-1] != (key{kind: kindFormat}) {
+		t.Fatalf("queued %d keys, want %d and the format key last: %v", len(order), len(want)+1, order)
+	}
+	for _, k := range order[:len(order)-1] {
+		if !want[k] {
+			t.Errorf("queued %v twice or unasked", k)
+		}
+		delete(want, k)
 	}
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// event to the commit of the entry that carries it, on the leader: the
 	// first part of a change's programming latency.
 	Committed func(waited time.Duration)
+	// Synced, when set, is called on the leader each time a term's initial
+	// sync is committed, the moment its lists' garbage is done with.
+	Synced func()
 }
 
 // DefaultMaxBatch is Config.MaxBatch's default.
@@ -131,6 +134,7 @@ type Watcher struct {
 	watchPods bool
 	version   func() int
 	committed func(time.Duration)
+	synced    func()
 
 	mu      sync.Mutex
 	running bool
@@ -165,6 +169,7 @@ func New(cfg Config) (*Watcher, error) {
 		watchPods: cfg.WatchPods,
 		version:   cfg.CommandVersion,
 		committed: cfg.Committed,
+		synced:    cfg.Synced,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
