@@ -9,9 +9,10 @@ import "sync/atomic"
 // much later than the leader's. The announcer closes that gap: after a
 // commit with no other commit in flight it appends a barrier (an entry no
 // state machine sees), whose AppendEntries carries the new commit index to
-// every follower at once. While commits follow each other — the watcher's
-// next batch is appended after the previous one committed — each one
-// carries the last one's index, and no barrier is needed.
+// every follower at once. While commits overlap or follow each other (the
+// watcher appends a batch beside the one in flight, or right after it),
+// the commit still in flight announces the earlier one when it ends: by
+// its own barrier, or by the entry appended after it.
 
 // announcer appends those barriers, at most one at a time.
 type announcer struct {

@@ -108,10 +108,13 @@ type term struct {
 	holdoff time.Duration
 	synced  bool
 
+	// commands and entries count what this term committed; batches in
+	// flight beside each other add to them.
+	commands atomic.Int64
+	entries  atomic.Int64
+
 	// Owned by the worker.
-	started  time.Time
-	commands int
-	entries  int
+	started time.Time
 	// initial holds the keys of the initial diff not yet committed (or
 	// found equal): the term is "syncing" until it is empty.
 	initial map[key]struct{}
@@ -187,7 +190,7 @@ func (t *term) run(ctx context.Context) error {
 	t.log.Info("leadership term starting")
 	defer func() {
 		t.log.Info("leadership term ended; watcher stopped",
-			"commands", t.commands, "entries", t.entries, "duration", time.Since(t.started).Round(time.Millisecond))
+			"commands", t.commands.Load(), "entries", t.entries.Load(), "duration", time.Since(t.started).Round(time.Millisecond))
 	}()
 
 	if !t.barrier(ctx) {
@@ -272,14 +275,50 @@ func (t *term) run(ctx context.Context) error {
 	items := make(chan key)
 	wg.Go(func() { t.feed(ctx, items) })
 	wg.Go(func() { t.watchFormat(ctx) })
+	// slots holds one token per commit in flight (see commitsInFlight).
+	slots := make(chan struct{}, commitsInFlight)
 	for {
 		batch, ok := t.collect(ctx, items)
 		if !ok {
 			return nil
 		}
+		if t.pipelined(batch) {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				t.process(ctx, batch)
+			})
+			continue
+		}
+		for range commitsInFlight {
+			slots <- struct{}{}
+		}
 		t.process(ctx, batch)
+		for range commitsInFlight {
+			<-slots
+		}
 		t.queueBacklog()
 	}
+}
+
+// commitsInFlight is how many batches a streaming term commits at once. A
+// change that arrives while a commit is in flight is appended to the log
+// right behind it, instead of after that commit has gone round the
+// followers: a Service's EndpointSlice, whose event comes a few
+// milliseconds after the Service's, then no longer waits a whole commit.
+// Batches in flight never share a key (the work queue hands a key out
+// again only once its batch is done), so each diffs against a View that
+// holds every earlier change of its own keys.
+const commitsInFlight = 2
+
+// pipelined reports whether batch may be committed beside the batch in
+// flight: only while streaming. The initial diff, the namespace and pod
+// diff and a format change update the term's bookkeeping (initial,
+// pending, replicating), which the worker alone owns, so they are committed
+// with nothing else in flight.
+func (t *term) pipelined(batch []key) bool {
+	return t.initial == nil && len(t.pending) == 0 && len(t.backlog) == 0 &&
+		!slices.ContainsFunc(batch, func(k key) bool { return k.kind == kindFormat })
 }
 
 // barrier waits for a Raft barrier, retrying with backoff. It reports false
@@ -664,7 +703,7 @@ func (t *term) initialDone() {
 	t.phase = "streaming"
 	t.mu.Unlock()
 	t.log.Info("initial sync committed; streaming changes",
-		"commands", t.commands, "entries", t.entries, "took", time.Since(t.started).Round(time.Millisecond))
+		"commands", t.commands.Load(), "entries", t.entries.Load(), "took", time.Since(t.started).Round(time.Millisecond))
 	if t.w.synced != nil {
 		t.w.synced()
 	}
@@ -760,8 +799,8 @@ func (t *term) process(ctx context.Context, batch []key) {
 		start := time.Now()
 		err = t.w.raft.Commit(ctx, cmds)
 		if err == nil {
-			t.commands += len(cmds)
-			t.entries++
+			t.commands.Add(int64(len(cmds)))
+			t.entries.Add(1)
 			t.setErr(&t.commitErr, nil)
 			t.log.Debug("committed batch", "keys", len(batch), "commands", len(cmds), "took", time.Since(start))
 		}
@@ -799,8 +838,11 @@ func (t *term) process(ctx context.Context, batch []key) {
 		}
 		t.initialDone()
 	}
-	for _, k := range batch {
-		delete(t.pending, k)
+	// A pipelined batch finds pending empty and must not write to it.
+	if len(t.pending) > 0 {
+		for _, k := range batch {
+			delete(t.pending, k)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -626,6 +627,74 @@ func TestBurst(t *testing.T) {
 	}
 	// How many entries the burst takes depends on how fast the machine
 	// creates them, so it is reported, not asserted.
+}
+
+// overlappingRaft holds the first Commit after arm until a second Commit
+// call begins, or until the first's context ends: it tells whether the
+// watcher appends a batch while another is in flight.
+type overlappingRaft struct {
+	*fakeRaft
+	armed  atomic.Bool
+	calls  atomic.Int32
+	held   chan struct{} // closed when the first Commit is held
+	second chan struct{} // closed when the second Commit begins
+}
+
+func (r *overlappingRaft) Commit(ctx context.Context, cmds []fsm.Command) error {
+	if r.armed.Load() {
+		switch r.calls.Add(1) {
+		case 1:
+			close(r.held)
+			select {
+			case <-r.second:
+			case <-ctx.Done():
+			}
+		case 2:
+			close(r.second)
+		}
+	}
+	return r.fakeRaft.Commit(ctx, cmds)
+}
+
+// TestChangeDuringCommitIsAppendedAtOnce: a change that comes while a
+// commit is in flight is committed beside it, not after it (the
+// EndpointSlice that follows its Service's creation by milliseconds).
+func TestChangeDuringCommitIsAppendedAtOnce(t *testing.T) {
+	var raft *overlappingRaft
+	h := newHarness(t, nil, func(c *Config) {
+		raft = &overlappingRaft{fakeRaft: c.Raft.(*fakeRaft), held: make(chan struct{}), second: make(chan struct{})}
+		c.Raft = raft
+	})
+	ctx := context.Background()
+	ns := createNamespace(t, h.admin, "overlap")
+	svcs := h.admin.CoreV1().Services(ns)
+	h.start()
+	h.waitStreaming()
+
+	m := h.raft.mark()
+	raft.armed.Store(true)
+	first, err := svcs.Create(ctx, clusterIPService(ns, "first", tcpPort("p", 80)), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-raft.held:
+	case <-time.After(waitTimeout):
+		t.Fatal("the first service's change was never committed")
+	}
+	second, err := svcs.Create(ctx, clusterIPService(ns, "second", tcpPort("p", 80)), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-raft.second:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the second service's change waited for the first's commit to end (state %q)", h.w.State())
+	}
+	h.waitView("both services", func(v *fsm.View) bool {
+		return viewMatchesService(first)(v) && viewMatchesService(second)(v)
+	})
+	h.expectCmds(m, ns, "upsert-service first", "upsert-service second")
 }
 
 // TestCommitAndBarrierRetry injects barrier and commit failures: the term

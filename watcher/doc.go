@@ -78,4 +78,9 @@
 // in flight goes into the next entry (up to Config.MaxBatch commands). A
 // burst of creations thus becomes a few large entries rather than hundreds
 // of small ones, and a lone change waits for nothing but its own commit.
+// While streaming, that next entry is appended at once, beside the one in
+// flight (two at most): a change arriving a few milliseconds after another
+// (an EndpointSlice after its Service) does not wait for the first to go
+// round the followers. The two never share a key, since the work queue
+// hands a key out again only once its batch is done.
 package watcher
