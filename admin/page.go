@@ -59,14 +59,17 @@ func (p *page) field(name string, v any) {
 	p.raw("</td></tr>\n")
 }
 
-func yesNo(b bool) string {
+// YesNo is how the status page and the CLI's tables show a flag.
+func YesNo(b bool) string {
 	if b {
 		return "yes"
 	}
 	return "no"
 }
 
-func milliseconds(ms *int64) string {
+// LastContact is how the status page and the CLI's tables show a peer's
+// time since it heard from the leader (Peer.LastContactMS): "-" when unknown.
+func LastContact(ms *int64) string {
 	if ms == nil {
 		return "-"
 	}
@@ -101,9 +104,9 @@ func writePage(p *page, st Status, peers PeersResponse, peersErr error, cfg DNSC
 	p.raw(fmt.Sprintf(", refreshed every %d s.</p>\n", refreshSeconds))
 
 	p.raw("\n<h2>This replica</h2>\n<table id=\"status\">\n")
-	p.field("voter", yesNo(st.Voter))
+	p.field("voter", YesNo(st.Voter))
 	p.field("admission", st.Admission)
-	p.field("last contact", milliseconds(st.LastContactMS))
+	p.field("last contact", LastContact(st.LastContactMS))
 	p.field("commit index", st.CommitIndex)
 	p.field("applied index", st.AppliedIndex)
 	p.field("served index", st.ServedIndex)
@@ -126,7 +129,7 @@ func writePage(p *page, st Status, peers PeersResponse, peersErr error, cfg DNSC
 			"<th>term</th><th>applied</th><th>served</th><th>format</th><th>health</th></tr>\n")
 		for _, peer := range peers.Peers {
 			p.raw("<tr>")
-			p.cells(peer.ID, peer.Address, yesNo(peer.Voter), yesNo(peer.Leader), peer.State, peer.Term,
+			p.cells(peer.ID, peer.Address, YesNo(peer.Voter), YesNo(peer.Leader), peer.State, peer.Term,
 				peer.AppliedIndex, peer.ServedIndex, peer.MaxCommandVersion)
 			switch {
 			case peer.Healthy:

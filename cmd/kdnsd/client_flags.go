@@ -162,18 +162,3 @@ func printJSON(w io.Writer, v any) error {
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
-
-// lastContact formats a peer's time since it heard from the leader.
-func lastContact(ms *int64) string {
-	if ms == nil {
-		return "-"
-	}
-	return (time.Duration(*ms) * time.Millisecond).String()
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}

@@ -37,7 +37,7 @@ func newPeersListCommand() *cobra.Command {
 		tw := newTable(cmd.OutOrStdout())
 		fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tSTATE\tLEADER\tLAST CONTACT\tAPPLIED\tADMISSION\tFORMAT\tHEALTHY")
 		for _, p := range resp.Peers {
-			state, applied, admission, format, mark, healthy := "-", "-", "-", "-", "", yesNo(p.Healthy)
+			state, applied, admission, format, mark, healthy := "-", "-", "-", "-", "", admin.YesNo(p.Healthy)
 			if p.Reachable {
 				state, applied, format = string(p.State), fmt.Sprint(p.AppliedIndex), fmt.Sprint(p.MaxCommandVersion)
 				if p.Admission != "" {
@@ -51,7 +51,7 @@ func newPeersListCommand() *cobra.Command {
 				mark = "*"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				p.ID, p.Address, yesNo(p.Voter), state, mark, lastContact(p.LastContactMS), applied, admission, format, healthy)
+				p.ID, p.Address, admin.YesNo(p.Voter), state, mark, admin.LastContact(p.LastContactMS), applied, admission, format, healthy)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

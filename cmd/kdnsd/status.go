@@ -34,11 +34,11 @@ func newStatusCommand() *cobra.Command {
 		for _, row := range [][2]any{
 			{"ID", st.ID},
 			{"STATE", st.State},
-			{"VOTER", yesNo(st.Voter)},
+			{"VOTER", admin.YesNo(st.Voter)},
 			{"ADMISSION", st.Admission},
 			{"TERM", st.Term},
 			{"LEADER", leader},
-			{"LAST CONTACT", lastContact(st.LastContactMS)},
+			{"LAST CONTACT", admin.LastContact(st.LastContactMS)},
 			{"COMMIT INDEX", st.CommitIndex},
 			{"APPLIED INDEX", st.AppliedIndex},
 			{"SERVED INDEX", st.ServedIndex},
