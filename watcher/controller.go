@@ -353,20 +353,28 @@ func (t *term) setErr(field *error, err error) {
 	t.mu.Unlock()
 }
 
-// handler queues the key of every object an informer reports, and notes
-// when an event after the initial list first reported it (for
-// Config.Committed). Deletions may come as cache.DeletedFinalStateUnknown
-// (the watch missed the delete and a relist noticed it); its key is all
-// that is needed.
+// handler queues the key of every object an informer reports after its
+// initial list, and notes when an event first reported it (for
+// Config.Committed). The objects of the initial list are not queued: once
+// the caches have synced, the initial diff (enqueueAll, and followFormat for
+// namespaces and pods) queues every key the API or the View knows, two
+// batches at a time; queued here as well, every object's key would pass
+// through the queue's set of keys, a map that keeps its largest size for
+// the term. Deletions may come as cache.DeletedFinalStateUnknown (the watch
+// missed the delete and a relist noticed it); its key is all that is
+// needed.
 func (t *term) handler(k kind) cache.ResourceEventHandler {
 	enqueue := func(obj any, initial bool) {
+		if initial {
+			return
+		}
 		name, err := cache.DeletionHandlingObjectToName(obj)
 		if err != nil {
 			t.log.Error("cannot name object from informer", "err", err)
 			return
 		}
 		key := key{kind: k, namespace: name.Namespace, name: name.Name}
-		if !initial && t.w.committed != nil {
+		if t.w.committed != nil {
 			t.seenMu.Lock()
 			if _, ok := t.seen[key]; !ok {
 				t.seen[key] = time.Now()

@@ -414,3 +414,30 @@ func TestBacklogIsQueuedTwoBatchesAtATime(t *testing.T) {
 		delete(want, k)
 	}
 }
+
+// TestHandlerQueuesNoObjectOfTheInitialList: the initial diff queues those
+// keys, two batches at a time (above); the informers' events after their
+// initial list are queued as they come.
+func TestHandlerQueuesNoObjectOfTheInitialList(t *testing.T) {
+	store, raft := seededStore(t)
+	tm := pureTerm(t, store, raft)
+	h := tm.handler(kindService)
+	listed, added := clusterIPService("ns", "listed", tcpPort("http", 80)), clusterIPService("ns", "added", tcpPort("http", 80))
+	h.OnAdd(listed, true)
+	if n := tm.q.Len(); n != 0 {
+		t.Fatalf("%d keys queued for an object of the initial list, want 0", n)
+	}
+	h.OnAdd(added, false)
+	h.OnUpdate(listed, listed)
+	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/gone", Obj: clusterIPService("ns", "gone", tcpPort("http", 80))})
+	var got []key
+	for tm.q.Len() > 0 {
+		k, _ := tm.q.Get()
+		got = append(got, k)
+		tm.q.Done(k)
+	}
+	want := []key{svcKey("ns", "added"), svcKey("ns", "listed"), svcKey("ns", "gone")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queued %v, want %v", got, want)
+	}
+}
