@@ -1,12 +1,14 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -576,6 +578,13 @@ func (t *term) enqueueAll(svcStore, sliceStore cache.Store) {
 		"api_services", len(svcKeys), "api_endpointslices", len(sliceKeys),
 		"view_services", vs, "view_endpointslices", ve, "view_index", v.Index(),
 		"keys", len(t.initial))
+	// By name, so that a Service and its EndpointSlices (named after it)
+	// are committed together, mostly in the same batch: in the order listed,
+	// every Service would be committed and indexed without its endpoints,
+	// and again with them.
+	slices.SortFunc(t.backlog, func(a, b key) int {
+		return cmp.Or(strings.Compare(a.namespace, b.namespace), strings.Compare(a.name, b.name), cmp.Compare(a.kind, b.kind))
+	})
 	// Whether namespaces and pods are replicated is decided by the worker,
 	// like every later change of the command format.
 	t.backlog = append(t.backlog, key{kind: kindFormat})
