@@ -79,6 +79,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 			return fmt.Errorf("read %s: %w (%s)", path, err, keep)
 		}
 		s.view.Store(v)
+		s.releaseMapping() // every record was read
 		return nil
 	})
 	if errors.Is(err, boltguard.ErrCorrupt) {
@@ -552,6 +553,7 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
 	s.publish(v)
+	s.releaseMapping() // deleting the old buckets read every page of them
 	return nil
 }
 

@@ -1,0 +1,98 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestStoreReleasesFileMapping: once Open has read every record, and once
+// Restore has freed every old page, the store's file is no longer counted
+// in the process's RSS (its mapped pages were released); the View is
+// unchanged by it.
+func TestStoreReleasesFileMapping(t *testing.T) {
+	var cmds []Command
+	for i := range 4000 {
+		name := fmt.Sprintf("svc%d", i)
+		ip := fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)
+		cmds = append(cmds, UpsertService(svc("default", name, ip)), UpsertSlice(slice("default", name+"-a", name, ip)))
+	}
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	s := openStore(t, path)
+	mustApply(t, s, entry(t, 1, cmds...))
+	want := s.View()
+	s.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() < 2<<20 {
+		t.Fatalf("the store file is %d bytes: too small to tell a released mapping from a few pages", st.Size())
+	}
+	// The test fails when more than this is mapped: an eighth of the file,
+	// where a store that keeps its pages maps nearly all of it.
+	limit := st.Size() / 8
+
+	s = openStore(t, path)
+	if !viewsEqual(s.View(), want) {
+		t.Fatal("the View read on open differs from the one applied")
+	}
+	if rss := mappedRSS(t, path); rss > limit {
+		t.Errorf("after Open, %d bytes of the %d-byte store file are in RSS", rss, st.Size())
+	}
+
+	var snap bytes.Buffer
+	if err := WriteSnapshot(&snap, want); err != nil {
+		t.Fatal(err)
+	}
+	// The first restore grows the file (its old pages are free only once it
+	// commits), and bbolt maps a grown file anew; the second writes into the
+	// pages the first freed, in the same map.
+	for i := range 2 {
+		if err := s.Restore(bytes.NewReader(snap.Bytes()), want.Index()); err != nil {
+			t.Fatal(err)
+		}
+		if rss := mappedRSS(t, path); rss > limit {
+			t.Errorf("after restore %d, %d bytes of the %d-byte store file are in RSS", i+1, rss, st.Size())
+		}
+	}
+	if !viewsEqual(s.View(), want) {
+		t.Fatal("the View restored differs from the one applied")
+	}
+}
+
+// mappedRSS returns how many bytes of path's mappings in this process are
+// resident (/proc/self/smaps).
+func mappedRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var total int64
+	inPath := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) >= 5 && strings.Contains(fields[0], "-"): // a mapping's header
+			inPath = fields[len(fields)-1] == path
+		case inPath && fields[0] == "Rss:":
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += kb << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
