@@ -230,9 +230,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		changed = v.ChangedServices(from)
 	} else {
 		u.nodes, u.shared = ix.nodes.Builder(), ix.shared.Builder()
-		// Size the map once: a service has about six names.
 		nsvc, _ := v.Counts()
-		u.nodes.Grow(6 * nsvc)
 		jobs = make([]rebuild, 0, nsvc)
 		changed = func(yield func(fsm.ServiceKey) bool) {
 			for s := range v.Services() {
@@ -258,7 +256,7 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 		}
 		jobs = append(jobs, j)
 	}
-	rebuilt := 0
+	rebuilt, claimed := 0, 0
 	for batch := range r.named(jobs, ix.endpointPods, ttl) {
 		for i := range batch {
 			j := &batch[i]
@@ -267,6 +265,15 @@ func (r *Resolver) build(prev *index, v *fsm.View) (*index, int) {
 			}
 			u.replace(j.old, j.oldNames, j.svc, j.names)
 			*j = rebuild{} // its names are the index's now, or garbage
+		}
+		claimed += len(batch)
+		if from == nil && claimed == len(batch) && claimed < len(jobs) {
+			// A full build sizes the name map once, for as many names a
+			// service as the first batch made: grown step by step, a
+			// build at 100k took a quarter longer. A fixed guess (six a
+			// service) doubled the map where services have four (one
+			// port, a cluster IP: 64.0 MB of index at 100k against 52.2).
+			u.nodes.Grow(u.nodes.Len() * (len(jobs) - claimed) / claimed)
 		}
 	}
 	r.setBase(u, v, c)

@@ -194,17 +194,19 @@ func (b *Builder[K, V]) shard(k K) map[K]V {
 }
 
 // Grow readies the builder for about n more keys spread over the shards,
-// so that building a large Map does not grow each shard step by step. It
-// copies every shard, so it is for builds that write most of them.
+// so that building a large Map does not grow each shard step by step: each
+// shard is copied into a map with room for what it holds and its share of
+// n. No room is added beyond the share: a Go map rounds its table up to a
+// power of two, which leaves room for a shard above the mean more often than
+// not, and a share made larger crossed that step and doubled the map for
+// every shard. It copies every shard, so it is for builds that write most of
+// them.
 func (b *Builder[K, V]) Grow(n int) {
 	if b.owned == nil {
 		b.shard(*new(K)) // copies the shard table
 	}
-	per := n/nShards + n/nShards/4 + 1
+	per := n/nShards + 1
 	for i := range b.m.shards {
-		if b.owned[i/64]&(uint64(1)<<(i%64)) != 0 {
-			continue
-		}
 		s := make(map[K]V, len(b.m.shards[i])+per)
 		for k, v := range b.m.shards[i] {
 			s[k] = v
