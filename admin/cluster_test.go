@@ -197,7 +197,7 @@ func testRecords(n int) []fsm.Command {
 		cmds = append(cmds, fsm.UpsertSlice(&fsm.EndpointSlice{
 			Namespace: "default", Name: name + "-abc", Service: name,
 			Ports:     []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}},
-			Endpoints: []fsm.Endpoint{{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 244, byte(i / 250), byte(1 + i%250)})}, Ready: true, PodName: name + "-0"}},
+			Endpoints: []fsm.Endpoint{{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 244, byte(i / 250), byte(1 + i%250)})}, Ready: true}},
 		}))
 	}
 	return cmds

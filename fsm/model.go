@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -85,15 +86,32 @@ func (e *EndpointSlice) Equal(o *EndpointSlice) bool {
 type Endpoint struct {
 	Addresses []netip.Addr `json:"addrs"`
 	Hostname  string       `json:"hostname,omitempty"`
-	Ready     bool         `json:"ready,omitempty"`
-	PodName   string       `json:"pod,omitempty"`
-	NodeName  string       `json:"node,omitempty"`
+	// The endpoint's pod and node names, which releases before this one
+	// kept: no answer depends on them, and they were 32 of an endpoint's
+	// 80 bytes, and two strings more. Entries, store files and snapshots
+	// written then still hold them; they are read and dropped.
+	Pod  Dropped `json:"pod,omitzero"`
+	Node Dropped `json:"node,omitzero"`
+	// Ready comes last: a zero-size last field would be padded.
+	Ready bool `json:"ready,omitempty"`
+}
+
+// Dropped is a string field that older records hold and this build no
+// longer keeps: it decodes a JSON string (or null) to nothing, and is
+// never written.
+type Dropped struct{}
+
+// UnmarshalJSON accepts a JSON string or null, as a string field did.
+func (*Dropped) UnmarshalJSON(raw []byte) error {
+	if len(raw) > 0 && raw[0] == '"' || string(raw) == "null" {
+		return nil
+	}
+	return fmt.Errorf("a dropped string field holds %.20s, not a string", raw)
 }
 
 // Equal reports whether two endpoints are the same.
 func (e *Endpoint) Equal(o *Endpoint) bool {
-	return slices.Equal(e.Addresses, o.Addresses) && e.Hostname == o.Hostname &&
-		e.Ready == o.Ready && e.PodName == o.PodName && e.NodeName == o.NodeName
+	return slices.Equal(e.Addresses, o.Addresses) && e.Hostname == o.Hostname && e.Ready == o.Ready
 }
 
 // PodKey names a pod.

@@ -2,9 +2,11 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -27,7 +29,7 @@ func TestCompact(t *testing.T) {
 				Endpoint{Addresses: spare(a("10.0.0.1")), Ready: true, Hostname: "a"},
 				Endpoint{Addresses: nil},
 				Endpoint{Addresses: []netip.Addr{}},
-				Endpoint{Addresses: spare(a("10.0.0.2"), a("fd00::2")), PodName: "p", NodeName: "n"})}},
+				Endpoint{Addresses: spare(a("10.0.0.2"), a("fd00::2"))})}},
 		{"slice without endpoints", &EndpointSlice{Namespace: "ns", Name: "e", Service: "web", Endpoints: []Endpoint{}}},
 		{"pod", &Pod{Namespace: "ns", Name: "p", IPs: spare(a("10.0.0.3"))}},
 		{"pod without addresses", &Pod{Namespace: "ns", Name: "q"}},
@@ -155,4 +157,63 @@ func deepCopy(t *testing.T, record any) any {
 		return v
 	}
 	return cp(reflect.ValueOf(record)).Interface()
+}
+
+// TestEndpointPodAndNodeAreReadAndDropped: a log entry, a snapshot and a
+// store record that an older release wrote with an endpoint's pod and node
+// names decode, without them, and this build writes them no more; a pod
+// or node name that is not a string is refused as it was.
+func TestEndpointPodAndNodeAreReadAndDropped(t *testing.T) {
+	const (
+		old    = `{"ns":"default","name":"web-a","service":"web","endpoints":[{"addrs":["10.0.0.1"],"hostname":"web-0","ready":true,"pod":"web-0","node":"n1"},{"addrs":["10.0.0.2"],"pod":null}]}`
+		notStr = `{"ns":"default","name":"web-a","service":"web","endpoints":[{"addrs":["10.0.0.1"],"pod":5}]}`
+	)
+	want := &EndpointSlice{Namespace: "default", Name: "web-a", Service: "web", Endpoints: []Endpoint{
+		{Addresses: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Hostname: "web-0", Ready: true},
+		{Addresses: []netip.Addr{netip.MustParseAddr("10.0.0.2")}},
+	}}
+	decoders := []struct {
+		name   string
+		decode func(raw string) (*EndpointSlice, error)
+	}{
+		{"log entry", func(raw string) (*EndpointSlice, error) {
+			cmds, err := Decode(append([]byte{formatV1}, `[{"op":3,"slice":`+raw+`}]`...))
+			if err != nil {
+				return nil, err
+			}
+			return cmds[0].Slice, nil
+		}},
+		{"snapshot", func(raw string) (*EndpointSlice, error) {
+			v, err := ReadSnapshot(strings.NewReader("\x01" + `{"index":1,"services":[],"slices":[` + raw + `]}`))
+			if err != nil {
+				return nil, err
+			}
+			return v.Slice(SliceKey{"default", "web-a"}), nil
+		}},
+		{"store record", func(raw string) (*EndpointSlice, error) {
+			var e EndpointSlice
+			return &e, decodeRecord([]byte(raw), &e)
+		}},
+	}
+	for _, d := range decoders {
+		t.Run(d.name, func(t *testing.T) {
+			got, err := d.decode(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("decoded %+v, want %+v", got, want)
+			}
+			if _, err := d.decode(notStr); err == nil {
+				t.Error("a pod name that is a number decoded")
+			}
+		})
+	}
+	raw, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), `"pod"`) || strings.Contains(string(raw), `"node"`) {
+		t.Errorf("written as %s", raw)
+	}
 }

@@ -64,7 +64,8 @@ func ServiceFrom(svc *corev1.Service) *fsm.Service {
 // name has the empty name, one without protocol is TCP. An endpoint's
 // addresses that do not parse are skipped, and so is an endpoint left without
 // any. An endpoint is ready unless conditions.ready is false: the API says nil
-// means ready. PodName is set when the target reference is a Pod.
+// means ready. The endpoint's pod and node are not kept: no answer
+// depends on them.
 func SliceFrom(es *discoveryv1.EndpointSlice) (*fsm.EndpointSlice, bool) {
 	svcName := es.Labels[discoveryv1.LabelServiceName]
 	if svcName == "" || es.AddressType == discoveryv1.AddressTypeFQDN {
@@ -105,12 +106,6 @@ func SliceFrom(es *discoveryv1.EndpointSlice) (*fsm.EndpointSlice, bool) {
 		}
 		if ep.Hostname != nil {
 			e.Hostname = *ep.Hostname
-		}
-		if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
-			e.PodName = ep.TargetRef.Name
-		}
-		if ep.NodeName != nil {
-			e.NodeName = *ep.NodeName
 		}
 		out.Endpoints = append(out.Endpoints, e)
 	}

@@ -128,7 +128,7 @@ func TestSliceFrom(t *testing.T) {
 		in   discoveryv1.EndpointSlice
 		want *fsm.EndpointSlice // nil: not translated
 	}{{
-		name: "full slice",
+		name: "full slice: target and node not kept",
 		in: discoveryv1.EndpointSlice{
 			ObjectMeta:  labeled("ns", "web-abc", "web"),
 			AddressType: discoveryv1.AddressTypeIPv4,
@@ -151,8 +151,8 @@ func TestSliceFrom(t *testing.T) {
 		want: &fsm.EndpointSlice{Namespace: "ns", Name: "web-abc", Service: "web",
 			Ports: []fsm.Port{{Name: "http", Protocol: "TCP", Port: 8080}, {Name: "dns", Protocol: "UDP", Port: 53}},
 			Endpoints: []fsm.Endpoint{
-				{Addresses: addrs("10.1.0.5"), Hostname: "web-0", Ready: true, PodName: "web-0", NodeName: "node-a"},
-				{Addresses: addrs("10.1.0.6"), Ready: false, PodName: "web-1"},
+				{Addresses: addrs("10.1.0.5"), Hostname: "web-0", Ready: true},
+				{Addresses: addrs("10.1.0.6"), Ready: false},
 			}},
 	}, {
 		name: "nil ready means ready; non-pod target ref; API order kept",

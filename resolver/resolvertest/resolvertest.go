@@ -226,14 +226,14 @@ func Fixture() (services []*fsm.Service, slices []*fsm.EndpointSlice) {
 	slices = []*fsm.EndpointSlice{
 		{Namespace: "default", Name: "hl-ipv4", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
 			Endpoints: []fsm.Endpoint{
-				{Addresses: addrs("10.244.1.1"), Hostname: "web-0", Ready: true, PodName: "web-0"},
-				{Addresses: addrs("10.244.1.2"), Ready: true, PodName: "web-x"},
-				{Addresses: addrs("10.244.1.3"), Hostname: "web-2", PodName: "web-2"}, // not ready
+				{Addresses: addrs("10.244.1.1"), Hostname: "web-0", Ready: true},
+				{Addresses: addrs("10.244.1.2"), Ready: true},
+				{Addresses: addrs("10.244.1.3"), Hostname: "web-2"}, // not ready
 			}},
 		{Namespace: "default", Name: "hl-ipv6", Service: "hl", Ports: []fsm.Port{tcp("http", 8080)},
-			Endpoints: []fsm.Endpoint{{Addresses: addrs("fd00:10:244::1:1"), Hostname: "web-0", Ready: true, PodName: "web-0"}}},
+			Endpoints: []fsm.Endpoint{{Addresses: addrs("fd00:10:244::1:1"), Hostname: "web-0", Ready: true}}},
 		{Namespace: "default", Name: "hlpub-ipv4", Service: "hlpub",
-			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.2.1"), PodName: "pub-0"}}}, // not ready
+			Endpoints: []fsm.Endpoint{{Addresses: addrs("10.244.2.1")}}}, // not ready
 
 		// Issue 10 (branch dns-spec).
 		{Namespace: "default", Name: "hl6-ipv6", Service: "hl6", Ports: []fsm.Port{tcp("http", 8080)},

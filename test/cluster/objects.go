@@ -60,12 +60,6 @@ func APISlice(e *fsm.EndpointSlice) *discoveryv1.EndpointSlice {
 		if ep.Hostname != "" {
 			out.Hostname = new(ep.Hostname)
 		}
-		if ep.PodName != "" {
-			out.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: e.Namespace, Name: ep.PodName}
-		}
-		if ep.NodeName != "" {
-			out.NodeName = new(ep.NodeName)
-		}
 		es.Endpoints = append(es.Endpoints, out)
 	}
 	return es
