@@ -365,6 +365,7 @@ func (s *Store) commit(c *change) error {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
 	s.publish(next)
+	s.releaseMapping() // the writes read the pages on their keys' paths
 	return nil
 }
 
