@@ -86,9 +86,9 @@ func dataset(nServices, nHeadless int) ([]*fsm.Service, []*fsm.EndpointSlice) {
 func fqdn(s *fsm.Service) string { return s.Name + "." + s.Namespace + ".svc." + zone }
 
 // startAPI starts etcd and kube-apiserver (the caller stops them) and
-// creates services and slices through the API; took is how long the
-// creation took.
-func startAPI(ctx context.Context, services []*fsm.Service, slices []*fsm.EndpointSlice) (env *testenv.Env, cs kubernetes.Interface, took time.Duration, err error) {
+// creates services and slices, through the API or into etcd as load says
+// (etcdLoad); took is how long the creation took.
+func startAPI(ctx context.Context, load string, services []*fsm.Service, slices []*fsm.EndpointSlice) (env *testenv.Env, cs kubernetes.Interface, took time.Duration, err error) {
 	logf("starting etcd and kube-apiserver")
 	if env, err = testenv.Start(ctx); err != nil {
 		return nil, nil, 0, err
@@ -102,16 +102,33 @@ func startAPI(ctx context.Context, services []*fsm.Service, slices []*fsm.Endpoi
 		return nil, nil, 0, err
 	}
 	began := time.Now()
-	if err = loadDataset(ctx, cs, services, slices); err != nil {
+	if err = loadDataset(ctx, cs, load, env.EtcdURL, services, slices); err != nil {
 		return nil, nil, 0, err
 	}
 	return env, cs, time.Since(began), nil
 }
 
-// loadDataset creates the dataset's namespaces, services and slices through
-// the API, with a few writers in parallel, and the ServiceCIDR the
-// ClusterIPs need beyond testenv's range.
-func loadDataset(ctx context.Context, cs kubernetes.Interface, services []*fsm.Service, slices []*fsm.EndpointSlice) error {
+// loadVia resolves -load: auto writes into etcd a dataset of more than
+// etcdLoadAbove ClusterIP services, and creates any other through the API.
+func loadVia(load string, clusterIPServices int) (string, error) {
+	switch load {
+	case "api", "etcd":
+		return load, nil
+	case "auto":
+		if clusterIPServices > etcdLoadAbove {
+			return "etcd", nil
+		}
+		return "api", nil
+	}
+	return "", fmt.Errorf("-load %q: want auto, api or etcd", load)
+}
+
+// loadDataset creates the dataset's namespaces and the ServiceCIDR the
+// ClusterIPs need beyond testenv's range through the API, then its services
+// and slices: with load "etcd" written into etcd (etcdLoad) until the API
+// server's cache holds them all, else through the API, with a few writers
+// in parallel.
+func loadDataset(ctx context.Context, cs kubernetes.Interface, load, etcdURL string, services []*fsm.Service, slices []*fsm.EndpointSlice) error {
 	for i := range namespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns%d", i)}}
 		if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
@@ -124,6 +141,12 @@ func loadDataset(ctx context.Context, cs kubernetes.Interface, services []*fsm.S
 		if _, err := cs.NetworkingV1().ServiceCIDRs().Create(ctx, cidr, metav1.CreateOptions{}); err != nil {
 			return err
 		}
+	}
+	if load == "etcd" {
+		if err := etcdLoad(ctx, etcdURL, services, slices); err != nil {
+			return err
+		}
+		return waitCached(ctx, cs, len(services), len(slices))
 	}
 	const writers = 16
 	next := make(chan int)

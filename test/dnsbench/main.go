@@ -43,6 +43,7 @@ type config struct {
 	rate, trials       int
 	chart              string
 	memLimit           string // -scale: the replicas' GOMEMLIMIT
+	load               string // how the dataset is created: api or etcd (loadVia)
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 20000, "offered load (dnsperf -Q) of the CPU-per-query runs")
 	flag.IntVar(&c.trials, "trials", 20, "propagation trials")
 	flag.StringVar(&c.chart, "chart", "", "write a PNG chart of the results to this path")
+	load := flag.String("load", "auto", "how the dataset is created: api (through the API server), etcd (written into its etcd: kube-apiserver's ClusterIP allocation slows down with every service), or auto (etcd above 20000 ClusterIP services)")
 	restart := flag.Bool("restart", false, "only measure a one-replica kdnsd restarted with its API server unreachable, at -services (BENCHMARKS.md)")
 	flag.StringVar(&c.memLimit, "memlimit", "", "with -scale: GOMEMLIMIT of the replicas (what kdnsd sets itself in a container: 90% of its memory limit)")
 	scale := flag.Bool("scale", false, "only measure kdnsd fed by the API server at -services and -headless: start, memory, a new leader's resync (BENCHMARKS.md; -services 0 -headless 100000 for 100k)")
@@ -64,6 +66,10 @@ func main() {
 	flag.Parse()
 	if *serveMap != "" {
 		log.Fatal(serveFromMap(*serveMap, flag.Arg(0)))
+	}
+	var err error
+	if c.load, err = loadVia(*load, c.services); err != nil {
+		log.Fatal(err)
 	}
 	if *restart {
 		if err := measureRestart(c.kdnsd, c.services, c.rounds); err != nil {
@@ -104,12 +110,12 @@ func run(c config) error {
 		return err
 	}
 
-	env, cs, took, err := startAPI(ctx, services, slices)
+	env, cs, took, err := startAPI(ctx, c.load, services, slices)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	logf("created %d services and %d slices through the API in %v", len(services), len(slices), took.Round(time.Millisecond))
+	logf("created %d services and %d slices (%s) in %v", len(services), len(slices), loadedHow(c.load), took.Round(time.Millisecond))
 
 	// The servers fed by the API start one after the other, so that the
 	// watches each adds to the API server's count are its own.

@@ -80,13 +80,13 @@ func measureScale(c config) error {
 	}
 	defer os.RemoveAll(dir)
 	services, slices := dataset(c.services, c.headless)
-	env, _, took, err := startAPI(ctx, services, slices)
+	env, _, took, err := startAPI(ctx, c.load, services, slices)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	fmt.Printf("%d services (%d headless) and %d slices of 3 endpoints created through the API in %v\n",
-		len(services), c.headless, len(slices), took.Round(time.Second))
+	fmt.Printf("%d services (%d headless) and %d slices of 3 endpoints created (%s) in %v\n",
+		len(services), c.headless, len(slices), loadedHow(c.load), took.Round(time.Second))
 
 	began := time.Now()
 	var kdnsdEnv []string
