@@ -8,9 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -148,36 +148,15 @@ func loadDataset(ctx context.Context, cs kubernetes.Interface, load, etcdURL str
 		}
 		return waitCached(ctx, cs, len(services), len(slices))
 	}
-	const writers = 16
-	next := make(chan int)
-	errs := make(chan error, writers)
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := range next {
-				if err := createService(ctx, cs, services[i], slices[i]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	var err error
-feed:
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
 	for i := range services {
-		select {
-		case next <- i:
-		case err = <-errs:
-			break feed
+		if ctx.Err() != nil {
+			break // a creation failed: g.Wait says which
 		}
+		g.Go(func() error { return createService(ctx, cs, services[i], slices[i]) })
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	if err != nil {
-		return err
-	}
-	return <-errs
+	return g.Wait()
 }
 
 // createService creates a service and then its slice, as a controller does.

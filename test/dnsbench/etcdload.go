@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/test/cluster"
@@ -133,51 +134,31 @@ func serviceObjects(s *fsm.Service, sl *fsm.EndpointSlice) ([]etcdObject, error)
 // few writers in parallel. A key that exists already fails the load: the
 // set is written once, into an API server's fresh etcd.
 func etcdLoad(ctx context.Context, etcdURL string, services []*fsm.Service, slices []*fsm.EndpointSlice) error {
-	batches := make(chan []etcdObject)
-	const writers = 4
-	errs := make(chan error, writers+1)
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for b := range batches {
-				if err := etcdCreate(ctx, etcdURL, b); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	write := func(batch []etcdObject) {
+		g.Go(func() error { return etcdCreate(ctx, etcdURL, batch) })
 	}
 	var batch []etcdObject
-	var err error
-feed:
 	for i, s := range services {
-		var objs []etcdObject
-		if objs, err = serviceObjects(s, slices[i]); err != nil {
-			break
+		if ctx.Err() != nil {
+			break // a write failed: g.Wait says which
+		}
+		objs, err := serviceObjects(s, slices[i])
+		if err != nil {
+			g.Wait()
+			return err
 		}
 		if len(batch)+len(objs) > etcdTxnOps {
-			select {
-			case batches <- batch:
-			case err = <-errs:
-				break feed
-			}
+			write(batch)
 			batch = nil
 		}
 		batch = append(batch, objs...)
 	}
-	if err == nil && len(batch) > 0 {
-		select {
-		case batches <- batch:
-		case err = <-errs:
-		}
+	if len(batch) > 0 && ctx.Err() == nil {
+		write(batch)
 	}
-	close(batches)
-	wg.Wait()
-	close(errs)
-	if err != nil {
-		return err
-	}
-	return <-errs
+	return g.Wait()
 }
 
 // etcdTxn is the JSON form of an etcd transaction (etcdserverpb.TxnRequest;
