@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -16,10 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/test/cluster"
+	"github.com/kdnsd/kdnsd/test/wait"
 )
 
 // Loading a large set of ClusterIP services through the API is slow for a
@@ -226,33 +226,29 @@ func etcdCreate(ctx context.Context, etcdURL string, objs []etcdObject) error {
 // waitCached waits until the API server's cache (a list at resourceVersion
 // 0, as informers make theirs) holds services Services and slices
 // EndpointSlices besides the default namespace's: the servers fed by the
-// API must not start from a cache still catching up with etcd.
+// API must not start from a cache still catching up with etcd. Each check
+// lists the whole set, which takes seconds at 100k.
 func waitCached(ctx context.Context, cs kubernetes.Interface, services, slices int) error {
-	cached := func() (int, int, error) {
-		svcs, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.namespace!=default"})
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	outsideDefault := metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.namespace!=default"}
+	var gotServices, gotSlices int
+	err := wait.Until(ctx, "the API server's cache to hold the set written into etcd", func() (bool, error) {
+		svcs, err := cs.CoreV1().Services("").List(ctx, outsideDefault)
 		if err != nil {
-			return 0, 0, err
+			return false, fmt.Errorf("list what the API server holds: %w", err)
 		}
-		sls, err := cs.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.namespace!=default"})
+		sls, err := cs.DiscoveryV1().EndpointSlices("").List(ctx, outsideDefault)
 		if err != nil {
-			return 0, 0, err
+			return false, fmt.Errorf("list what the API server holds: %w", err)
 		}
-		return len(svcs.Items), len(sls.Items), nil
+		gotServices, gotSlices = len(svcs.Items), len(sls.Items)
+		return gotServices == services && gotSlices == slices, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (it held %d services and %d slices of %d and %d)", err, gotServices, gotSlices, services, slices)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		gotServices, gotSlices, err := cached()
-		if err != nil {
-			return fmt.Errorf("list what the API server holds: %w", err)
-		}
-		if gotServices == services && gotSlices == slices {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the API server's cache holds %d services and %d slices of the %d and %d written into etcd", gotServices, gotSlices, services, slices)
-		}
-		time.Sleep(time.Second) // the API server's cache has no event to wait for
-	}
+	return nil
 }
 
 // loadedHow says how a dataset was created, for the reports.
