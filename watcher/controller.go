@@ -721,9 +721,6 @@ func (t *term) initialDone() {
 	t.mu.Unlock()
 	t.log.Info("initial sync committed; streaming changes",
 		"commands", t.commands.Load(), "entries", t.entries.Load(), "took", time.Since(t.started).Round(time.Millisecond))
-	if t.w.synced != nil {
-		t.w.synced()
-	}
 }
 
 // feed moves keys from the queue to the batching worker, so that the worker

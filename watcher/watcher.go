@@ -65,9 +65,6 @@ type Config struct {
 	// event to the commit of the entry that carries it, on the leader: the
 	// first part of a change's programming latency.
 	Committed func(waited time.Duration)
-	// Synced, when set, is called on the leader each time a term's initial
-	// sync is committed, the moment its lists' garbage is done with.
-	Synced func()
 }
 
 // DefaultMaxBatch is Config.MaxBatch's default.
@@ -134,7 +131,6 @@ type Watcher struct {
 	watchPods bool
 	version   func() int
 	committed func(time.Duration)
-	synced    func()
 
 	mu      sync.Mutex
 	running bool
@@ -169,7 +165,6 @@ func New(cfg Config) (*Watcher, error) {
 		watchPods: cfg.WatchPods,
 		version:   cfg.CommandVersion,
 		committed: cfg.Committed,
-		synced:    cfg.Synced,
 	}
 	if w.log == nil {
 		w.log = slog.Default()

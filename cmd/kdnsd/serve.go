@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -440,6 +439,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopServing()
 	go res.Follow(serveCtx, store)
 	go followForwarding(serveCtx, store, fwd, flags, inForce, build, fwdLog)
+	go releaseAfterBursts(serveCtx, releaseCheck, quietBelow, releaseAbove, log)
 
 	// Every listener is up before Raft starts: a replica that cannot serve
 	// should fail before it joins (or bootstraps) a cluster.
@@ -511,13 +511,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	podsWanted := func() bool { return resolver.PodModeOf(o.podMode, store.View()) == resolver.PodVerified }
 	newWatcher := func(pods bool) (*watcher.Watcher, error) {
 		return watcher.New(watcher.Config{Client: watchClient, Reachability: watchReach, Views: store, Raft: node, Logger: log,
-			WatchPods: pods, CommandVersion: node.CommandVersion, Committed: served.committed,
-			// A term's lists leave garbage several times what it keeps
-			// (a new leader's anonymous memory right after its resync at
-			// 10k services: ~100 MB, its heap in use ~50 MB); give it back
-			// at once, as after the store's load, instead of over the
-			// minutes the runtime's scavenger would take.
-			Synced: func() { go debug.FreeOSMemory() }})
+			WatchPods: pods, CommandVersion: node.CommandVersion, Committed: served.committed})
 	}
 	watchers := &leaderWatchers{node: node}
 	w, err := newWatcher(podsWanted())

@@ -138,11 +138,17 @@ func measureScale(c config) error {
 	return printMemory(ctx, cl)
 }
 
-// printMemory prints the memory of each running replica of cl once each
-// has collected its garbage since the call: what a replica holds, not what
-// it has yet to collect of its start or a resync (an idle one collects when
-// the Go runtime forces it, at the latest 2 minutes after its last
-// collection).
+// quietAlloc is what a replica allocates in a second once its work is
+// over (kdnsd's quietBelow: it gives a burst's garbage back after one such
+// second).
+const quietAlloc = 4 << 20
+
+// printMemory prints the memory of each running replica of cl once all have
+// been quiet for three seconds in a row (each allocated less than
+// quietAlloc a second) and each has collected its garbage since the call:
+// what a replica holds once its work is over, not what it has yet to
+// collect of its start or a resync (an idle one collects when the Go
+// runtime forces it, at the latest 2 minutes after its last collection).
 func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 	var running []*cluster.Replica
 	for _, r := range cl.Replicas {
@@ -151,16 +157,32 @@ func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 		}
 	}
 	since := float64(time.Now().UnixNano()) / 1e9
-	collected := func() bool {
-		for _, r := range running {
-			if at, err := metric(r.HTTPAddr, "go_memstats_last_gc_time_seconds"); err != nil || at < since {
+	allocated := make([]float64, len(running))
+	quietSeconds := 0
+	settled := func() bool {
+		quiet, collected := true, true
+		for i, r := range running {
+			a, err := metric(r.HTTPAddr, "go_memstats_alloc_bytes_total")
+			if err != nil {
 				return false
 			}
+			quiet = quiet && allocated[i] > 0 && a-allocated[i] < quietAlloc
+			allocated[i] = a
+			if at, err := metric(r.HTTPAddr, "go_memstats_last_gc_time_seconds"); err != nil || at < since {
+				collected = false
+			}
 		}
-		return true
+		if quiet {
+			quietSeconds++
+		} else {
+			quietSeconds = 0
+		}
+		return quietSeconds >= 3 && collected
 	}
-	if !wait.Poll(3*time.Minute, collected) {
-		return fmt.Errorf("the replicas did not collect garbage within 3 minutes")
+	// A scrape allocates: asked every few milliseconds, the replicas would
+	// never be quiet, and would collect the scrapes' garbage, not their own.
+	if !wait.PollEvery(3*time.Minute, time.Second, settled) {
+		return fmt.Errorf("the replicas were not quiet, or did not collect garbage, within 3 minutes")
 	}
 	for _, r := range running {
 		st, err := r.Status(ctx)

@@ -51,6 +51,13 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 	return pollEvery(timeout, interval, cond)
 }
 
+// PollEvery is Poll with the interval given: for a condition that costs the
+// process it asks (a scrape of its metrics) and is awaited for seconds to
+// minutes, where asking every few milliseconds would be a load of its own.
+func PollEvery(timeout, interval time.Duration, cond func() bool) bool {
+	return pollEvery(timeout, interval, cond)
+}
+
 func pollEvery(timeout, interval time.Duration, cond func() bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
