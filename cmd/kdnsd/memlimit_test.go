@@ -31,6 +31,44 @@ func TestCollectLessWhileLoading(t *testing.T) {
 	}
 }
 
+// TestReleaserDue: a release is due once a look finds the allocation
+// stopped and more garbage than the threshold above what the last release
+// left.
+func TestReleaserDue(t *testing.T) {
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		name      string
+		floor     uint64
+		allocated uint64 // since the last look
+		garbage   uint64
+		want      bool
+	}{
+		{"a burst over", 0, 1 * mb, 200 * mb, true},
+		{"a burst going on", 0, 100 * mb, 200 * mb, false},
+		{"just under quiet", 0, 4*mb - 1, 64 * mb, true},
+		{"4 MiB allocated: busy", 0, 4 * mb, 200 * mb, false},
+		{"little garbage", 0, 0, 64*mb - 1, false},
+		{"only what the last release left", 66 * mb, 0, 69 * mb, false},
+		{"a burst over after a release", 66 * mb, 0, 130 * mb, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &releaser{quiet: 4 * mb, above: 64 * mb, last: heapNow{allocated: 1000 * mb}, floor: tc.floor}
+			if got := r.due(heapNow{garbage: tc.garbage, allocated: 1000*mb + tc.allocated}); got != tc.want {
+				t.Errorf("due = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("the floor falls when the holes fill", func(t *testing.T) {
+		r := &releaser{quiet: 4 * mb, above: 64 * mb, floor: 66 * mb}
+		if r.due(heapNow{garbage: 10 * mb}) {
+			t.Fatal("due with 10 MiB of garbage")
+		}
+		if !r.due(heapNow{garbage: 80 * mb}) {
+			t.Error("not due with 70 MiB of garbage above the 10 MiB a look found")
+		}
+	})
+}
+
 // garbageSink keeps the test's allocations on the heap.
 var garbageSink [][]byte
 
