@@ -152,15 +152,19 @@ type Tracked struct {
 // append does. At 100k services that spare room was about 60 MB of a
 // restarted replica's heap. compact moves a decoded record's slices into
 // arrays of their exact length (an endpoint slice's addresses into one
-// array), keeping nil and empty apart, as the decoders made them.
+// array), keeping nil and empty apart, as the decoders made them, and
+// gives it the namespace name, type and port list the replica already
+// holds (intern.go).
 
 func (s *Service) compact() {
+	s.Namespace, s.Type = intern(s.Namespace), intern(s.Type)
 	s.ClusterIPs = exact(s.ClusterIPs)
-	s.Ports = exact(s.Ports)
+	s.Ports = sharedPorts(s.Ports)
 }
 
 func (e *EndpointSlice) compact() {
-	e.Ports = exact(e.Ports)
+	e.Namespace = intern(e.Namespace)
+	e.Ports = sharedPorts(e.Ports)
 	n := 0
 	for _, ep := range e.Endpoints {
 		n += len(ep.Addresses)
@@ -176,7 +180,10 @@ func (e *EndpointSlice) compact() {
 	}
 }
 
-func (p *Pod) compact() { p.IPs = exact(p.IPs) }
+func (p *Pod) compact() {
+	p.Namespace = intern(p.Namespace)
+	p.IPs = exact(p.IPs)
+}
 
 // exact returns s in an array of its length: s itself when it has no spare
 // room.

@@ -71,11 +71,11 @@ const (
 	// releaseCheck is how often the heap is looked at.
 	releaseCheck = time.Second
 	// quietBelow is what a replica allocates in releaseCheck once a burst is
-	// over: scrapes, Raft's heartbeats, forwarded queries (~2,000 a second).
+	// over: scrapes, Raft's heartbeats, a few hundred forwarded queries.
 	// A replica allocating more is at work, and the collector's own pace
-	// stands; one allocating less needs 16 checks to pile up releaseAbove
-	// again, which bounds the forced collections.
-	quietBelow = 4 << 20
+	// stands; one allocating less needs 64 checks to pile up releaseAbove
+	// again, which bounds the forced collections to one a minute.
+	quietBelow = 1 << 20
 	// releaseAbove is how much heap held beyond the live heap is worth a
 	// forced collection: a few hundred milliseconds of one core's time at
 	// 100k services, once per burst, against keeping the memory.

@@ -141,7 +141,7 @@ func measureScale(c config) error {
 // quietAlloc is what a replica allocates in a second once its work is
 // over (kdnsd's quietBelow: it gives a burst's garbage back after one such
 // second).
-const quietAlloc = 4 << 20
+const quietAlloc = 1 << 20
 
 // printMemory prints the memory of each running replica of cl once all have
 // been quiet for three seconds in a row (each allocated less than
