@@ -73,13 +73,13 @@ const (
 	// quietBelow is what a replica allocates in releaseCheck once a burst is
 	// over: scrapes, Raft's heartbeats, a few hundred forwarded queries.
 	// A replica allocating more is at work, and the collector's own pace
-	// stands; one allocating less needs 64 checks to pile up releaseAbove
-	// again, which bounds the forced collections to one a minute.
+	// stands; one allocating less needs 32 checks to pile up releaseAbove
+	// again, which bounds the forced collections to two a minute.
 	quietBelow = 1 << 20
-	// releaseAbove is how much heap held beyond the live heap is worth a
-	// forced collection: a few hundred milliseconds of one core's time at
-	// 100k services, once per burst, against keeping the memory.
-	releaseAbove = 64 << 20
+	// releaseAbove is how much heap held beyond the live heap (and the
+	// releaser's floor) is worth a forced collection: 300 ms of one core's
+	// time at 100k services, once per burst, against keeping the memory.
+	releaseAbove = 32 << 20
 )
 
 // heapSamples are the runtime/metrics that tell how much of the heap a
