@@ -101,6 +101,7 @@ type heapNow struct {
 	allocated uint64
 }
 
+// readHeap reads heapSamples.
 func readHeap() heapNow {
 	s := slices.Clone(heapSamples)
 	runtimemetrics.Read(s)
@@ -115,7 +116,7 @@ type releaser struct {
 	last         heapNow
 	// floor is what the heap held beyond the live heap right after the
 	// last release: what a collection cannot give back, the holes that
-	// live objects leave in the heap's spans (~65 MB at 100k services
+	// live objects leave in the heap's spans (65-80 MB at 100k services
 	// grown through the API). Only garbage above it counts, or a replica
 	// would collect again every check, for nothing. It falls when a look
 	// finds less: new objects filled the holes.
