@@ -233,7 +233,7 @@ func waitCached(ctx context.Context, cs kubernetes.Interface, services, slices i
 	defer cancel()
 	outsideDefault := metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.namespace!=default"}
 	var gotServices, gotSlices int
-	err := wait.Until(ctx, "the API server's cache to hold the set written into etcd", func() (bool, error) {
+	err := wait.UntilEvery(ctx, time.Second, "the API server's cache to hold the set written into etcd", func() (bool, error) {
 		svcs, err := cs.CoreV1().Services("").List(ctx, outsideDefault)
 		if err != nil {
 			return false, fmt.Errorf("list what the API server holds: %w", err)

@@ -159,12 +159,12 @@ func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 	since := float64(time.Now().UnixNano()) / 1e9
 	allocated := make([]float64, len(running))
 	quietSeconds := 0
-	settled := func() bool {
+	settled := func() (bool, error) {
 		quiet, collected := true, true
 		for i, r := range running {
 			a, err := metric(r.HTTPAddr, "go_memstats_alloc_bytes_total")
 			if err != nil {
-				return false
+				return false, nil
 			}
 			quiet = quiet && allocated[i] > 0 && a-allocated[i] < quietAlloc
 			allocated[i] = a
@@ -177,12 +177,14 @@ func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 		} else {
 			quietSeconds = 0
 		}
-		return quietSeconds >= 3 && collected
+		return quietSeconds >= 3 && collected, nil
 	}
 	// A scrape allocates: asked every few milliseconds, the replicas would
 	// never be quiet, and would collect the scrapes' garbage, not their own.
-	if !wait.PollEvery(3*time.Minute, time.Second, settled) {
-		return fmt.Errorf("the replicas were not quiet, or did not collect garbage, within 3 minutes")
+	waitCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := wait.UntilEvery(waitCtx, time.Second, "the replicas to be quiet and to have collected their garbage", settled); err != nil {
+		return err
 	}
 	for _, r := range running {
 		st, err := r.Status(ctx)

@@ -1,6 +1,6 @@
 // Package wait is how kdnsd's tests wait: by polling a condition until it
 // holds or a deadline passes, never by sleeping a fixed time. Every poll loop
-// of the tests and of test/testenv goes through Until.
+// of the tests and of test/testenv goes through Until (or UntilEvery).
 package wait
 
 import (
@@ -17,6 +17,14 @@ const interval = 5 * time.Millisecond
 // Until checks cond until it reports true or an error, or ctx ends. It
 // returns cond's error, or one naming what was awaited and ctx's error.
 func Until(ctx context.Context, what string, cond func() (bool, error)) error {
+	return every(ctx, interval, what, cond)
+}
+
+// UntilEvery is Until with the interval given: for a condition that costs
+// the process it asks (a list of 100k objects, a scrape of its metrics) and
+// is awaited for seconds to minutes, where asking every few milliseconds
+// would be a load of its own.
+func UntilEvery(ctx context.Context, interval time.Duration, what string, cond func() (bool, error)) error {
 	return every(ctx, interval, what, cond)
 }
 
@@ -48,13 +56,6 @@ func every(ctx context.Context, interval time.Duration, what string, cond func()
 
 // Poll checks cond until it holds, and reports whether it did within timeout.
 func Poll(timeout time.Duration, cond func() bool) bool {
-	return pollEvery(timeout, interval, cond)
-}
-
-// PollEvery is Poll with the interval given: for a condition that costs the
-// process it asks (a scrape of its metrics) and is awaited for seconds to
-// minutes, where asking every few milliseconds would be a load of its own.
-func PollEvery(timeout, interval time.Duration, cond func() bool) bool {
 	return pollEvery(timeout, interval, cond)
 }
 
