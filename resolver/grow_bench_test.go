@@ -3,9 +3,11 @@ package resolver
 import (
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"iter"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
@@ -24,7 +26,9 @@ import (
 // back, the live heap (live-MB) and what the heap's spans hold beyond it
 // (holes-MB): the space that dead objects of the sync leave among the live
 // ones, which no collection returns. A restart reads the same records in
-// one piece (BenchmarkOpen100k).
+// one piece (BenchmarkOpen100k). With -grow.heapdump it also writes a heap
+// dump (runtime/debug.WriteHeapDump) at that moment, which
+// test/heapholes reads to say which object sizes the holes lie among.
 func BenchmarkGrow100k(b *testing.B) {
 	const services, perEntry = 100000, 500
 	for b.Loop() {
@@ -48,12 +52,28 @@ func BenchmarkGrow100k(b *testing.B) {
 		debug.FreeOSMemory()
 		s := []runtimemetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 		runtimemetrics.Read(s)
+		if *growHeapDump != "" {
+			writeHeapDump(b, *growHeapDump)
+		}
 		b.ReportMetric(float64(s[0].Value.Uint64())/1e6, "live-MB")
 		b.ReportMetric(float64(s[1].Value.Uint64())/1e6, "holes-MB")
 		cancel()
 		<-done
 		store.Close()
 		b.StartTimer()
+	}
+}
+
+var growHeapDump = flag.String("grow.heapdump", "", "BenchmarkGrow100k: write a heap dump to this file once the heap is read (test/heapholes reads it)")
+
+func writeHeapDump(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	debug.WriteHeapDump(f.Fd())
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
 
