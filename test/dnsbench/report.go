@@ -55,7 +55,7 @@ func (r *result) cpuMicros() float64 {
 	return mean(us)
 }
 
-// rssMB is the largest RSS among the server's processes, MB.
+// rssMB is the largest RSS among the server's processes, MiB.
 func (r *result) rssMB() float64 { return float64(slices.Max(r.rssKB)) / 1024 }
 
 type report struct {
@@ -87,7 +87,7 @@ func (rep *report) writeMarkdown(w io.Writer) {
 
 	p("| server | QPS | avg latency | CPU per query at %d qps | answered/s at %d qps | RSS |\n|---|---|---|---|---|---|\n", c.rate, c.rate)
 	for _, r := range rep.results {
-		rss := fmt.Sprintf("%.1f MB", r.rssMB())
+		rss := fmt.Sprintf("%.1f MiB", r.rssMB())
 		if len(r.rssKB) > 1 {
 			var each []string
 			for _, kb := range r.rssKB {
@@ -173,7 +173,7 @@ func (rep *report) writeChart(path string) error {
 	if err != nil {
 		return err
 	}
-	rss, err := panel("RSS after the load runs (largest replica)", "MB", (*result).rssMB)
+	rss, err := panel("RSS after the load runs (largest replica)", "MiB", (*result).rssMB)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func TestWriteMarkdown(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		// QPS is the mean of the rounds; RSS the largest replica, each listed.
-		"| kdnsd | 100000 | 1.00 ms | 20.0 µs | 20000 | 60.0 MB (40.0 / 60.0 / 50.0) |",
+		"| kdnsd | 100000 | 1.00 ms | 20.0 µs | 20000 | 60.0 MiB (40.0 / 60.0 / 50.0) |",
 		"| QPS ÷ CoreDNS + cache | QPS ÷ NSD | CPU/query ÷ CoreDNS + cache | CPU/query ÷ NSD | RSS ÷ CoreDNS + cache | RSS ÷ NSD |",
 		"| kdnsd | 2.50 | 1.00 | 0.50 | 2.00 | 0.50 | 2.00 |",
 		// Propagation and watches only for the servers fed by the API.

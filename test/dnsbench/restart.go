@@ -60,7 +60,7 @@ func measureRestart(bin string, n, restarts int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d services + %d slices (%d endpoints): snapshot %.1f MB\n", n, len(slices), 3*len(slices), mb(st.Size()))
+	fmt.Printf("%d services + %d slices (%d endpoints): snapshot %.1f MiB\n", n, len(slices), 3*len(slices), mb(st.Size()))
 
 	if err := r.start(); err != nil {
 		return err
@@ -106,7 +106,7 @@ func measureRestart(bin string, n, restarts int) error {
 			return err
 		}
 		pid := r.cmd.Process.Pid
-		fmt.Printf("RSS 5 s later: %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps); peak RSS %.1f MB; data directory %.1f MB\n",
+		fmt.Printf("RSS 5 s later: %.1f MiB (anonymous %.1f MiB, of which Go heap in use %.1f MiB; file-backed %.1f MiB: the binary and bbolt's maps); peak RSS %.1f MiB; data directory %.1f MiB\n",
 			kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), kbMB(procStatusKB(pid, "VmHWM")), mb(du))
 	}
 	return nil
@@ -190,6 +190,7 @@ func dirSize(dir string) (int64, error) {
 	return total, err
 }
 
+// mb and kbMB give MiB (2^20 bytes), as the output says.
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 func kbMB(kb int) float64 { return float64(kb) / 1024 }

@@ -200,7 +200,7 @@ func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 			return err
 		}
 		pid := r.Pid()
-		fmt.Printf("%s (%s): live heap %.1f MB; RSS %.1f MB (anonymous %.1f MB, of which Go heap in use %.1f MB; file-backed %.1f MB: the binary and bbolt's maps)\n",
+		fmt.Printf("%s (%s): live heap %.1f MiB; RSS %.1f MiB (anonymous %.1f MiB, of which Go heap in use %.1f MiB; file-backed %.1f MiB: the binary and bbolt's maps)\n",
 			r.ID, st.State, mb(int64(live)), kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")))
 	}
 	return nil
