@@ -118,15 +118,73 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 
 // TransferLeadership hands leadership to the voter id, or to the most
 // up-to-date voter when id is empty. It must run on the leader.
+//
+// hashicorp/raft gives a transfer one election timeout (500 ms here) to
+// bring the target up to date, tell it to campaign and see it win, and
+// answers "leadership transfer timeout" past it, even when the target wins
+// a moment later: on a loaded machine the catching up alone can take that
+// long (a CI run sent the target its TimeoutNow 860 ms after the transfer
+// began; the admin command failed although the target went on to
+// campaign). So after a timeout TransferLeadership watches where the
+// leadership goes for transferSettle: to the target (or, none named, to
+// any other replica) is success; staying here means another try, up to
+// transferAttempts in all.
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
-	if id == "" {
-		return await(ctx, n.raft.LeadershipTransfer())
+	transfer := n.raft.LeadershipTransfer
+	if id != "" {
+		addr, ok := n.configuredAddr(id)
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownServer, id)
+		}
+		transfer = func() raft.Future {
+			return n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+		}
 	}
-	addr, ok := n.configuredAddr(id)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownServer, id)
+	for attempt := 1; ; attempt++ {
+		err := await(ctx, transfer())
+		// A transfer still winding down (its TimeoutNow not yet answered)
+		// refuses the next one as in progress.
+		timedOut := err != nil && (err.Error() == "leadership transfer timeout" || errors.Is(err, raft.ErrLeadershipTransferInProgress))
+		if !timedOut || attempt == transferAttempts {
+			return err
+		}
+		leader, moved := n.leadershipMoves(ctx, transferSettle)
+		switch {
+		case !moved:
+			continue // still here: try again
+		case id == "" || leader == id:
+			return nil
+		default:
+			return fmt.Errorf("%w; %s leads now, not %s", err, leader, id)
+		}
 	}
-	return await(ctx, n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
+}
+
+// transferAttempts and transferSettle: see TransferLeadership.
+const (
+	transferAttempts = 3
+	transferSettle   = 2 * time.Second
+)
+
+// leadershipMoves waits up to d for a leader other than this replica, and
+// returns it; false if this replica still leads (or none is known) then,
+// or ctx ends first.
+func (n *Node) leadershipMoves(ctx context.Context, d time.Duration) (string, bool) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(d)
+	for {
+		if leader, _ := n.Leader(); leader != "" && leader != n.id {
+			return leader, true
+		}
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-deadline:
+			return "", false
+		case <-tick.C:
+		}
+	}
 }
 
 // Leader returns the leader's ID and Raft address, empty when there is none.

@@ -88,15 +88,12 @@ func peersList(t *testing.T, flags []string) adminapi.PeersResponse {
 	return resp
 }
 
-// TestAdminCLI: `kdnsd peers` and `kdnsd status` against real replicas,
-// leader-only requests sent to followers, and refused credentials.
-func TestAdminCLI(t *testing.T) {
-	ca := admintest.NewCA(t, "admin")
-	c, flags := adminCluster(t, ca, "s3cret", 11, testenv.Get(t).KdnsdKubeconfig)
-
-	var peers adminapi.PeersResponse
+// waitHealthyPeers waits until the replica that flags reach lists three
+// healthy peers, one of them leading.
+func waitHealthyPeers(t *testing.T, flags []string) {
+	t.Helper()
 	wait.For(t, "three healthy peers", 20*time.Second, func() bool {
-		peers = peersList(t, flags(0))
+		peers := peersList(t, flags)
 		healthy, leaders := 0, 0
 		for _, p := range peers.Peers {
 			if p.Healthy {
@@ -108,6 +105,70 @@ func TestAdminCLI(t *testing.T) {
 		}
 		return len(peers.Peers) == 3 && healthy == 3 && leaders == 1
 	})
+}
+
+// TestTransferLeadershipToAHungTarget: a transfer whose target answers late
+// (hung for a second, longer than the election timeout hashicorp/raft gives
+// a transfer) succeeds once the target takes over, rather than failing on
+// raft's timeout while the target goes on to win (a CI run of TestAdminCLI
+// failed so, on a loaded machine).
+func TestTransferLeadershipToAHungTarget(t *testing.T) {
+	ca := admintest.NewCA(t, "admin")
+	c, flags := adminCluster(t, ca, "tok", 61, testenv.Get(t).KdnsdKubeconfig)
+	waitHealthyPeers(t, flags(0))
+	leader := c.Leader(context.Background())
+	var lead, target int
+	for i, r := range c.Replicas {
+		if r == leader {
+			lead = i
+		} else {
+			target = i
+		}
+	}
+	if err := c.Replicas[target].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			c.Replicas[target].Resume()
+		}
+	}()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := kdnsdCLI(append([]string{"peers", "transfer-leader", c.Replicas[target].ID}, flags(lead)...)...)
+		done <- result{out, err}
+	}()
+	// The fault: the target hung for a second, twice raft's transfer
+	// timeout (500 ms).
+	time.Sleep(time.Second)
+	if err := c.Replicas[target].Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("transfer-leader to %s, hung for a second: %v", c.Replicas[target].ID, r.err)
+	}
+	if !strings.Contains(r.out, c.Replicas[target].ID) {
+		t.Errorf("transfer-leader said %q, not that %s leads", r.out, c.Replicas[target].ID)
+	}
+	if got := c.Leader(context.Background()); got != c.Replicas[target] {
+		t.Errorf("leader after the transfer: %v, want %s", got, c.Replicas[target].ID)
+	}
+}
+
+// TestAdminCLI: `kdnsd peers` and `kdnsd status` against real replicas,
+// leader-only requests sent to followers, and refused credentials.
+func TestAdminCLI(t *testing.T) {
+	ca := admintest.NewCA(t, "admin")
+	c, flags := adminCluster(t, ca, "s3cret", 11, testenv.Get(t).KdnsdKubeconfig)
+
+	waitHealthyPeers(t, flags(0))
 	table, err := kdnsdCLI(append([]string{"peers", "list"}, flags(1)...)...)
 	if err != nil || !strings.Contains(table, "kdnsd-0") || !strings.Contains(table, "HEALTHY") {
 		t.Fatalf("peers list table:\n%s %v", table, err)
