@@ -151,6 +151,9 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		leader, moved := n.leadershipMoves(ctx, transferSettle)
 		switch {
 		case !moved:
+			if ctx.Err() != nil {
+				return err // no new transfer for a caller who went away
+			}
 			continue // still here: try again
 		case id == "" || leader == id:
 			return nil
