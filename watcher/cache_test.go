@@ -101,6 +101,18 @@ func TestTransform(t *testing.T) {
 			if m, err := apimeta.Accessor(c); err != nil || m.GetResourceVersion() != "7" {
 				t.Errorf("resource version %v (%v), want 7", m, err)
 			}
+			// A copy (client-go makes them) has the same names, version
+			// and record.
+			cp := c.(runtime.Object).DeepCopyObject()
+			if key, err := cache.MetaNamespaceKeyFunc(cp); err != nil || key != tc.key {
+				t.Errorf("copy's key %q (%v), want %q", key, err, tc.key)
+			}
+			if m, err := apimeta.Accessor(cp); err != nil || m.GetResourceVersion() != "7" {
+				t.Errorf("copy's resource version %v (%v), want 7", m, err)
+			}
+			if !reflect.DeepEqual(cp, c) {
+				t.Errorf("copy %+v differs from %+v", cp, c)
+			}
 		})
 	}
 
