@@ -68,7 +68,7 @@ func (c *cached[R]) names() (namespace, name string) {
 	case *fsm.Pod:
 		return r.Namespace, r.Name
 	}
-	// Only a record type this package caches without naming here.
+	// Unreachable while every record type the informers cache is a case above.
 	panic(fmt.Sprintf("watcher: cache entry with a %T record, which names does not know", c.record.Load()))
 }
 
