@@ -28,7 +28,7 @@ type Node interface {
 	IsLeader() bool
 	AddServer(ctx context.Context, id, addr string, voter bool) error
 	RemoveServer(ctx context.Context, id string) error
-	TransferLeadership(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id string) (leader string, err error)
 	RestoreCluster(ctx context.Context, snapshot io.Reader) error
 }
 

@@ -251,7 +251,8 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("admin: transferring leadership", append([]any{"to", req.ID}, who(r)...)...)
 	ctx, cancel := context.WithTimeout(r.Context(), changeTimeout)
 	defer cancel()
-	if err := s.cfg.Node.TransferLeadership(ctx, req.ID); err != nil {
+	leader, err := s.cfg.Node.TransferLeadership(ctx, req.ID)
+	if err != nil {
 		if errors.Is(err, raftnode.ErrUnknownServer) {
 			writeError(w, http.StatusNotFound, "no peer %q in the raft configuration", req.ID)
 			return
@@ -259,21 +260,7 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), "transfer leadership: %v", err)
 		return
 	}
-	// Say who leads now, once this replica has heard of it.
-	resp := TransferResponse{PreviousLeader: s.id}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		id, _ := s.cfg.Node.Leader()
-		if id != "" && id != s.id {
-			resp.LeaderID = id
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, TransferResponse{PreviousLeader: s.id, LeaderID: leader})
 }
 
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {

@@ -147,7 +147,7 @@ func TestScaleUpAndDown(t *testing.T) {
 	// and the replica it hands over to on shutdown removes it.
 	if lead := c.leader(); lead.name != "kdnsd-4" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := lead.node.TransferLeadership(ctx, "kdnsd-4")
+		_, err := lead.node.TransferLeadership(ctx, "kdnsd-4")
 		cancel()
 		if err != nil {
 			t.Fatal(err)

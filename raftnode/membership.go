@@ -117,7 +117,9 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 }
 
 // TransferLeadership hands leadership to the voter id, or to the most
-// up-to-date voter when id is empty. It must run on the leader.
+// up-to-date voter when id is empty, and returns the replica that leads
+// then, once this one has heard of it (within newLeaderHeard; "" if not).
+// It must run on the leader.
 //
 // hashicorp/raft gives a transfer one election timeout (500 ms here) to
 // bring the target up to date, tell it to campaign and see it win, and
@@ -129,12 +131,12 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 // leadership goes for transferSettle: to the target (or, none named, to
 // any other replica) is success; staying here means another try, up to
 // transferAttempts in all.
-func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error) {
 	transfer := n.raft.LeadershipTransfer
 	if id != "" {
 		addr, ok := n.configuredAddr(id)
 		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownServer, id)
+			return "", fmt.Errorf("%w: %q", ErrUnknownServer, id)
 		}
 		transfer = func() raft.Future {
 			return n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
@@ -142,31 +144,37 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	}
 	for attempt := 1; ; attempt++ {
 		err := await(ctx, transfer())
+		if err == nil {
+			leader, _ := n.leadershipMoves(ctx, newLeaderHeard)
+			return leader, nil
+		}
 		// A transfer still winding down (its TimeoutNow not yet answered)
 		// refuses the next one as in progress.
-		timedOut := err != nil && (err.Error() == "leadership transfer timeout" || errors.Is(err, raft.ErrLeadershipTransferInProgress))
+		timedOut := err.Error() == "leadership transfer timeout" || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 		if !timedOut || attempt == transferAttempts {
-			return err
+			return "", err
 		}
 		leader, moved := n.leadershipMoves(ctx, transferSettle)
 		switch {
 		case !moved:
 			if ctx.Err() != nil {
-				return err // no new transfer for a caller who went away
+				return "", err // no new transfer for a caller who went away
 			}
 			continue // still here: try again
 		case id == "" || leader == id:
-			return nil
+			return leader, nil
 		default:
-			return fmt.Errorf("%w; %s leads now, not %s", err, leader, id)
+			return "", fmt.Errorf("%w; %s leads now, not %s", err, leader, id)
 		}
 	}
 }
 
-// transferAttempts and transferSettle: see TransferLeadership.
+// transferAttempts, transferSettle and newLeaderHeard: see
+// TransferLeadership.
 const (
 	transferAttempts = 3
 	transferSettle   = 2 * time.Second
+	newLeaderHeard   = 5 * time.Second
 )
 
 // leadershipMoves waits up to d for a leader other than this replica, and

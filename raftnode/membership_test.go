@@ -47,7 +47,7 @@ func TestAddRemoveAndTransfer(t *testing.T) {
 	}
 
 	target := followerOf(ms, leader)
-	if err := leader.node.TransferLeadership(ctx, target.id); err != nil {
+	if _, err := leader.node.TransferLeadership(ctx, target.id); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, target.id+" to lead", 10*time.Second, func() bool { return target.node.IsLeader() })

@@ -184,14 +184,14 @@ func TestCommandVersionHoldsForOneTerm(t *testing.T) {
 	ctx, cancel := contextWithTimeout(10 * time.Second)
 	defer cancel()
 	other := followerOf(ms, leader)
-	if err := leader.node.TransferLeadership(ctx, other.id); err != nil {
+	if _, err := leader.node.TransferLeadership(ctx, other.id); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, other.id+" to lead", 10*time.Second, func() bool { return other.node.IsLeader() })
 	if v := other.node.Status().CommandVersion; v != fsm.BaseCommandVersion {
 		t.Fatalf("the next leader writes format %d untold", v)
 	}
-	if err := other.node.TransferLeadership(ctx, leader.id); err != nil {
+	if _, err := other.node.TransferLeadership(ctx, leader.id); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, leader.id+" to lead again", 10*time.Second, func() bool { return leader.node.IsLeader() })

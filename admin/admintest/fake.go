@@ -163,22 +163,23 @@ func (n *Node) RemoveServer(_ context.Context, id string) error {
 	return nil
 }
 
-// TransferLeadership makes id lead, or the first other voter when id is "".
-func (n *Node) TransferLeadership(_ context.Context, id string) error {
+// TransferLeadership makes id lead, or the first other voter when id is "",
+// and returns the new leader.
+func (n *Node) TransferLeadership(_ context.Context, id string) (string, error) {
 	c := n.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := n.leaderLocked(); err != nil {
-		return err
+		return "", err
 	}
 	for _, s := range c.servers {
 		if s.Voter && s.ID != n.id && (id == "" || s.ID == id) {
 			c.leader = s.ID
 			c.term++
-			return nil
+			return s.ID, nil
 		}
 	}
-	return fmt.Errorf("%w: %q", raftnode.ErrUnknownServer, id)
+	return "", fmt.Errorf("%w: %q", raftnode.ErrUnknownServer, id)
 }
 
 // RestoreCluster replaces the shared record set, at the next index.
