@@ -64,7 +64,7 @@
 //
 // Each apply publishes a new immutable View through an atomic pointer; the
 // View shares with the previous one every part of its services and slices
-// that the batch did not change (persistent maps, internal/cowmap), so a
+// that the batch did not change (persistent ordered maps, internal/cowtree), so a
 // batch costs what it changes, and a reader can find what changed between
 // two Views (View.ChangedServices) without a change log. Readers
 // never lock and never block apply; they learn of a new View through a

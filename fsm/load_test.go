@@ -45,8 +45,8 @@ func TestRecordsViewIsUpsertsInTurn(t *testing.T) {
 			if !viewsEqual(got, want) {
 				t.Fatal("the View differs from the upserts'")
 			}
-			for k, list := range want.bySvc.All() {
-				if !slices.Equal(got.SlicesOf(k), list) {
+			for list := range want.bySvc.All() {
+				if k := list[0].ServiceKey(); !slices.Equal(got.SlicesOf(k), list) {
 					t.Errorf("slices of %v: %v, want %v", k, got.SlicesOf(k), list)
 				}
 			}

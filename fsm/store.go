@@ -521,13 +521,13 @@ func (s *Store) Restore(r io.Reader, index uint64) error {
 			}
 		}
 		svcs, sls := tx.Bucket(bucketServices), tx.Bucket(bucketSlices)
-		for k, svc := range v.services.All() {
-			if err := putOrDelete(svcs, k.Namespace+"/"+k.Name, svc); err != nil {
+		for svc := range v.services.All() {
+			if err := putOrDelete(svcs, svc.Namespace+"/"+svc.Name, svc); err != nil {
 				return err
 			}
 		}
-		for k, sl := range v.slices.All() {
-			if err := putOrDelete(sls, k.Namespace+"/"+k.Name, sl); err != nil {
+		for sl := range v.slices.All() {
+			if err := putOrDelete(sls, sl.Namespace+"/"+sl.Name, sl); err != nil {
 				return err
 			}
 		}

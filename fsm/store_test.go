@@ -64,8 +64,8 @@ func viewsEqual(a, b *View) bool {
 	if a.Index() != b.Index() || !a.SameRecords(b) || a.bySvc.Len() != b.bySvc.Len() {
 		return false
 	}
-	for k, list := range a.bySvc.All() {
-		if len(b.SlicesOf(k)) != len(list) {
+	for list := range a.bySvc.All() {
+		if len(b.SlicesOf(list[0].ServiceKey())) != len(list) {
 			return false
 		}
 	}

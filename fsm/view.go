@@ -8,23 +8,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kdnsd/kdnsd/internal/cowmap"
+	"github.com/kdnsd/kdnsd/internal/cowtree"
 )
 
 // View is one immutable state of the record set, as of a Raft log index.
 // Nothing reachable from a View is ever modified: readers may keep and share
 // it, and may compare pointers between Views to see what changed.
 //
-// Services and slices are held in persistent maps (cowmap): a View made
-// from another by a batch of commands shares every part the batch did not
-// change, so making it costs what the batch changes, and ChangedServices
-// finds what changed by walking only the parts not shared.
+// Services and slices are held in persistent ordered maps (cowtree), by
+// namespace and name: a View made from another by a batch of commands
+// shares every part the batch did not change, so making it costs what the
+// batch changes, and ChangedServices finds what changed by walking only the
+// parts not shared.
 type View struct {
 	index    uint64
-	services cowmap.Map[ServiceKey, *Service]
-	slices   cowmap.Map[SliceKey, *EndpointSlice]
-	// bySvc groups the slices by the service they belong to, sorted by name.
-	bySvc cowmap.Map[ServiceKey, []*EndpointSlice]
+	services cowtree.Tree[ServiceKey, *Service]
+	slices   cowtree.Tree[SliceKey, *EndpointSlice]
+	// bySvc groups the slices by the service they belong to, sorted by name;
+	// it holds no empty group.
+	bySvc cowtree.Tree[ServiceKey, []*EndpointSlice]
 
 	namespaces map[string]struct{}
 	// pods groups the pods by namespace, so that a change copies the pods
@@ -45,9 +47,31 @@ type podGroup struct {
 	addrs map[netip.Addr]int
 }
 
+var (
+	servicesSpec = &cowtree.Spec[ServiceKey, *Service]{Key: (*Service).Key, Compare: compareKeys[ServiceKey]}
+	slicesSpec   = &cowtree.Spec[SliceKey, *EndpointSlice]{Key: (*EndpointSlice).Key, Compare: compareKeys[SliceKey]}
+	bySvcSpec    = &cowtree.Spec[ServiceKey, []*EndpointSlice]{
+		Key:     func(l []*EndpointSlice) ServiceKey { return l[0].ServiceKey() },
+		Compare: compareKeys[ServiceKey],
+	}
+)
+
+// compareKeys orders keys by namespace, then name: the order in which the
+// API server lists objects, and a sync writes them.
+func compareKeys[K ServiceKey | SliceKey](a, b K) int {
+	x, y := struct{ Namespace, Name string }(a), struct{ Namespace, Name string }(b)
+	if c := strings.Compare(x.Namespace, y.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Name, y.Name)
+}
+
 // emptyView is the state before the first entry.
 func emptyView() *View {
 	return &View{
+		services:   cowtree.New(servicesSpec),
+		slices:     cowtree.New(slicesSpec),
+		bySvc:      cowtree.New(bySvcSpec),
 		namespaces: map[string]struct{}{},
 		pods:       map[string]*podGroup{},
 		config:     &ConfigState{},
@@ -68,8 +92,8 @@ func (v *View) Service(k ServiceKey) *Service {
 	return s
 }
 
-// Services yields every service in no particular order.
-func (v *View) Services() iter.Seq[*Service] { return v.services.Values() }
+// Services yields every service, by namespace and name.
+func (v *View) Services() iter.Seq[*Service] { return v.services.All() }
 
 // Slice returns an endpoint slice, or nil.
 func (v *View) Slice(k SliceKey) *EndpointSlice {
@@ -77,8 +101,8 @@ func (v *View) Slice(k SliceKey) *EndpointSlice {
 	return e
 }
 
-// Slices yields every endpoint slice in no particular order.
-func (v *View) Slices() iter.Seq[*EndpointSlice] { return v.slices.Values() }
+// Slices yields every endpoint slice, by namespace and name.
+func (v *View) Slices() iter.Seq[*EndpointSlice] { return v.slices.All() }
 
 // SlicesOf returns the endpoint slices of a service, sorted by slice name. The
 // service itself need not exist. The caller must not modify the result.
@@ -98,12 +122,12 @@ func (v *View) Counts() (services, endpointSlices int) { return v.services.Len()
 // every service.
 func (v *View) ChangedServices(prev *View) iter.Seq[ServiceKey] {
 	return func(yield func(ServiceKey) bool) {
-		for k := range cowmap.Diff(prev.services, v.services, func(a, b *Service) bool { return a == b }) {
+		for k := range cowtree.Diff(prev.services, v.services, func(a, b *Service) bool { return a == b }) {
 			if !yield(k) {
 				return
 			}
 		}
-		for k := range cowmap.Diff(prev.bySvc, v.bySvc, slices.Equal) {
+		for k := range cowtree.Diff(prev.bySvc, v.bySvc, slices.Equal) {
 			if !yield(k) {
 				return
 			}
@@ -184,13 +208,13 @@ func (v *View) SameRecords(o *View) bool {
 			return false
 		}
 	}
-	for k, s := range v.services.All() {
-		if other := o.Service(k); other == nil || !s.Equal(other) {
+	for s := range v.services.All() {
+		if other := o.Service(s.Key()); other == nil || !s.Equal(other) {
 			return false
 		}
 	}
-	for k, e := range v.slices.All() {
-		if other := o.Slice(k); other == nil || !e.Equal(other) {
+	for e := range v.slices.All() {
+		if other := o.Slice(e.Key()); other == nil || !e.Equal(other) {
 			return false
 		}
 	}
@@ -205,9 +229,9 @@ func (v *View) SameRecords(o *View) bool {
 // ten thousand pods. done returns the View.
 type change struct {
 	next          *View
-	services      *cowmap.Builder[ServiceKey, *Service]
-	slices        *cowmap.Builder[SliceKey, *EndpointSlice]
-	bySvc         *cowmap.Builder[ServiceKey, []*EndpointSlice]
+	services      *cowtree.Builder[ServiceKey, *Service]
+	slices        *cowtree.Builder[SliceKey, *EndpointSlice]
+	bySvc         *cowtree.Builder[ServiceKey, []*EndpointSlice]
 	copiedNS      bool
 	copiedPods    bool
 	copiedGroups  map[string]bool // pod groups already copied
@@ -283,7 +307,7 @@ func (c *change) apply(cmd *Command) {
 	}
 	switch cmd.Op {
 	case OpUpsertService:
-		c.services.Set(cmd.Service.Key(), cmd.Service)
+		c.services.Set(cmd.Service)
 		c.touchedSvc[cmd.Service.Key()] = true
 	case OpDeleteService:
 		k := ServiceKey{cmd.Namespace, cmd.Name}
@@ -294,7 +318,7 @@ func (c *change) apply(cmd *Command) {
 		if old, _ := c.slices.Get(k); old != nil {
 			c.removeFromService(old)
 		}
-		c.slices.Set(k, cmd.Slice)
+		c.slices.Set(cmd.Slice)
 		c.addToService(cmd.Slice)
 		c.touchedSlic[k] = true
 	case OpDeleteSlice:
@@ -317,7 +341,7 @@ func (c *change) removeFromService(e *EndpointSlice) {
 		c.bySvc.Delete(sk)
 		return
 	}
-	c.bySvc.Set(sk, rest)
+	c.bySvc.Set(rest)
 }
 
 func (c *change) addToService(e *EndpointSlice) {
@@ -325,7 +349,7 @@ func (c *change) addToService(e *EndpointSlice) {
 	list, _ := c.bySvc.Get(sk)
 	list = append(slices.Clone(list), e)
 	slices.SortFunc(list, func(a, b *EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
-	c.bySvc.Set(sk, list)
+	c.bySvc.Set(list)
 }
 
 // podGroup returns the pods of namespace ns in the View being built, copied
