@@ -223,8 +223,8 @@ func (v *View) SameRecords(o *View) bool {
 
 // change is a View being built from another by a batch of commands. Each
 // group of maps (namespaces; pods) is copied once, on its first write, and
-// the services and slices are written through persistent-map builders that
-// copy only the shards they write, so a batch costs what it changes: a
+// the services and slices are written through persistent-tree builders that
+// copy only the nodes on the paths they write, so a batch costs what it changes: a
 // batch of service changes does not copy a hundred thousand services, nor
 // ten thousand pods. done returns the View.
 type change struct {

@@ -224,6 +224,7 @@ func (b *Builder[K, V]) insert(n *node[K, V], k K, v V) (right *node[K, V], sep 
 	right = &node[K, V]{owner: b.tok, kids: slices.Clone(n.kids[at:]), seps: slices.Clone(n.seps[at:])}
 	sep = n.seps[at-1]
 	clear(n.kids[at:])
+	clear(n.seps[at-1:])
 	n.kids = n.kids[:at]
 	n.seps = n.seps[:at-1]
 	return right, sep, added

@@ -150,7 +150,7 @@ func checkShape(tb testing.TB, n *node[int, *item], height int, lo, hi *int) {
 }
 
 // TestRandom builds generations of trees by random writes, in random and
-// in key order, and checks each against a Go map, the generations before
+// in key order, by new builders and by builders that go on after Freeze, and checks each against a Go map, the generations before
 // it unchanged, and Diff between any two against the maps' difference.
 func TestRandom(t *testing.T) {
 	for _, order := range []string{"random", "ascending", "descending"} {
@@ -159,8 +159,11 @@ func TestRandom(t *testing.T) {
 			var trees []Tree[int, *item]
 			var wants []map[int]int
 			tree, want := New(spec), map[int]int{}
+			b := tree.Builder()
 			for gen := range 30 {
-				b := tree.Builder()
+				if gen%3 == 0 { // else the builder goes on after its Freeze
+					b = tree.Builder()
+				}
 				want = maps.Clone(want)
 				ops := rng.IntN(600)
 				start := rng.IntN(3000)
