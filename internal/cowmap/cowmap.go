@@ -4,10 +4,7 @@
 // A Map is split into a fixed number of shards, each a plain Go map, by a
 // hash of the key. A Builder made from a Map copies a shard only on its
 // first write to it, and Freeze returns a new Map that shares every shard
-// the builder did not write with the Map it came from. Two Maps of one
-// lineage can therefore be compared (Diff) by walking only the shards they
-// do not share; Maps that share nothing (built apart, or restored from a
-// snapshot) are compared in full, with the same result.
+// the builder did not write with the Map it came from.
 //
 // A lookup costs one hash more than a Go map's, and a lookup by []byte of
 // a string-keyed Map (GetBytes) allocates nothing, as m[string(b)] does
@@ -18,7 +15,6 @@ import (
 	"hash/maphash"
 	"iter"
 	"maps"
-	"unsafe"
 )
 
 // shardBits sets the number of shards: with 600k keys (the DNS names of
@@ -85,71 +81,6 @@ func (m Map[K, V]) All() iter.Seq2[K, V] {
 			}
 		}
 	}
-}
-
-// Keys yields every key, in no particular order.
-func (m Map[K, V]) Keys() iter.Seq[K] {
-	return func(yield func(K) bool) {
-		for k := range m.All() {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-// Values yields every value, in no particular order.
-func (m Map[K, V]) Values() iter.Seq[V] {
-	return func(yield func(V) bool) {
-		for _, v := range m.All() {
-			if !yield(v) {
-				return
-			}
-		}
-	}
-}
-
-// Diff yields every key that a and b do not map to equal values: held by
-// one of them only, or by both with values that eq says differ. It walks
-// only the shards a and b do not share.
-func Diff[K comparable, V any](a, b Map[K, V], eq func(V, V) bool) iter.Seq[K] {
-	return func(yield func(K) bool) {
-		var none map[K]V
-		for i := range nShards {
-			sa, sb := none, none
-			if a.shards != nil {
-				sa = a.shards[i]
-			}
-			if b.shards != nil {
-				sb = b.shards[i]
-			}
-			if sameShard(sa, sb) {
-				continue
-			}
-			for k, va := range sa {
-				if vb, ok := sb[k]; !ok || !eq(va, vb) {
-					if !yield(k) {
-						return
-					}
-				}
-			}
-			for k := range sb {
-				if _, ok := sa[k]; !ok {
-					if !yield(k) {
-						return
-					}
-				}
-			}
-		}
-	}
-}
-
-// sameShard reports whether a and b are one Go map, or both empty. Go maps
-// are not comparable, but a map value is a pointer, which is; comparing
-// the pointers first reads no map of the shards two Maps share.
-func sameShard[K comparable, V any](a, b map[K]V) bool {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b)) ||
-		len(a) == 0 && len(b) == 0
 }
 
 // Builder makes a new Map from an old one. Its zero value builds from the
