@@ -155,9 +155,6 @@ func (t Tree[K, V]) Builder() *Builder[K, V] { return &Builder[K, V]{t: t, tok: 
 // Get returns the value of k in the Tree being built.
 func (b *Builder[K, V]) Get(k K) (V, bool) { return b.t.Get(k) }
 
-// Len returns the number of values of the Tree being built.
-func (b *Builder[K, V]) Len() int { return b.t.n }
-
 // Freeze returns the Tree built so far. The builder may go on writing: it
 // copies again whatever it writes next, so the Tree returned never changes.
 func (b *Builder[K, V]) Freeze() Tree[K, V] {
@@ -329,32 +326,28 @@ func unsharedLeaves[K, V any](a, b *node[K, V]) (la, lb []*node[K, V]) {
 	if a == nil || b == nil {
 		return leaves(a), leaves(b)
 	}
-	fa, fb := []*node[K, V]{a}, []*node[K, V]{b}
 	ha, hb := a.height(), b.height()
-	for ; ha > hb; ha-- {
-		fa = children(fa)
-	}
-	for ; hb > ha; hb-- {
-		fb = children(fb)
-	}
+	h := min(ha, hb)
+	fa, fb := descend([]*node[K, V]{a}, ha-h), descend([]*node[K, V]{b}, hb-h)
 	for {
-		inA := make(map[*node[K, V]]bool, len(fa))
+		// own marks a's nodes at this height that b does not hold.
+		own := make(map[*node[K, V]]bool, len(fa))
 		for _, n := range fa {
-			inA[n] = true
+			own[n] = true
 		}
-		shared := map[*node[K, V]]bool{}
-		for _, n := range fb {
-			if inA[n] {
-				shared[n] = true
+		fb = slices.DeleteFunc(fb, func(n *node[K, V]) bool {
+			if !own[n] {
+				return false
 			}
-		}
-		fa = slices.DeleteFunc(fa, func(n *node[K, V]) bool { return shared[n] })
-		fb = slices.DeleteFunc(fb, func(n *node[K, V]) bool { return shared[n] })
-		if ha == 0 {
+			own[n] = false // shared
+			return true
+		})
+		fa = slices.DeleteFunc(fa, func(n *node[K, V]) bool { return !own[n] })
+		if h == 0 {
 			return fa, fb
 		}
-		fa, fb = children(fa), children(fb)
-		ha--
+		fa, fb = descend(fa, 1), descend(fb, 1)
+		h--
 	}
 }
 
@@ -363,17 +356,17 @@ func leaves[K, V any](n *node[K, V]) []*node[K, V] {
 	if n == nil {
 		return nil
 	}
-	ns := []*node[K, V]{n}
-	for h := n.height(); h > 0; h-- {
-		ns = children(ns)
-	}
-	return ns
+	return descend([]*node[K, V]{n}, n.height())
 }
 
-func children[K, V any](ns []*node[K, V]) []*node[K, V] {
-	var out []*node[K, V]
-	for _, n := range ns {
-		out = append(out, n.kids...)
+// descend returns the nodes levels below ns.
+func descend[K, V any](ns []*node[K, V], levels int) []*node[K, V] {
+	for range levels {
+		var kids []*node[K, V]
+		for _, n := range ns {
+			kids = append(kids, n.kids...)
+		}
+		ns = kids
 	}
-	return out
+	return ns
 }
