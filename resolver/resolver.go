@@ -42,9 +42,11 @@ type Config struct {
 	// PodMode says how <a-b-c-d>.<ns>.pod.<zone> names are answered:
 	// PodInsecure (the default when empty), PodVerified or PodDisabled.
 	PodMode string
-	// Served, when set, is called by Update with each View once queries
-	// are answered from it: where the time it took a change to be served
-	// (the programming latency) is measured.
+	// Served, when set, is called by Update with each View as queries
+	// begin to be answered from it: where the time it took a change to be
+	// served (the programming latency) is measured. It is called right
+	// before the View's index is published, so that whoever sees an answer
+	// from it (or its AppliedIndex) finds the observation made.
 	Served func(*fsm.View)
 }
 
@@ -207,10 +209,10 @@ func (r *Resolver) Update(v *fsm.View) {
 	}
 	start := time.Now()
 	next, rebuilt := r.build(prev, v)
-	r.idx.Store(next)
 	if r.served != nil {
 		r.served(v)
 	}
+	r.idx.Store(next)
 	services, slices := v.Counts()
 	r.log.Debug("dns index updated", "index", v.Index(), "services", services, "slices", slices,
 		"names", next.nodes.Len(), "rebuilt", rebuilt, "took", time.Since(start))

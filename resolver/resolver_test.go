@@ -537,14 +537,15 @@ func TestQueriesDuringUpdates(t *testing.T) {
 	}
 }
 
-// TestServed: Config.Served is told of each View once queries are answered
-// from it, and not again for the View already served.
+// TestServed: Config.Served is told of each View right before queries are
+// answered from it (whoever sees it served finds it observed), and not
+// again for the View already served.
 func TestServed(t *testing.T) {
 	var r *Resolver
 	var served []uint64
 	r, err := New(Config{Served: func(v *fsm.View) {
-		if got := r.AppliedIndex(); got != v.Index() {
-			t.Errorf("Served(%d) called while serving %d", v.Index(), got)
+		if got := r.AppliedIndex(); got != v.Index()-1 {
+			t.Errorf("Served(%d) called while serving %d, want the View before it", v.Index(), got)
 		}
 		served = append(served, v.Index())
 	}})

@@ -140,13 +140,18 @@ func TestConfigMapChangesEveryReplica(t *testing.T) {
 			t.Errorf("%s: the refused configuration changed an answer", r.ID)
 		}
 	}
-	// Counted once, by the replica that led then, whichever leads now.
+	// Counted once, by the replica that led then, whichever leads now. The
+	// leader counts a refusal once its commit returns, which may be after
+	// the replicas show it: the counters are waited for.
 	var counted []string
-	for _, r := range c.Replicas {
-		counted = append(counted, metric(t, r, "kdnsd_config_rejections_total"))
-	}
-	slices.Sort(counted)
-	if !slices.Equal(counted, []string{"0", "0", "1"}) {
+	if !wait.Poll(10*time.Second, func() bool {
+		counted = counted[:0]
+		for _, r := range c.Replicas {
+			counted = append(counted, metric(t, r, "kdnsd_config_rejections_total"))
+		}
+		slices.Sort(counted)
+		return slices.Equal(counted, []string{"0", "0", "1"})
+	}) {
 		t.Errorf("kdnsd_config_rejections_total of the replicas: %q, want one 1", counted)
 	}
 	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.AndSelectors(
