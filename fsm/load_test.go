@@ -26,6 +26,11 @@ func TestRecordsViewIsUpsertsInTurn(t *testing.T) {
 			Slices: []*EndpointSlice{slice("default", "web-c", "web", "10.0.0.3"), web2,
 				slice("default", "web-a", "web", "10.0.0.1"), slice("other", "web-a", "web", "10.0.1.1")},
 		}},
+		{"services' slices interleaved by name", Records{
+			Services: []*Service{svc("default", "a", "10.96.0.1"), svc("default", "b", "10.96.0.2")},
+			Slices: []*EndpointSlice{slice("default", "c-1", "b", "10.0.0.3"), slice("default", "b-1", "a", "10.0.0.2"),
+				slice("default", "a-1", "b", "10.0.0.1"), slice("default", "d-1", "a", "10.0.0.4")},
+		}},
 		{"slice of no service", Records{Slices: []*EndpointSlice{slice("x", "y-1", "y", "10.0.0.1")}}},
 		{"a key twice: the later wins", Records{
 			Services: []*Service{svc("default", "web", "10.96.0.1"), svc("default", "web", "10.96.0.9")},
