@@ -391,13 +391,15 @@ func serve(ctx context.Context, o serveOptions) error {
 	// The store is served from before Raft starts: a restarted replica
 	// answers from disk at once, with or without quorum.
 	loaded := collectLessWhileLoading()
+	start := time.Now()
 	store, err := fsm.Open(filepath.Join(o.dataDir, "fsm.db"), log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	services, slices := store.View().Counts()
-	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices)
+	log.Info("loaded record store", "applied_index", store.View().Index(), "services", services, "endpoint_slices", slices,
+		"took", time.Since(start).Round(time.Millisecond))
 
 	// Forwarding as the last committed configuration says, from the
 	// start: with the API server down too.
@@ -430,7 +432,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	// a resolver that has no index yet (a chaos run on the node saw three
 	// such answers right after a restart). Until then queries are refused,
 	// which a stub resolver takes as a cue to ask the next server at once.
-	start := time.Now()
+	start = time.Now()
 	if v := store.View(); res.ServeRecords(v) {
 		log.Info("indexed the stored records", "applied_index", v.Index(), "took", time.Since(start).Round(time.Millisecond))
 	}
