@@ -94,16 +94,6 @@ func (s *Store) load() (*View, error) {
 	}
 	var r Records
 	var index uint64
-	// The record buckets are read at once, each in a read transaction of
-	// its own (a bbolt transaction is one goroutine's): a bucket's walk
-	// takes one core, ~0.1 s at 100k records, and while one bucket is
-	// walked another's records are decoded. No transaction writes while
-	// the store opens, so all of them read the same state of the file.
-	var loads sync.WaitGroup
-	var errs [3]error
-	loadAsync(&loads, s.db, bucketServices, "service", &r.Services, &errs[0])
-	loadAsync(&loads, s.db, bucketSlices, "endpoint slice", &r.Slices, &errs[1])
-	loadAsync(&loads, s.db, bucketPods, "pod", &r.Pods, &errs[2])
 	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if raw := meta.Get(keyApplied); raw != nil {
@@ -128,8 +118,19 @@ func (s *Store) load() (*View, error) {
 			return nil
 		})
 	})
-	loads.Wait()
-	if err := errors.Join(append([]error{err}, errs[:]...)...); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	// The record buckets are read at once, each in a read transaction of
+	// its own (a bbolt transaction is one goroutine's): a bucket's walk
+	// takes one core, ~0.1 s at 100k records, and while one bucket is
+	// walked another's records are decoded. No transaction writes while
+	// the store opens, so all of them read the same state of the file.
+	var loads bucketLoads
+	loadAsync(&loads, 0, s.db, bucketServices, "service", &r.Services)
+	loadAsync(&loads, 1, s.db, bucketSlices, "endpoint slice", &r.Slices)
+	loadAsync(&loads, 2, s.db, bucketPods, "pod", &r.Pods)
+	if err := loads.wait(); err != nil {
 		return nil, err
 	}
 	if err := r.validate(); err != nil {
@@ -138,20 +139,41 @@ func (s *Store) load() (*View, error) {
 	return r.View(index), nil
 }
 
+// bucketLoads are the record buckets being read by loadAsync.
+type bucketLoads struct {
+	wg   sync.WaitGroup
+	errs [3]error
+	// panics holds what a load panicked with: bbolt panics on some damaged
+	// pages, and wait panics with it again on its caller's goroutine, where
+	// boltguard.Open makes it the error of a corrupt file.
+	panics [3]any
+}
+
 // loadAsync reads bucket into out with loadBucket, in a read transaction
-// of its own on a goroutine that wg waits for, and leaves its error in
-// errp.
+// of its own on a goroutine of its own, as load i of l.
 func loadAsync[T any, P interface {
 	*T
 	compact()
-}](wg *sync.WaitGroup, db *bolt.DB, bucket []byte, what string, out *[]*T, errp *error) {
-	wg.Go(func() {
-		*errp = db.View(func(tx *bolt.Tx) error {
+}](l *bucketLoads, i int, db *bolt.DB, bucket []byte, what string, out *[]*T) {
+	l.wg.Go(func() {
+		defer func() { l.panics[i] = recover() }()
+		l.errs[i] = db.View(func(tx *bolt.Tx) error {
 			var err error
 			*out, err = loadBucket[T, P](tx, bucket, what)
 			return err
 		})
 	})
+}
+
+// wait waits for every load, and returns their errors.
+func (l *bucketLoads) wait() error {
+	l.wg.Wait()
+	for _, p := range l.panics {
+		if p != nil {
+			panic(p)
+		}
+	}
+	return errors.Join(l.errs[:]...)
 }
 
 // createBuckets creates the buckets a new file lacks. A file that has them

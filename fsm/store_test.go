@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/kdnsd/kdnsd/internal/boltguard"
 	"github.com/kdnsd/kdnsd/internal/boltguard/boltguardtest"
@@ -323,6 +326,55 @@ func TestOpenCorruptPagesFailsClearly(t *testing.T) {
 	}
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(after, data) {
+		t.Fatal("the damaged file was modified")
+	}
+}
+
+// TestOpenCorruptRecordPageFailsClearly: a damaged page that only the
+// walk of a record bucket reads (the services bucket's root, below the
+// pages every open reads) gives the same error, though that walk runs on
+// a goroutine of its own.
+func TestOpenCorruptRecordPageFailsClearly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	s := openStore(t, path)
+	var cmds []Command
+	for i := range 2000 {
+		cmds = append(cmds, UpsertService(svc("default", "s"+strconv.Itoa(i), "10.96.0.1")))
+	}
+	mustApply(t, s, entry(t, 1, cmds...))
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int
+	err = db.View(func(tx *bolt.Tx) error {
+		root, pageSize = int(tx.Bucket(bucketServices).Root()), db.Info().PageSize
+		info, err := tx.Page(root)
+		if err != nil || info == nil || info.Type != "branch" {
+			return fmt.Errorf("the services bucket's root page %d: %+v, %v; want a branch", root, info, err)
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := root * pageSize; i < (root+1)*pageSize; i++ {
+		data[i] = 0xff
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, nil)
+	if !errors.Is(err, boltguard.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "file is kept") {
+		t.Fatalf("open of a file with a damaged record page: %v, want ErrCorrupt naming the file", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
 		t.Fatal("the damaged file was modified")
 	}
 }
