@@ -14,8 +14,12 @@ import (
 // slices, 12 of a follower's 143 MB of live heap (BENCHMARKS.md), most of
 // it the port lists. Records are never modified, so sharing is safe.
 
-// intern returns the process's one copy of s (package unique: a copy no
-// record holds any more is collected).
+// intern returns the process's copy of s. Package unique keeps a copy
+// while a handle to it lives, and records keep strings, not handles: a
+// collection forgets the copies, and s interned after it is a new one. So
+// records interned across collections share one copy for each collection
+// cycle, not for the process's life — a few copies of each name, where
+// records are many.
 func intern(s string) string {
 	if s == "" {
 		return s

@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
+	"unique"
 	"unsafe"
 )
 
@@ -11,6 +13,14 @@ import (
 // type and short port lists once compacted; a longer list is exact but
 // its own; a different list is not shared.
 func TestCompactShares(t *testing.T) {
+	// intern's copies last while a handle to them does: handles held for
+	// the test, so that a collection between two decodes cannot give the
+	// second a new copy, and no list of an earlier test's copies.
+	handles := []unique.Handle[string]{unique.Make("shop"), unique.Make("TCP"), unique.Make("UDP"), unique.Make("http"), unique.Make(TypeClusterIP)}
+	defer runtime.KeepAlive(handles)
+	portLists.Lock()
+	clear(portLists.m)
+	portLists.Unlock()
 	decodeOne := func(cmd Command) Command {
 		t.Helper()
 		data, err := Encode([]Command{cmd})
