@@ -150,8 +150,9 @@ func checkShape(tb testing.TB, n *node[int, *item], height int, lo, hi *int) {
 }
 
 // TestRandom builds generations of trees by random writes, in random and
-// in key order, by new builders and by builders that go on after Freeze, and checks each against a Go map, the generations before
-// it unchanged, and Diff between any two against the maps' difference.
+// in key order, by new builders and by builders that go on after Freeze,
+// and checks each against a Go map, the generations before it unchanged,
+// and Diff between any two against the maps' difference.
 func TestRandom(t *testing.T) {
 	for _, order := range []string{"random", "ascending", "descending"} {
 		t.Run(order, func(t *testing.T) {
