@@ -1,15 +1,14 @@
 package fsm
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/kdnsd/kdnsd/internal/boltmap/boltmaptest"
 )
 
 // TestStoreReleasesFileMapping: once Open has read every record, a batch
@@ -43,7 +42,7 @@ func TestStoreReleasesFileMapping(t *testing.T) {
 	if !viewsEqual(s.View(), want) {
 		t.Fatal("the View read on open differs from the one applied")
 	}
-	if rss := mappedRSS(t, path); rss > limit {
+	if rss := boltmaptest.MappedRSS(t, path); rss > limit {
 		t.Errorf("after Open, %d bytes of the %d-byte store file are in RSS", rss, st.Size())
 	}
 
@@ -61,7 +60,7 @@ func TestStoreReleasesFileMapping(t *testing.T) {
 	// second writes into pages the first freed.
 	for i := range 2 {
 		mustApply(t, s, entry(t, uint64(2+i), again...))
-		if rss := mappedRSS(t, path); rss > limit {
+		if rss := boltmaptest.MappedRSS(t, path); rss > limit {
 			t.Errorf("after batch %d, which wrote every service, %d bytes of the %d-byte store file are in RSS", i+1, rss, st.Size())
 		}
 	}
@@ -77,42 +76,11 @@ func TestStoreReleasesFileMapping(t *testing.T) {
 		if err := s.Restore(bytes.NewReader(snap.Bytes()), uint64(4+i)); err != nil {
 			t.Fatal(err)
 		}
-		if rss := mappedRSS(t, path); rss > limit {
+		if rss := boltmaptest.MappedRSS(t, path); rss > limit {
 			t.Errorf("after restore %d, %d bytes of the %d-byte store file are in RSS", i+1, rss, st.Size())
 		}
 	}
 	if !s.View().SameRecords(want) {
 		t.Fatal("the records restored differ from those of the snapshot")
 	}
-}
-
-// mappedRSS returns how many bytes of path's mappings in this process are
-// resident (/proc/self/smaps).
-func mappedRSS(t *testing.T, path string) int64 {
-	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var total int64
-	inPath := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-"): // a mapping's header
-			inPath = fields[len(fields)-1] == path
-		case inPath && fields[0] == "Rss:":
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			total += kb << 10
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return total
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/kdnsd/kdnsd/fsm"
 	"github.com/kdnsd/kdnsd/internal/boltguard"
@@ -77,6 +78,7 @@ type Node struct {
 	store     *fsm.Store
 	transport *raft.NetworkTransport
 	logStore  *raftboltdb.BoltStore
+	logDB     *bolt.DB // logStore's own (ReleaseLogMapping)
 	auth      *raftauth.Plane
 	inc       *incarnation
 	rejected  *rejections
@@ -165,7 +167,7 @@ func Start(cfg Config, store *fsm.Store) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		id: cfg.ID, store: store, logStore: logStore, log: cfg.Logger, auth: cfg.Auth, inc: inc, rejected: newRejections(),
+		id: cfg.ID, store: store, logStore: logStore, logDB: logDB(logStore), log: cfg.Logger, auth: cfg.Auth, inc: inc, rejected: newRejections(),
 		leader: newLeadership(), stop: make(chan struct{}), stopped: make(chan struct{}),
 		announce: newAnnouncer(),
 	}

@@ -139,8 +139,10 @@ func (r *releaser) released(after heapNow) {
 
 // releaseAfterBursts looks at the heap every period until ctx ends, and
 // collects and returns its garbage to the OS when a burst of work is over
-// and left more than above of it (releaser.due).
-func releaseAfterBursts(ctx context.Context, every time.Duration, quiet, above uint64, log *slog.Logger) {
+// and left more than above of it (releaser.due); then it calls also, which
+// gives back what else the burst left in RSS (the Raft log file's mapped
+// pages).
+func releaseAfterBursts(ctx context.Context, every time.Duration, quiet, above uint64, also func(), log *slog.Logger) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	r := &releaser{quiet: quiet, above: above, last: readHeap()}
@@ -156,6 +158,7 @@ func releaseAfterBursts(ctx context.Context, every time.Duration, quiet, above u
 		}
 		start := time.Now()
 		debug.FreeOSMemory()
+		also()
 		r.released(readHeap())
 		log.Info("returned the garbage of a burst of work to the OS", "garbage_bytes", now.garbage,
 			"left_bytes", r.floor, "live_bytes", r.last.live, "took", time.Since(start).Round(time.Millisecond))

@@ -441,7 +441,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopServing()
 	go res.Follow(serveCtx, store)
 	go followForwarding(serveCtx, store, fwd, flags, inForce, build, fwdLog)
-	go releaseAfterBursts(serveCtx, releaseCheck, quietBelow, releaseAbove, log)
 
 	// Every listener is up before Raft starts: a replica that cannot serve
 	// should fail before it joins (or bootstraps) a cluster.
@@ -506,6 +505,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	releaseLog := func() {
+		if err := node.ReleaseLogMapping(); err != nil {
+			log.Warn("could not release the Raft log file's mapped pages; they stay in RSS until the kernel reclaims them", "err", err)
+		}
+	}
+	go releaseAfterBursts(serveCtx, releaseCheck, quietBelow, releaseAbove, releaseLog, log)
 
 	// The pod mode in force (the configuration's, else --pod-mode) decides
 	// whether the leader's watcher replicates pods: a term restarts its

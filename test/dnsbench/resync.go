@@ -1,12 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kdnsd/kdnsd/internal/boltmap/boltmaptest"
 	"github.com/kdnsd/kdnsd/test/cluster"
 	"github.com/kdnsd/kdnsd/test/wait"
 )
@@ -200,8 +206,25 @@ func printMemory(ctx context.Context, cl *cluster.Cluster) error {
 			return err
 		}
 		pid := r.Pid()
-		fmt.Printf("%s (%s): live heap %.1f MiB; RSS %.1f MiB (anonymous %.1f MiB, of which Go heap in use %.1f MiB; file-backed %.1f MiB: the binary and bbolt's maps)\n",
-			r.ID, st.State, mb(int64(live)), kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")))
+		fmt.Printf("%s (%s): live heap %.1f MiB; RSS %.1f MiB (anonymous %.1f MiB, of which Go heap in use %.1f MiB; file-backed %.1f MiB:%s)\n",
+			r.ID, st.State, mb(int64(live)), kbMB(vmRSS(pid)), kbMB(procStatusKB(pid, "RssAnon")), mb(heap), kbMB(procStatusKB(pid, "RssFile")), residentByFile(pid))
 	}
 	return nil
+}
+
+// residentByFile lists a process's file-backed RSS by file, largest
+// first.
+func residentByFile(pid int) string {
+	resident, err := boltmaptest.ResidentByFile(strconv.Itoa(pid))
+	if err != nil {
+		return " " + err.Error()
+	}
+	files := slices.SortedFunc(maps.Keys(resident), func(a, b string) int { return cmp.Compare(resident[b], resident[a]) })
+	var b strings.Builder
+	for _, f := range files {
+		if resident[f] > 0 {
+			fmt.Fprintf(&b, " %s %.1f MiB", filepath.Base(f), mb(resident[f]))
+		}
+	}
+	return b.String()
 }
