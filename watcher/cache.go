@@ -3,6 +3,8 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +34,7 @@ import (
 // term.transform). An entry with a record takes its names from it: with
 // the View's record, they are the View's strings.
 type cached[R any] struct {
-	resourceVersion string
+	version version
 	// record is read and, after a commit, replaced by the term's worker
 	// alone (diff, shareCommitted) with an equal one; atomic, since the
 	// entry is the informer's.
@@ -46,8 +48,40 @@ type cached[R any] struct {
 
 type objectName struct{ namespace, name string }
 
-func newCached[R any](namespace, name, resourceVersion string, record *R) *cached[R] {
-	c := &cached[R]{resourceVersion: resourceVersion}
+// version is a resource version in 8 bytes, where a string took a 16-byte
+// header in the entry and an allocation of its own: ~5 MB of a leader's
+// live heap at 100k services and their slices (BENCHMARKS.md). The API
+// server's resource versions are decimal numbers (etcd's revisions), which
+// it holds exactly; the API calls them opaque, so any other is held as a
+// hash. The informers only compare an object's versions for equality (a
+// relisted object whose version is unchanged is no event), and only
+// between entries, which hold them alike.
+type version uint64
+
+// hashedVersion marks a version held as a hash.
+const hashedVersion version = 1 << 63
+
+// versionOf packs the resource version rv.
+func versionOf(rv string) version {
+	if n, err := strconv.ParseUint(rv, 10, 63); err == nil && strconv.FormatUint(n, 10) == rv {
+		return version(n)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(rv))
+	return version(h.Sum64()) | hashedVersion
+}
+
+// String returns the resource version v was made from, or for one held as
+// a hash, a string that is the same exactly when the hash is.
+func (v version) String() string {
+	if v&hashedVersion != 0 {
+		return "#" + strconv.FormatUint(uint64(v&^hashedVersion), 16)
+	}
+	return strconv.FormatUint(uint64(v), 10)
+}
+
+func newCached[R any](namespace, name string, v version, record *R) *cached[R] {
+	c := &cached[R]{version: v}
 	if record == nil {
 		c.unrecorded = &objectName{namespace, name}
 	}
@@ -76,7 +110,7 @@ func (c *cached[R]) names() (namespace, name string) {
 // informer's key function and its relists' resync check look for.
 func (c *cached[R]) GetObjectMeta() metav1.Object {
 	namespace, name := c.names()
-	return &metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: c.resourceVersion}
+	return &metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: c.version.String()}
 }
 
 // GetObjectKind and DeepCopyObject make cached a runtime.Object, which the
@@ -86,7 +120,7 @@ func (c *cached[R]) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 // DeepCopyObject copies the entry; the record is immutable and shared.
 func (c *cached[R]) DeepCopyObject() runtime.Object {
 	namespace, name := c.names()
-	return newCached(namespace, name, c.resourceVersion, c.record.Load())
+	return newCached(namespace, name, c.version, c.record.Load())
 }
 
 // entry marks the cache entries, which transform passes through: the
@@ -118,23 +152,23 @@ func (t *term) transform(obj any) (any, error) {
 	case *corev1.Service:
 		rec := ServiceFrom(o)
 		rec = sameAs(rec, view.Service(rec.Key()))
-		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
+		return newCached(rec.Namespace, rec.Name, versionOf(o.ResourceVersion), rec), nil
 	case *discoveryv1.EndpointSlice:
 		rec, ok := SliceFrom(o)
 		if !ok {
-			return newCached[fsm.EndpointSlice](o.Namespace, o.Name, o.ResourceVersion, nil), nil
+			return newCached[fsm.EndpointSlice](o.Namespace, o.Name, versionOf(o.ResourceVersion), nil), nil
 		}
 		rec = sameAs(rec, view.Slice(rec.Key()))
-		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
+		return newCached(rec.Namespace, rec.Name, versionOf(o.ResourceVersion), rec), nil
 	case *corev1.Pod:
 		rec, ok := PodFrom(o)
 		if !ok {
-			return newCached[fsm.Pod](o.Namespace, o.Name, o.ResourceVersion, nil), nil
+			return newCached[fsm.Pod](o.Namespace, o.Name, versionOf(o.ResourceVersion), nil), nil
 		}
 		rec = sameAs(rec, view.Pod(rec.Key()))
-		return newCached(rec.Namespace, rec.Name, o.ResourceVersion, rec), nil
+		return newCached(rec.Namespace, rec.Name, versionOf(o.ResourceVersion), rec), nil
 	case *corev1.Namespace:
-		return newCached[struct{}]("", o.Name, o.ResourceVersion, nil), nil
+		return newCached[struct{}]("", o.Name, versionOf(o.ResourceVersion), nil), nil
 	}
 	return nil, fmt.Errorf("watcher: informer sent a %T, which has no record", obj)
 }

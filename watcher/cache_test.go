@@ -121,6 +121,28 @@ func TestTransform(t *testing.T) {
 	}
 }
 
+// TestVersion: a cache entry's resource version reads back as the API
+// server gave it when it is a decimal number, and two entries' versions are
+// equal exactly when the objects' were (the informer's test for an
+// unchanged object), whatever the version's form.
+func TestVersion(t *testing.T) {
+	for _, rv := range []string{"1", "7", "123456789", "9223372036854775807"} {
+		if got := versionOf(rv).String(); got != rv {
+			t.Errorf("version %q reads back as %q", rv, got)
+		}
+	}
+	// Not decimal numbers the API server writes: a leading zero, a sign,
+	// too large for 63 bits, another form, none.
+	versions := []string{"1", "01", "+1", "9223372036854775808", "18446744073709551616", "v1", "v2", "", " 1"}
+	for i, a := range versions {
+		for j, b := range versions {
+			if same := versionOf(a).String() == versionOf(b).String(); same != (i == j) {
+				t.Errorf("versions %q and %q read as equal: %v, want %v", a, b, same, i == j)
+			}
+		}
+	}
+}
+
 // TestListInPages: a list asks for the most recent state in pages, follows
 // the continue tokens without a resource version, keeps a relist's resource
 // version, and returns every page's cache entries at the first page's
