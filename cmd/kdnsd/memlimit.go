@@ -73,15 +73,16 @@ const (
 	// quietBelow is what a replica allocates in releaseCheck once a burst is
 	// over: scrapes, Raft's heartbeats, a few hundred forwarded queries.
 	// A replica allocating more is at work, and the collector's own pace
-	// stands; one allocating less needs 32 checks to pile up releaseAbove
-	// again, which bounds the forced collections to two a minute.
+	// stands; one allocating less needs 16 checks to pile up releaseAbove
+	// again, which bounds the forced collections to four a minute.
 	quietBelow = 1 << 20
 	// releaseAbove is how much heap held beyond the live heap (and the
 	// releaser's floor) is worth a forced collection: 300 ms of one core's
-	// time at 100k services, once per burst, against keeping the memory.
-	// After a replica has allocated its live heap again since the last
-	// release, a quarter of it is (releaser.due).
-	releaseAbove = 32 << 20
+	// time at 100k services, once per burst, against keeping the memory. A
+	// new leader at 100k services kept 24-30 MiB of its resync's garbage
+	// beyond the floor, under the 32 MiB this was (RSS 233-244 MiB, against
+	// 211 MiB with 16; BENCHMARKS.md).
+	releaseAbove = 16 << 20
 )
 
 // heapSamples are the runtime/metrics that tell how much of the heap a
@@ -123,31 +124,20 @@ type releaser struct {
 	// would collect again every check, for nothing. It falls when a look
 	// finds less: new objects filled the holes.
 	floor uint64
-	// releasedAt is what had been allocated at the last release.
-	releasedAt uint64
 }
 
 // due takes the heap as it is now and reports whether to release: less
 // than quiet was allocated since the last look, and the heap holds more
-// than above beyond the live heap and the floor, or more than a quarter of
-// above once the replica has allocated its whole live heap since the last
-// release. That is a large burst (a new leader's lists and resync, a
-// snapshot) or minutes of small work, against which one more collection
-// costs little; a new leader at 100k services kept 24-30 MiB of its
-// resync's garbage, under above, beyond the holes it left (BENCHMARKS.md).
+// than above beyond the live heap and the floor.
 func (r *releaser) due(now heapNow) bool {
 	busy := now.allocated-r.last.allocated >= r.quiet
 	r.last, r.floor = now, min(r.floor, now.garbage)
-	above := r.above
-	if now.allocated-r.releasedAt >= now.live {
-		above /= 4
-	}
-	return !busy && now.garbage >= r.floor+above
+	return !busy && now.garbage >= r.floor+r.above
 }
 
 // released takes the heap as a release left it.
 func (r *releaser) released(after heapNow) {
-	r.last, r.floor, r.releasedAt = after, after.garbage, after.allocated
+	r.last, r.floor = after, after.garbage
 }
 
 // releaseAfterBursts looks at the heap every period until ctx ends, and

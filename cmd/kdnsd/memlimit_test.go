@@ -33,41 +33,37 @@ func TestCollectLessWhileLoading(t *testing.T) {
 
 // TestReleaserDue: a release is due once a look finds the allocation
 // stopped and more garbage than the threshold above what the last release
-// left, or a quarter of it once the live heap was allocated again since.
+// left.
 func TestReleaserDue(t *testing.T) {
 	const mb = 1 << 20
 	for _, tc := range []struct {
 		name      string
 		floor     uint64
 		allocated uint64 // since the last look
-		before    uint64 // allocated between the last release and the last look
 		garbage   uint64
 		want      bool
 	}{
-		{"a burst over", 0, 1 * mb, 0, 200 * mb, true},
-		{"a burst going on", 0, 100 * mb, 0, 200 * mb, false},
-		{"just under quiet", 0, 4*mb - 1, 0, 64 * mb, true},
-		{"4 MiB allocated: busy", 0, 4 * mb, 0, 200 * mb, false},
-		{"little garbage", 0, 0, 0, 64*mb - 1, false},
-		{"only what the last release left", 66 * mb, 0, 0, 69 * mb, false},
-		{"a burst over after a release", 66 * mb, 0, 0, 130 * mb, true},
-		{"the live heap allocated since the release: a quarter is enough", 66 * mb, 1 * mb, 99 * mb, 82 * mb, true},
-		{"the live heap allocated since the release, too little garbage", 66 * mb, 1 * mb, 99 * mb, 82*mb - 1, false},
-		{"less than the live heap allocated since the release", 66 * mb, 1 * mb, 98 * mb, 82 * mb, false},
+		{"a burst over", 0, 1 * mb, 200 * mb, true},
+		{"a burst going on", 0, 100 * mb, 200 * mb, false},
+		{"just under quiet", 0, 4*mb - 1, 64 * mb, true},
+		{"4 MiB allocated: busy", 0, 4 * mb, 200 * mb, false},
+		{"little garbage", 0, 0, 64*mb - 1, false},
+		{"only what the last release left", 66 * mb, 0, 69 * mb, false},
+		{"a burst over after a release", 66 * mb, 0, 130 * mb, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &releaser{quiet: 4 * mb, above: 64 * mb, last: heapNow{allocated: 1000*mb + tc.before}, floor: tc.floor, releasedAt: 1000 * mb}
-			if got := r.due(heapNow{garbage: tc.garbage, live: 100 * mb, allocated: 1000*mb + tc.before + tc.allocated}); got != tc.want {
+			r := &releaser{quiet: 4 * mb, above: 64 * mb, last: heapNow{allocated: 1000 * mb}, floor: tc.floor}
+			if got := r.due(heapNow{garbage: tc.garbage, allocated: 1000*mb + tc.allocated}); got != tc.want {
 				t.Errorf("due = %v, want %v", got, tc.want)
 			}
 		})
 	}
 	t.Run("the floor falls when the holes fill", func(t *testing.T) {
 		r := &releaser{quiet: 4 * mb, above: 64 * mb, floor: 66 * mb}
-		if r.due(heapNow{garbage: 10 * mb, live: 100 * mb}) {
+		if r.due(heapNow{garbage: 10 * mb}) {
 			t.Fatal("due with 10 MiB of garbage")
 		}
-		if !r.due(heapNow{garbage: 80 * mb, live: 100 * mb}) {
+		if !r.due(heapNow{garbage: 80 * mb}) {
 			t.Error("not due with 70 MiB of garbage above the 10 MiB a look found")
 		}
 	})
