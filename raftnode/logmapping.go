@@ -12,13 +12,12 @@ import (
 )
 
 // ReleaseLogMapping gives back the pages of the Raft log's file that this
-// process has mapped (boltmap.Release). Each append reads the entry before
-// it through the map, a follower's apply and the leader's replication read
-// the entries, and a compaction every entry it deletes, so a replica grown
-// to 100k services through the API kept ~9 MiB of its log file in RSS
-// (BENCHMARKS.md) that nothing reads again. It is cheap when little is
-// mapped, and meant for after a burst of work, not for every append: the
-// advice walks the whole map.
+// process has mapped (boltmap.Release). bbolt reads the log through its map
+// as it appends, as Raft reads entries back and as a compaction deletes
+// them, so a replica grown to 100k services through the API kept ~9 MiB of
+// its log file in RSS (BENCHMARKS.md) that nothing reads again. It is cheap
+// when little is mapped, and meant for after a burst of work, not for every
+// append: the advice walks the whole map.
 func (n *Node) ReleaseLogMapping() error {
 	if n.logDB == nil {
 		return errors.New("raft-boltdb's bbolt handle was not found (see logDB)")
